@@ -1,0 +1,136 @@
+/// @file function.hpp
+/// @brief Compiled execution: compile once, run many times without per-step allocation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <vector>
+#include <xtensor/xlayout.hpp>
+
+#include "xgrad/graph.hpp"
+
+namespace xgrad {
+
+/// A borrowed, type-erased view of a dense row-major value bound to an input. Nothing is
+/// copied: the value must stay alive while the run that uses it executes.
+class TensorArg {
+ public:
+  /// Binds an xtensor container (xarray, xtensor, adaptors) of float, double, int32 or int64.
+  template <class C>
+    requires requires(const C& c) {
+      c.data();
+      c.shape();
+      c.layout();
+    }
+  TensorArg(const C& c)  // NOLINT(google-explicit-constructor): bindings read like a map.
+      : data_(c.data()),
+        shape_(c.shape().data()),
+        rank_(c.shape().size()),
+        dtype_(dtype_of<std::remove_cv_t<typename C::value_type>>()),
+        row_major_(c.layout() == xt::layout_type::row_major || c.dimension() <= 1) {}
+  /// Binds a std::vector as a 1-d value.
+  template <class U>
+  TensorArg(const std::vector<U>& v)  // NOLINT(google-explicit-constructor)
+      : data_(v.data()), rank_(1), dtype_(dtype_of<U>()), inline_shape_(v.size()) {}
+  /// Binds a 0-d value.
+  TensorArg(double v) : rank_(0), dtype_(DType::float64), inline_f64_(v) {}  // NOLINT
+  /// Binds a 0-d value.
+  TensorArg(float v) : rank_(0), dtype_(DType::float32), inline_f32_(v) {}  // NOLINT
+
+  /// First element.
+  const void* data() const {
+    if (rank_ == 0 && !data_) {
+      return dtype_ == DType::float64 ? static_cast<const void*>(&inline_f64_)
+                                      : static_cast<const void*>(&inline_f32_);
+    }
+    return data_;
+  }
+  /// Extents.
+  std::span<const std::size_t> shape() const {
+    return {shape_ ? shape_ : &inline_shape_, rank_};
+  }
+  /// Element type.
+  DType dtype() const { return dtype_; }
+  /// False for column-major or strided layouts, which a binding rejects.
+  bool row_major() const { return row_major_; }
+
+ private:
+  const void* data_ = nullptr;
+  const std::size_t* shape_ = nullptr;
+  std::size_t rank_ = 0;
+  DType dtype_ = DType::float64;
+  bool row_major_ = true;
+  std::size_t inline_shape_ = 0;
+  double inline_f64_ = 0;
+  float inline_f32_ = 0;
+};
+
+/// One binding of a run: an input node and the value it takes.
+template <class T>
+struct Feed {
+  Expr<T> input;    ///< The input node.
+  TensorArg value;  ///< Its value for this run.
+};
+
+/// Options of compile().
+struct CompileOptions {
+  /// Check every node's output for NaN or Inf and throw ValueError at the first one,
+  /// naming the node and its op (costs one pass over each result).
+  bool check_finite = false;
+};
+
+/// A compiled set of outputs: the reachable subgraph in topological order with planned
+/// buffers. Runs with same-shaped inputs do not allocate; a new input shape re-plans.
+template <class T>
+class Function {
+ public:
+  /// Compiles the given outputs (any nodes of one graph).
+  explicit Function(std::vector<Expr<T>> outputs, CompileOptions opts = {});
+  ~Function();
+  /// Moves the compiled plan.
+  Function(Function&&) noexcept;
+  /// Moves the compiled plan.
+  Function& operator=(Function&&) noexcept;
+
+  /// Binds the inputs, executes, and returns the outputs (valid until the next run).
+  const std::vector<xt::xarray<T>>& run(std::initializer_list<Feed<T>> feeds = {});
+  /// Same as run() with feeds in a span.
+  const std::vector<xt::xarray<T>>& run(std::span<const Feed<T>> feeds);
+  /// Outputs of the last run.
+  const std::vector<xt::xarray<T>>& results() const;
+  /// The compiled outputs.
+  const std::vector<Expr<T>>& outputs() const;
+  /// Inputs the outputs depend on; each must be bound in every run.
+  const std::vector<Expr<T>>& inputs() const;
+  /// Number of op nodes executed per run.
+  std::size_t num_steps() const;
+  /// How many times buffers were planned (1 after the first run while shapes stay).
+  std::size_t plan_count() const;
+  /// Bytes of intermediate buffers after buffer reuse.
+  std::size_t workspace_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Compiles outputs into a Function.
+template <class T>
+Function<T> compile(std::vector<Expr<T>> outputs, CompileOptions opts = {}) {
+  return Function<T>(std::move(outputs), opts);
+}
+
+/// One-off evaluation of a node (compiles, runs once).
+template <class T>
+xt::xarray<T> eval(Expr<T> e, std::initializer_list<Feed<T>> feeds = {}) {
+  Function<T> f({e});
+  return f.run(feeds)[0];
+}
+
+extern template class Function<float>;
+extern template class Function<double>;
+
+}  // namespace xgrad

@@ -1,0 +1,243 @@
+/// @file graph.hpp
+/// @brief Graph, Node, Op and the Expr handle: the data model every other piece works on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+#include <xtensor/xarray.hpp>
+
+#include "xgrad/error.hpp"
+
+namespace xgrad {
+
+/// One extent of a shape; xgrad::open marks a dimension left open until values are bound.
+using Dim = std::ptrdiff_t;
+/// A static shape; dimensions may be xgrad::open (typically the leading batch dimension).
+using Shape = std::vector<Dim>;
+/// A dimension whose extent is only known when a value is bound (the batch size).
+inline constexpr Dim open = -1;
+/// The largest rank the kernels handle; their index arithmetic lives on the stack.
+inline constexpr std::size_t max_rank = 8;
+/// Index of a node inside its graph.
+using NodeId = std::uint32_t;
+
+/// Formats a shape as "(2, 3)", with "?" for open dimensions.
+std::string shape_str(std::span<const Dim> shape);
+/// Number of elements of a fully known shape.
+std::size_t shape_size(std::span<const Dim> shape);
+
+/// Element types a bound value may have; integers are accepted only by integer inputs.
+enum class DType : std::uint8_t { float32, float64, int32, int64 };
+/// Human-readable dtype name, for error messages.
+const char* dtype_name(DType d);
+/// The DType tag of a C++ element type (float, double, int32_t, int64_t).
+template <class U>
+constexpr DType dtype_of();
+/// @cond INTERNAL
+template <>
+constexpr DType dtype_of<float>() { return DType::float32; }
+template <>
+constexpr DType dtype_of<double>() { return DType::float64; }
+template <>
+constexpr DType dtype_of<std::int32_t>() { return DType::int32; }
+template <>
+constexpr DType dtype_of<std::int64_t>() { return DType::int64; }
+/// @endcond
+
+/// What a node is: a bound placeholder, a trainable value, a fixed value, or an op result.
+enum class NodeKind : std::uint8_t { input, parameter, constant, op };
+
+/// Op-specific attributes. One generic record keeps nodes uniform (hashable for
+/// common-subexpression merging) instead of a class hierarchy per op.
+struct Attrs {
+  std::vector<Dim> ints;  ///< Axes, permutation, target shape or slice bounds, per op.
+  double real = 0;        ///< First scalar attribute (exponent, lower bound...).
+  double real2 = 0;       ///< Second scalar attribute (upper bound...).
+  bool flag = false;      ///< First switch (keepdims, transpose of the left operand...).
+  bool flag2 = false;     ///< Second switch (transpose of the right operand...).
+  /// Attributes are equal when every field is.
+  bool operator==(const Attrs&) const = default;
+};
+
+/// A read-only view of a dense row-major tensor during execution.
+template <class T>
+struct ConstTensor {
+  const T* data = nullptr;        ///< First element.
+  std::span<const Dim> shape;     ///< Concrete extents (never open).
+  std::size_t size = 0;           ///< Number of elements.
+};
+
+/// A writable view of a dense row-major tensor during execution.
+template <class T>
+struct Tensor {
+  T* data = nullptr;              ///< First element.
+  std::span<const Dim> shape;     ///< Concrete extents (never open).
+  std::size_t size = 0;           ///< Number of elements.
+};
+
+template <class T>
+class Graph;
+template <class T>
+class Expr;
+template <class T>
+struct Node;
+
+/// An operation: its shape rule, forward kernel, gradient rule and printed form in one
+/// object, so that adding an op touches one place. Built-in ops and user ops implement
+/// this same interface.
+template <class T>
+class Op {
+ public:
+  virtual ~Op() = default;
+  /// Short name used in formulas, Graphviz labels and error messages.
+  virtual std::string_view name() const = 0;
+  /// Output shape from input shapes (which may hold open dimensions); throws
+  /// std::invalid_argument with the reason when the operands do not fit.
+  virtual Shape infer_shape(std::span<const Shape> in, const Attrs& a) const = 0;
+  /// Computes the output from inputs; must not allocate (the plan sized everything).
+  virtual void forward(std::span<const ConstTensor<T>> in, Tensor<T> out,
+                       const Attrs& a) const = 0;
+  /// Appends gradient nodes: for each input i, grads[i] receives the vector-Jacobian
+  /// product of g, or stays invalid when the input gets no gradient (labels, shapes).
+  virtual void backward(const Node<T>& node, Expr<T> out, Expr<T> g,
+                        std::span<Expr<T>> grads) const = 0;
+  /// Printed form given the printed operands; the default is name(a, b, ...).
+  virtual std::string format(std::span<const std::string> args, const Attrs& a) const;
+  /// Binding strength for infix printing (higher binds tighter); calls bind tightest.
+  virtual int precedence() const { return 100; }
+  /// True when a right operand of equal precedence needs no parentheses (+ and *).
+  virtual bool associative() const { return false; }
+  /// Index of an input whose run-time shape always equals the output's, or -1. Lets
+  /// gradient rules skip broadcasting and reductions that would be identities.
+  virtual int shape_source(const Node<T>& node, const Graph<T>& g) const;
+  /// Algebraic identities (x*1, x+0...) that replace a new node by an existing one;
+  /// returns an invalid Expr when none applies.
+  virtual Expr<T> simplify(Graph<T>& g, std::span<const NodeId> in, const Attrs& a) const;
+};
+
+/// A node of the graph. Inputs always have smaller ids than the node, so the graph is a
+/// DAG by construction.
+template <class T>
+struct Node {
+  NodeKind kind = NodeKind::op;      ///< What the node is.
+  const Op<T>* op = nullptr;         ///< The operation, for op nodes.
+  std::vector<NodeId> inputs;        ///< Operands, for op nodes.
+  Attrs attrs;                       ///< Op attributes.
+  Shape shape;                       ///< Static shape; may hold open dimensions.
+  std::string name;                  ///< User-given name, or empty.
+  DType dtype = dtype_of<T>();       ///< Accepted element type, for inputs.
+  xt::xarray<T> value;               ///< Owned value, for parameters and constants.
+};
+
+/// A cheap handle to a node: a graph pointer and an id. Arithmetic on handles builds new
+/// nodes in the same graph.
+template <class T>
+class Expr {
+ public:
+  /// An invalid handle (used for "no gradient").
+  Expr() = default;
+  /// A handle to node id of graph g.
+  Expr(Graph<T>* g, NodeId id) : graph_(g), id_(id) {}
+  /// True when the handle refers to a node.
+  bool valid() const { return graph_ != nullptr; }
+  /// True when the handle refers to a node.
+  explicit operator bool() const { return valid(); }
+  /// The node id inside its graph.
+  NodeId id() const { return id_; }
+  /// The owning graph.
+  Graph<T>& graph() const;
+  /// The node this handle refers to.
+  const Node<T>& node() const;
+  /// Static shape of the node (open dimensions as xgrad::open).
+  const Shape& shape() const { return node().shape; }
+  /// Rank of the node.
+  std::size_t rank() const { return shape().size(); }
+  /// User-given name (empty when none).
+  const std::string& name() const { return node().name; }
+  /// Gives the node a name used in formulas, Graphviz and error messages.
+  Expr& named(std::string name);
+  /// Same node of the same graph.
+  bool operator==(const Expr& o) const { return graph_ == o.graph_ && id_ == o.id_; }
+
+ private:
+  Graph<T>* graph_ = nullptr;
+  NodeId id_ = 0;
+};
+
+/// Owns the nodes of one computation graph with element type T (float or double).
+/// Handles point into the graph, so it is neither copyable nor movable.
+template <class T>
+class Graph {
+ public:
+  Graph();
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  /// A placeholder bound per run. Dimensions may be xgrad::open (the batch); dtype is the
+  /// element type accepted at binding (an integer dtype is for labels and indices).
+  Expr<T> input(std::string name, Shape shape, DType dtype = dtype_of<T>());
+  /// A trainable value owned by the graph (optimizers update it in place).
+  Expr<T> parameter(std::string name, xt::xarray<T> value);
+  /// A fixed value; participates in constant folding.
+  Expr<T> constant(xt::xarray<T> value, std::string name = {});
+  /// A 0-d constant (merged with equal scalars).
+  Expr<T> scalar(T value);
+  /// Creates (or reuses an identical) op node after shape inference, identities and
+  /// constant folding. Builders of ops call this; user-defined ops may too.
+  Expr<T> apply(const Op<T>& op, std::vector<NodeId> inputs, Attrs attrs = {});
+
+  /// Number of nodes.
+  std::size_t size() const { return nodes_.size(); }
+  /// Node by id (bounds-checked).
+  const Node<T>& node(NodeId id) const;
+  /// Handle for a node id (bounds-checked).
+  Expr<T> expr(NodeId id);
+  /// Mutable value of a parameter or constant; shape changes are checked at the next run.
+  xt::xarray<T>& value(Expr<T> e);
+  /// Renames a node.
+  void set_name(NodeId id, std::string name);
+  /// "'name' (kind op, shape (2, 3))": how error messages refer to a node.
+  std::string describe(NodeId id) const;
+  /// True when the node is a 0-d constant equal to v.
+  bool is_scalar_constant(NodeId id, T v) const;
+  /// True when a and b have the same shape at every run: equal fully known static
+  /// shapes, or the same shape source (see Op::shape_source).
+  bool same_runtime_shape(NodeId a, NodeId b) const;
+  /// True for constant nodes.
+  bool is_constant(NodeId id) const { return node(id).kind == NodeKind::constant; }
+
+ private:
+  Expr<T> add_node(Node<T> n);
+  std::deque<Node<T>> nodes_;
+  std::unique_ptr<std::unordered_multimap<std::size_t, NodeId>> interned_;
+};
+
+extern template class Graph<float>;
+extern template class Graph<double>;
+extern template class Op<float>;
+extern template class Op<double>;
+
+template <class T>
+Graph<T>& Expr<T>::graph() const {
+  if (!graph_) throw GraphError("use of an invalid (empty) Expr handle");
+  return *graph_;
+}
+template <class T>
+const Node<T>& Expr<T>::node() const {
+  return graph().node(id_);
+}
+template <class T>
+Expr<T>& Expr<T>::named(std::string name) {
+  graph().set_name(id_, std::move(name));
+  return *this;
+}
+
+}  // namespace xgrad

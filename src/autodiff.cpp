@@ -1,0 +1,144 @@
+// Reverse accumulation over a topological order; every adjoint is a graph node.
+#include "xgrad/autodiff.hpp"
+
+#include "topo.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xgrad {
+namespace {
+
+template <class T>
+Expr<T> zeros_for(Expr<T> x) {
+  const Shape& s = x.shape();
+  if (std::find(s.begin(), s.end(), open) != s.end()) return zeros_like(x);
+  std::vector<std::size_t> us(s.begin(), s.end());
+  return x.graph().constant(xt::xarray<T>(xt::zeros<T>(us)));
+}
+
+/// Sum of the gradient contributions a node received: repeated terms become c*term and
+/// constants go last, so formulas read "2*x + 2".
+template <class T>
+Expr<T> total(std::vector<Expr<T>>& parts) {
+  if (parts.empty()) return {};
+  if (parts.size() == 1) return parts[0];
+  std::vector<std::pair<Expr<T>, int>> terms;
+  for (const Expr<T>& p : parts) {
+    auto it = std::find_if(terms.begin(), terms.end(), [&](const auto& t) { return t.first == p; });
+    if (it != terms.end()) {
+      ++it->second;
+    } else {
+      terms.emplace_back(p, 1);
+    }
+  }
+  std::stable_partition(terms.begin(), terms.end(),
+                        [](const auto& t) { return !t.first.graph().is_constant(t.first.id()); });
+  Expr<T> sum;
+  for (auto& [e, c] : terms) {
+    Expr<T> term = c == 1 ? e : mul(e.graph().scalar(static_cast<T>(c)), e);
+    sum = sum ? add(sum, term) : term;
+  }
+  return sum;
+}
+
+template <class T>
+std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Expr<T> seed,
+                                  GradOptions opts) {
+  Graph<T>& g = y.graph();
+  for (const Expr<T>& x : xs) {
+    if (&x.graph() != &g) throw GraphError("grad: a node of another graph was passed as x");
+  }
+  NodeId root = y.id();
+  std::vector<NodeId> order = detail::topo_order(g, std::span<const NodeId>(&root, 1));
+  std::size_t n = g.size();
+  std::vector<char> is_x(n, 0), rel(n, 0), reached(n, 0);
+  for (const Expr<T>& x : xs) is_x[x.id()] = 1;
+  for (NodeId id : order) {
+    reached[id] = 1;
+    bool r = is_x[id];
+    for (NodeId in : g.node(id).inputs) r = r || rel[in];
+    rel[id] = r;
+  }
+  // Contributions are collected and summed when their node is reached: by then every
+  // consumer (later in the order) has contributed.
+  std::vector<std::vector<Expr<T>>> parts(n);
+  std::vector<Expr<T>> adj(n);
+  parts[root].push_back(seed);
+  std::vector<Expr<T>> grads;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    NodeId id = *it;
+    if (!rel[id]) continue;
+    adj[id] = total(parts[id]);
+    std::vector<Expr<T>>().swap(parts[id]);
+    if (!adj[id]) continue;
+    const Node<T>& node = g.node(id);
+    if (node.kind != NodeKind::op) continue;
+    grads.assign(node.inputs.size(), Expr<T>());
+    node.op->backward(node, g.expr(id), adj[id], grads);
+    for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+      NodeId in = node.inputs[i];
+      if (!grads[i] || !rel[in]) continue;
+      const Shape& gs = grads[i].shape();
+      const Shape& xs_ = g.node(in).shape;
+      if (gs.size() != xs_.size()) {
+        throw GraphError("grad: the rule of '" + std::string(node.op->name()) + "' gave operand " +
+                         std::to_string(i) + " a gradient of shape " + shape_str(gs) +
+                         " for " + g.describe(in));
+      }
+      parts[in].push_back(grads[i]);
+    }
+  }
+  std::vector<Expr<T>> out;
+  out.reserve(xs.size());
+  for (const Expr<T>& x : xs) {
+    if (adj[x.id()]) {
+      out.push_back(adj[x.id()]);
+    } else if (reached[x.id()] || opts.allow_unconnected) {
+      out.push_back(zeros_for(x));  // connected only through zero-gradient ops
+    } else {
+      throw GraphError("grad: " + g.describe(y.id()) + " does not depend on " +
+                       g.describe(x.id()) +
+                       " (set GradOptions::allow_unconnected to get zeros instead)");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+template <class T>
+std::vector<Expr<T>> grad(Expr<T> y, const std::vector<Expr<T>>& xs, GradOptions opts) {
+  const Shape& s = y.shape();
+  bool scalar = std::all_of(s.begin(), s.end(), [](Dim d) { return d == 1; });
+  if (!scalar) {
+    throw ShapeError("grad: " + y.graph().describe(y.id()) +
+                     " is not a scalar; pass a cotangent of its shape for a vector-Jacobian "
+                     "product, or reduce it first");
+  }
+  Expr<T> seed = y.graph().scalar(T(1));
+  if (!s.empty()) {
+    std::vector<std::size_t> us(s.begin(), s.end());
+    seed = y.graph().constant(xt::xarray<T>(xt::ones<T>(us)));
+  }
+  return reverse_mode(y, xs, seed, opts);
+}
+
+template <class T>
+std::vector<Expr<T>> grad(Expr<T> y, const std::vector<Expr<T>>& xs, Expr<T> cotangent,
+                          GradOptions opts) {
+  if (&cotangent.graph() != &y.graph()) throw GraphError("grad: cotangent from another graph");
+  if (cotangent.shape() != y.shape()) {
+    throw ShapeError("grad: cotangent " + y.graph().describe(cotangent.id()) +
+                     " does not have the shape of " + y.graph().describe(y.id()));
+  }
+  return reverse_mode(y, xs, cotangent, opts);
+}
+
+template std::vector<Expr<float>> grad(Expr<float>, const std::vector<Expr<float>>&, GradOptions);
+template std::vector<Expr<double>> grad(Expr<double>, const std::vector<Expr<double>>&,
+                                        GradOptions);
+template std::vector<Expr<float>> grad(Expr<float>, const std::vector<Expr<float>>&, Expr<float>,
+                                       GradOptions);
+template std::vector<Expr<double>> grad(Expr<double>, const std::vector<Expr<double>>&,
+                                        Expr<double>, GradOptions);
+
+}  // namespace xgrad
