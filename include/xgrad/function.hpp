@@ -123,6 +123,12 @@ Function<T> compile(std::vector<Expr<T>> outputs, CompileOptions opts = {}) {
   return Function<T>(std::move(outputs), opts);
 }
 
+/// Compiles a braced list of outputs: compile({loss, grad}).
+template <class T>
+Function<T> compile(std::initializer_list<Expr<T>> outputs, CompileOptions opts = {}) {
+  return Function<T>(std::vector<Expr<T>>(outputs), opts);
+}
+
 /// One-off evaluation of a node (compiles, runs once).
 template <class T>
 xt::xarray<T> eval(Expr<T> e, std::initializer_list<Feed<T>> feeds = {}) {
