@@ -81,8 +81,8 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
       const Shape& xs_ = g.node(in).shape;
       if (gs.size() != xs_.size()) {
         throw GraphError("grad: the rule of '" + std::string(node.op->name()) + "' gave operand " +
-                         std::to_string(i) + " a gradient of shape " + shape_str(gs) +
-                         " for " + g.describe(in));
+                         std::to_string(i) + " a gradient of shape " + shape_str(gs) + " for " +
+                         g.describe(in));
       }
       parts[in].push_back(grads[i]);
     }
@@ -95,8 +95,7 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
     } else if (reached[x.id()] || opts.allow_unconnected) {
       out.push_back(zeros_for(x));  // connected only through zero-gradient ops
     } else {
-      throw GraphError("grad: " + g.describe(y.id()) + " does not depend on " +
-                       g.describe(x.id()) +
+      throw GraphError("grad: " + g.describe(y.id()) + " does not depend on " + g.describe(x.id()) +
                        " (set GradOptions::allow_unconnected to get zeros instead)");
     }
   }

@@ -27,7 +27,7 @@ struct Function<T>::Impl {
     std::uint32_t in_count;
   };
   struct Bound {
-    std::uint32_t pos;       // slot of the input node
+    std::uint32_t pos;  // slot of the input node
     const void* data = nullptr;
     DType dtype = DType::float64;
     std::vector<T> converted;  // integer inputs, converted to T once per run
@@ -86,9 +86,12 @@ Function<T>::Function(std::vector<Expr<T>> outputs, CompileOptions opts)
         m.leaves.push_back(static_cast<std::uint32_t>(p));
         break;
       case NodeKind::op: {
-        typename Impl::Step s{n.op, &n.attrs, id, static_cast<std::uint32_t>(p),
-               static_cast<std::uint32_t>(m.step_inputs.size()),
-               static_cast<std::uint32_t>(n.inputs.size())};
+        typename Impl::Step s{n.op,
+                              &n.attrs,
+                              id,
+                              static_cast<std::uint32_t>(p),
+                              static_cast<std::uint32_t>(m.step_inputs.size()),
+                              static_cast<std::uint32_t>(n.inputs.size())};
         for (NodeId in : n.inputs) m.step_inputs.push_back(pos[in]);
         max_in = std::max(max_in, n.inputs.size());
         m.steps.push_back(s);
@@ -162,8 +165,8 @@ void Function<T>::Impl::bind(std::span<const Feed<T>> feeds) {
       fits = n.shape[i] == open || n.shape[i] == static_cast<Dim>(vs[i]);
     }
     if (!fits) {
-      throw BindingError("run: input " + g->describe(f.input.id()) + " cannot take a value of shape " +
-                         dims_str(vs));
+      throw BindingError("run: input " + g->describe(f.input.id()) +
+                         " cannot take a value of shape " + dims_str(vs));
     }
     it->data = v.data();
     it->dtype = v.dtype();
@@ -194,8 +197,9 @@ void Function<T>::Impl::bind(std::span<const Feed<T>> feeds) {
     }
     s.data = b.converted.data();
     for (std::size_t i = 0; i < s.size; ++i) {
-      s.data[i] = b.dtype == DType::int32 ? static_cast<T>(static_cast<const std::int32_t*>(b.data)[i])
-                                          : static_cast<T>(static_cast<const std::int64_t*>(b.data)[i]);
+      s.data[i] = b.dtype == DType::int32
+                      ? static_cast<T>(static_cast<const std::int32_t*>(b.data)[i])
+                      : static_cast<T>(static_cast<const std::int64_t*>(b.data)[i]);
     }
   }
 }
@@ -210,7 +214,8 @@ void Function<T>::Impl::plan() {
   std::vector<Shape> in_shapes;
   for (const Step& st : steps) {
     in_shapes.clear();
-    for (std::uint32_t k = 0; k < st.in_count; ++k) in_shapes.push_back(slots[step_inputs[st.in_begin + k]].shape);
+    for (std::uint32_t k = 0; k < st.in_count; ++k)
+      in_shapes.push_back(slots[step_inputs[st.in_begin + k]].shape);
     try {
       slots[st.out].shape = st.op->infer_shape(in_shapes, *st.attrs);
     } catch (const std::invalid_argument& e) {
@@ -232,7 +237,8 @@ void Function<T>::Impl::plan() {
   }
   std::vector<std::size_t> last_use(slots.size(), 0);
   for (std::size_t s = 0; s < steps.size(); ++s) {
-    for (std::uint32_t k = 0; k < steps[s].in_count; ++k) last_use[step_inputs[steps[s].in_begin + k]] = s;
+    for (std::uint32_t k = 0; k < steps[s].in_count; ++k)
+      last_use[step_inputs[steps[s].in_begin + k]] = s;
   }
   struct Block {
     std::size_t off, len;
@@ -276,7 +282,8 @@ void Function<T>::Impl::plan() {
   }
   arena.assign(top + quantum, T(0));
   // Align the arena base so every block starts on a cache line.
-  std::size_t shift = (kAlign - reinterpret_cast<std::uintptr_t>(arena.data()) % kAlign) % kAlign / sizeof(T);
+  std::size_t shift =
+      (kAlign - reinterpret_cast<std::uintptr_t>(arena.data()) % kAlign) % kAlign / sizeof(T);
   for (const Step& st : steps) {
     std::uint32_t o = st.out;
     if (out_index[o] >= 0) {
@@ -329,7 +336,8 @@ void Function<T>::Impl::execute() {
   // Outputs that are not op results (inputs, parameters, repeated outputs) are copied.
   for (std::size_t k = 0; k < out_pos.size(); ++k) {
     const Slot& s = slots[out_pos[k]];
-    if (results[k].data() != s.data && s.size) std::memcpy(results[k].data(), s.data, s.size * sizeof(T));
+    if (results[k].data() != s.data && s.size)
+      std::memcpy(results[k].data(), s.data, s.size * sizeof(T));
   }
 }
 

@@ -155,8 +155,8 @@ GradCheckResult check_gradients(Expr<T> y, const std::vector<Expr<T>>& xs,
 
 template xt::xarray<float> numeric_gradient(Expr<float>, Expr<float>, std::vector<Feed<float>>,
                                             double);
-template xt::xarray<double> numeric_gradient(Expr<double>, Expr<double>,
-                                             std::vector<Feed<double>>, double);
+template xt::xarray<double> numeric_gradient(Expr<double>, Expr<double>, std::vector<Feed<double>>,
+                                             double);
 template GradCheckResult check_gradients(Expr<float>, const std::vector<Expr<float>>&,
                                          std::vector<Feed<float>>, GradCheckOptions);
 template GradCheckResult check_gradients(Expr<double>, const std::vector<Expr<double>>&,

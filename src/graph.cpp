@@ -29,10 +29,14 @@ std::size_t shape_size(std::span<const Dim> shape) {
 
 const char* dtype_name(DType d) {
   switch (d) {
-    case DType::float32: return "float32";
-    case DType::float64: return "float64";
-    case DType::int32: return "int32";
-    case DType::int64: return "int64";
+    case DType::float32:
+      return "float32";
+    case DType::float64:
+      return "float64";
+    case DType::int32:
+      return "int32";
+    case DType::int64:
+      return "int64";
   }
   return "unknown";
 }
@@ -76,10 +80,14 @@ std::size_t node_hash(const void* op, const std::vector<NodeId>& inputs, const A
 
 const char* kind_name(NodeKind k) {
   switch (k) {
-    case NodeKind::input: return "input";
-    case NodeKind::parameter: return "parameter";
-    case NodeKind::constant: return "constant";
-    case NodeKind::op: return "op";
+    case NodeKind::input:
+      return "input";
+    case NodeKind::parameter:
+      return "parameter";
+    case NodeKind::constant:
+      return "constant";
+    case NodeKind::op:
+      return "op";
   }
   return "?";
 }
@@ -167,9 +175,8 @@ Expr<T> Graph<T>::add_node(Node<T> n) {
     throw GraphError("graph is full (" + std::to_string(nodes_.size()) + " nodes)");
   }
   if (n.shape.size() > max_rank) {
-    throw ShapeError("rank " + std::to_string(n.shape.size()) + " of shape " +
-                     shape_str(n.shape) + " exceeds the supported maximum " +
-                     std::to_string(max_rank));
+    throw ShapeError("rank " + std::to_string(n.shape.size()) + " of shape " + shape_str(n.shape) +
+                     " exceeds the supported maximum " + std::to_string(max_rank));
   }
   nodes_.push_back(std::move(n));
   return Expr<T>(this, static_cast<NodeId>(nodes_.size() - 1));

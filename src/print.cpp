@@ -52,10 +52,18 @@ std::string dot_of(const Graph<T>& g, const std::vector<NodeId>& ids) {
     const Node<T>& n = g.node(id);
     std::string what;
     switch (n.kind) {
-      case NodeKind::input: what = "input"; break;
-      case NodeKind::parameter: what = "parameter"; break;
-      case NodeKind::constant: what = "constant"; break;
-      case NodeKind::op: what = std::string(n.op->name()); break;
+      case NodeKind::input:
+        what = "input";
+        break;
+      case NodeKind::parameter:
+        what = "parameter";
+        break;
+      case NodeKind::constant:
+        what = "constant";
+        break;
+      case NodeKind::op:
+        what = std::string(n.op->name());
+        break;
     }
     std::string label = n.name.empty() ? "#" + std::to_string(id) : n.name;
     if (n.kind == NodeKind::constant && n.name.empty() && n.value.size() == 1) {

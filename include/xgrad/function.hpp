@@ -20,11 +20,11 @@ class TensorArg {
  public:
   /// Binds an xtensor container (xarray, xtensor, adaptors) of float, double, int32 or int64.
   template <class C>
-    requires requires(const C& c) {
-      c.data();
-      c.shape();
-      c.layout();
-    }
+  requires requires(const C& c) {
+    c.data();
+    c.shape();
+    c.layout();
+  }
   TensorArg(const C& c)  // NOLINT(google-explicit-constructor): bindings read like a map.
       : data_(c.data()),
         shape_(c.shape().data()),
@@ -49,9 +49,7 @@ class TensorArg {
     return data_;
   }
   /// Extents.
-  std::span<const std::size_t> shape() const {
-    return {shape_ ? shape_ : &inline_shape_, rank_};
-  }
+  std::span<const std::size_t> shape() const { return {shape_ ? shape_ : &inline_shape_, rank_}; }
   /// Element type.
   DType dtype() const { return dtype_; }
   /// False for column-major or strided layouts, which a binding rejects.

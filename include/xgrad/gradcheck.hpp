@@ -12,21 +12,21 @@ namespace xgrad {
 
 /// Step and tolerances of a gradient check.
 struct GradCheckOptions {
-  double step = 1e-6;   ///< h in (f(x + h e_i) - f(x - h e_i)) / 2h.
-  double atol = 1e-6;   ///< Absolute tolerance.
-  double rtol = 1e-5;   ///< Relative tolerance: |a - n| <= atol + rtol * |n| passes.
+  double step = 1e-6;  ///< h in (f(x + h e_i) - f(x - h e_i)) / 2h.
+  double atol = 1e-6;  ///< Absolute tolerance.
+  double rtol = 1e-5;  ///< Relative tolerance: |a - n| <= atol + rtol * |n| passes.
 };
 
 /// Outcome of check_gradients(): the worst disagreement and where it occurred.
 struct GradCheckResult {
-  bool ok = true;                ///< Every element within tolerance.
-  double max_abs_error = 0;      ///< Largest |analytic - numeric|.
-  double max_rel_error = 0;      ///< Largest |analytic - numeric| / max(|numeric|, tiny).
-  std::string worst_node;        ///< Node holding the worst element.
-  std::size_t worst_index = 0;   ///< Flat index of the worst element.
-  double worst_analytic = 0;     ///< Autodiff value there.
-  double worst_numeric = 0;      ///< Finite-difference value there.
-  std::size_t checked = 0;       ///< Number of elements compared.
+  bool ok = true;               ///< Every element within tolerance.
+  double max_abs_error = 0;     ///< Largest |analytic - numeric|.
+  double max_rel_error = 0;     ///< Largest |analytic - numeric| / max(|numeric|, tiny).
+  std::string worst_node;       ///< Node holding the worst element.
+  std::size_t worst_index = 0;  ///< Flat index of the worst element.
+  double worst_analytic = 0;    ///< Autodiff value there.
+  double worst_numeric = 0;     ///< Finite-difference value there.
+  std::size_t checked = 0;      ///< Number of elements compared.
   /// One line summarising the result.
   std::string summary() const;
 };

@@ -42,13 +42,21 @@ template <class U>
 constexpr DType dtype_of();
 /// @cond INTERNAL
 template <>
-constexpr DType dtype_of<float>() { return DType::float32; }
+constexpr DType dtype_of<float>() {
+  return DType::float32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::float64; }
+constexpr DType dtype_of<double>() {
+  return DType::float64;
+}
 template <>
-constexpr DType dtype_of<std::int32_t>() { return DType::int32; }
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::int32;
+}
 template <>
-constexpr DType dtype_of<std::int64_t>() { return DType::int64; }
+constexpr DType dtype_of<std::int64_t>() {
+  return DType::int64;
+}
 /// @endcond
 
 /// What a node is: a bound placeholder, a trainable value, a fixed value, or an op result.
@@ -69,17 +77,17 @@ struct Attrs {
 /// A read-only view of a dense row-major tensor during execution.
 template <class T>
 struct ConstTensor {
-  const T* data = nullptr;        ///< First element.
-  std::span<const Dim> shape;     ///< Concrete extents (never open).
-  std::size_t size = 0;           ///< Number of elements.
+  const T* data = nullptr;     ///< First element.
+  std::span<const Dim> shape;  ///< Concrete extents (never open).
+  std::size_t size = 0;        ///< Number of elements.
 };
 
 /// A writable view of a dense row-major tensor during execution.
 template <class T>
 struct Tensor {
-  T* data = nullptr;              ///< First element.
-  std::span<const Dim> shape;     ///< Concrete extents (never open).
-  std::size_t size = 0;           ///< Number of elements.
+  T* data = nullptr;           ///< First element.
+  std::span<const Dim> shape;  ///< Concrete extents (never open).
+  std::size_t size = 0;        ///< Number of elements.
 };
 
 template <class T>
@@ -102,8 +110,7 @@ class Op {
   /// std::invalid_argument with the reason when the operands do not fit.
   virtual Shape infer_shape(std::span<const Shape> in, const Attrs& a) const = 0;
   /// Computes the output from inputs; must not allocate (the plan sized everything).
-  virtual void forward(std::span<const ConstTensor<T>> in, Tensor<T> out,
-                       const Attrs& a) const = 0;
+  virtual void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const = 0;
   /// Appends gradient nodes: for each input i, grads[i] receives the vector-Jacobian
   /// product of g, or stays invalid when the input gets no gradient (labels, shapes).
   virtual void backward(const Node<T>& node, Expr<T> out, Expr<T> g,
@@ -126,14 +133,14 @@ class Op {
 /// DAG by construction.
 template <class T>
 struct Node {
-  NodeKind kind = NodeKind::op;      ///< What the node is.
-  const Op<T>* op = nullptr;         ///< The operation, for op nodes.
-  std::vector<NodeId> inputs;        ///< Operands, for op nodes.
-  Attrs attrs;                       ///< Op attributes.
-  Shape shape;                       ///< Static shape; may hold open dimensions.
-  std::string name;                  ///< User-given name, or empty.
-  DType dtype = dtype_of<T>();       ///< Accepted element type, for inputs.
-  xt::xarray<T> value;               ///< Owned value, for parameters and constants.
+  NodeKind kind = NodeKind::op;  ///< What the node is.
+  const Op<T>* op = nullptr;     ///< The operation, for op nodes.
+  std::vector<NodeId> inputs;    ///< Operands, for op nodes.
+  Attrs attrs;                   ///< Op attributes.
+  Shape shape;                   ///< Static shape; may hold open dimensions.
+  std::string name;              ///< User-given name, or empty.
+  DType dtype = dtype_of<T>();   ///< Accepted element type, for inputs.
+  xt::xarray<T> value;           ///< Owned value, for parameters and constants.
 };
 
 /// A cheap handle to a node: a graph pointer and an id. Arithmetic on handles builds new

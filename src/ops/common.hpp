@@ -60,9 +60,9 @@ inline Shape broadcast_shapes(std::span<const Dim> a, std::span<const Dim> b) {
     } else if (db == open) {
       out[i] = da;
     } else {
-      throw std::invalid_argument("cannot broadcast " + shape_str(a) + " with " +
-                                  shape_str(b) + " (dimension " + std::to_string(i) + ": " +
-                                  std::to_string(da) + " vs " + std::to_string(db) + ")");
+      throw std::invalid_argument("cannot broadcast " + shape_str(a) + " with " + shape_str(b) +
+                                  " (dimension " + std::to_string(i) + ": " + std::to_string(da) +
+                                  " vs " + std::to_string(db) + ")");
     }
   }
   return out;

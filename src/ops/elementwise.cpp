@@ -57,10 +57,17 @@ struct Diff {
 struct NegD : Diff {
   static constexpr std::string_view name = "neg";
   static constexpr int prec = 25;
-  template <class T> static T f(T x, const Attrs&) { return -x; }
-  template <class T> static Expr<T> grad(Expr<T>, Expr<T>, Expr<T> g, const Attrs&) { return neg(g); }
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return -x;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T>, Expr<T>, Expr<T> g, const Attrs&) {
+    return neg(g);
+  }
   static std::string print(const std::string& x, const Attrs&) { return "-" + x; }
-  template <class T> static Expr<T> simplify(Graph<T>& g, Expr<T> x, const Attrs&);
+  template <class T>
+  static Expr<T> simplify(Graph<T>& g, Expr<T> x, const Attrs&);
 };
 template <class T, class D>
 bool is_op(const Node<T>& n) {
@@ -75,101 +82,155 @@ Expr<T> NegD::simplify(Graph<T>& g, Expr<T> x, const Attrs&) {
 
 struct SquareD : Diff {
   static constexpr std::string_view name = "square";
-  template <class T> static T f(T x, const Attrs&) { return x * x; }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return x * x;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
     return g * (T(2) * x);
   }
 };
 struct SqrtD : Diff {
   static constexpr std::string_view name = "sqrt";
-  template <class T> static T f(T x, const Attrs&) { return std::sqrt(x); }
-  template <class T> static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) {
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return std::sqrt(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) {
     return g / (T(2) * y);
   }
 };
 struct ExpD : Diff {
   static constexpr std::string_view name = "exp";
-  template <class T> static T f(T x, const Attrs&) { return std::exp(x); }
-  template <class T> static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) { return g * y; }
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return std::exp(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) {
+    return g * y;
+  }
 };
 struct LogD : Diff {
   static constexpr std::string_view name = "log";
-  template <class T> static T f(T x, const Attrs&) { return std::log(x); }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) { return g / x; }
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return std::log(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
+    return g / x;
+  }
 };
 struct SignD {
   static constexpr bool nondiff = true;
   static constexpr std::string_view name = "sign";
-  template <class T> static T f(T x, const Attrs&) { return T((x > 0) - (x < 0)); }
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return T((x > 0) - (x < 0));
+  }
 };
 struct StepD {
   static constexpr bool nondiff = true;
   static constexpr std::string_view name = "step";
-  template <class T> static T f(T x, const Attrs&) { return x > 0 ? T(1) : T(0); }
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return x > 0 ? T(1) : T(0);
+  }
 };
 struct AbsD : Diff {
   static constexpr std::string_view name = "abs";
-  template <class T> static T f(T x, const Attrs&) { return std::abs(x); }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return std::abs(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
     return g * sign(x);
   }
 };
 struct SinD : Diff {
   static constexpr std::string_view name = "sin";
-  template <class T> static T f(T x, const Attrs&) { return std::sin(x); }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) { return g * cos(x); }
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return std::sin(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
+    return g * cos(x);
+  }
 };
 struct CosD : Diff {
   static constexpr std::string_view name = "cos";
-  template <class T> static T f(T x, const Attrs&) { return std::cos(x); }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return std::cos(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
     return -(g * sin(x));
   }
 };
 struct TanhD : Diff {
   static constexpr std::string_view name = "tanh";
-  template <class T> static T f(T x, const Attrs&) { return std::tanh(x); }
-  template <class T> static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) {
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return std::tanh(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) {
     return g * (T(1) - square(y));
   }
 };
 struct SigmoidD : Diff {
   static constexpr std::string_view name = "sigmoid";
-  template <class T> static T f(T x, const Attrs&) {
+  template <class T>
+  static T f(T x, const Attrs&) {
     // Both branches only ever exponentiate a non-positive number.
     if (x >= 0) return T(1) / (T(1) + std::exp(-x));
     T e = std::exp(x);
     return e / (T(1) + e);
   }
-  template <class T> static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) {
+  template <class T>
+  static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) {
     return g * (y * (T(1) - y));
   }
 };
 struct ReluD : Diff {
   static constexpr std::string_view name = "relu";
-  template <class T> static T f(T x, const Attrs&) { return x > 0 ? x : T(0); }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
+  template <class T>
+  static T f(T x, const Attrs&) {
+    return x > 0 ? x : T(0);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
     return g * step(x);
   }
 };
 struct SoftplusD : Diff {
   static constexpr std::string_view name = "softplus";
-  template <class T> static T f(T x, const Attrs&) {
+  template <class T>
+  static T f(T x, const Attrs&) {
     return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
   }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
     return g * sigmoid(x);
   }
 };
 struct PowScalarD : Diff {
   static constexpr std::string_view name = "pow";
   static constexpr int prec = 30;
-  template <class T> static T f(T x, const Attrs& a) {
+  template <class T>
+  static T f(T x, const Attrs& a) {
     T p = static_cast<T>(a.real);
     if (p == T(2)) return x * x;
     return std::pow(x, p);
   }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs& a) {
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs& a) {
     T p = static_cast<T>(a.real);
     return g * (p * pow(x, p - T(1)));
   }
@@ -178,7 +239,8 @@ struct PowScalarD : Diff {
     auto r = std::to_chars(buf, buf + sizeof buf, a.real);
     return x + "^" + std::string(buf, r.ptr);
   }
-  template <class T> static Expr<T> simplify(Graph<T>& g, Expr<T> x, const Attrs& a) {
+  template <class T>
+  static Expr<T> simplify(Graph<T>& g, Expr<T> x, const Attrs& a) {
     if (a.real == 1) return x;
     if (a.real == 0 && same_known(x.shape(), x.shape())) {
       std::vector<std::size_t> s(x.shape().begin(), x.shape().end());
@@ -189,15 +251,18 @@ struct PowScalarD : Diff {
 };
 struct ClampD : Diff {
   static constexpr std::string_view name = "clamp";
-  template <class T> static T f(T x, const Attrs& a) {
+  template <class T>
+  static T f(T x, const Attrs& a) {
     return std::min(std::max(x, static_cast<T>(a.real)), static_cast<T>(a.real2));
   }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs& a);
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs& a);
 };
 struct InsideD {
   static constexpr bool nondiff = true;
   static constexpr std::string_view name = "inside";
-  template <class T> static T f(T x, const Attrs& a) {
+  template <class T>
+  static T f(T x, const Attrs& a) {
     return (x >= static_cast<T>(a.real) && x <= static_cast<T>(a.real2)) ? T(1) : T(0);
   }
 };
@@ -312,11 +377,16 @@ struct AddD : BinDiff {
   static constexpr bool assoc = true;
   static constexpr const char* symbol = " + ";
   static constexpr int prec = 10;
-  template <class T> static T f(T a, T b) { return a + b; }
-  template <class T> static Expr<T> grad(Expr<T>, Expr<T>, Expr<T>, Expr<T> g, std::size_t) {
+  template <class T>
+  static T f(T a, T b) {
+    return a + b;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T>, Expr<T>, Expr<T>, Expr<T> g, std::size_t) {
     return g;
   }
-  template <class T> static Expr<T> simplify(Graph<T>& g, Expr<T> a, Expr<T> b) {
+  template <class T>
+  static Expr<T> simplify(Graph<T>& g, Expr<T> a, Expr<T> b) {
     if (drops_to(a, b, T(0))) return a;
     if (drops_to(b, a, T(0))) return b;
     if (a == b) return mul(g.scalar(T(2)), a);  // x + x = 2*x
@@ -330,11 +400,16 @@ struct SubD : BinDiff {
   static constexpr bool infix = true;
   static constexpr const char* symbol = " - ";
   static constexpr int prec = 10;
-  template <class T> static T f(T a, T b) { return a - b; }
-  template <class T> static Expr<T> grad(Expr<T>, Expr<T>, Expr<T>, Expr<T> g, std::size_t i) {
+  template <class T>
+  static T f(T a, T b) {
+    return a - b;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T>, Expr<T>, Expr<T>, Expr<T> g, std::size_t i) {
     return i == 0 ? g : neg(g);
   }
-  template <class T> static Expr<T> simplify(Graph<T>&, Expr<T> a, Expr<T> b) {
+  template <class T>
+  static Expr<T> simplify(Graph<T>&, Expr<T> a, Expr<T> b) {
     if (drops_to(a, b, T(0))) return a;
     if (drops_to(b, a, T(0))) return neg(b);
     return {};
@@ -346,11 +421,16 @@ struct MulD : BinDiff {
   static constexpr bool assoc = true;
   static constexpr const char* symbol = "*";
   static constexpr int prec = 20;
-  template <class T> static T f(T a, T b) { return a * b; }
-  template <class T> static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i) {
+  template <class T>
+  static T f(T a, T b) {
+    return a * b;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i) {
     return i == 0 ? g * b : g * a;
   }
-  template <class T> static Expr<T> simplify(Graph<T>& g, Expr<T> a, Expr<T> b) {
+  template <class T>
+  static Expr<T> simplify(Graph<T>& g, Expr<T> a, Expr<T> b) {
     if (drops_to(a, b, T(1))) return a;
     if (drops_to(b, a, T(1))) return b;
     if (g.is_scalar_constant(a.id(), T(0)) || g.is_scalar_constant(b.id(), T(0))) {
@@ -376,12 +456,17 @@ struct DivD : BinDiff {
   static constexpr bool infix = true;
   static constexpr const char* symbol = "/";
   static constexpr int prec = 20;
-  template <class T> static T f(T a, T b) { return a / b; }
-  template <class T> static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T> y, Expr<T> g, std::size_t i) {
+  template <class T>
+  static T f(T a, T b) {
+    return a / b;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T> y, Expr<T> g, std::size_t i) {
     (void)a;
     return i == 0 ? g / b : -(g * y / b);
   }
-  template <class T> static Expr<T> simplify(Graph<T>&, Expr<T> a, Expr<T> b) {
+  template <class T>
+  static Expr<T> simplify(Graph<T>&, Expr<T> a, Expr<T> b) {
     if (drops_to(a, b, T(1))) return a;
     return {};
   }
@@ -391,24 +476,36 @@ struct PowD : BinDiff {
   static constexpr bool infix = true;
   static constexpr const char* symbol = "^";
   static constexpr int prec = 30;
-  template <class T> static T f(T a, T b) { return std::pow(a, b); }
-  template <class T> static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T> y, Expr<T> g, std::size_t i) {
+  template <class T>
+  static T f(T a, T b) {
+    return std::pow(a, b);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T> y, Expr<T> g, std::size_t i) {
     if (i == 0) return g * (b * pow(a, b - T(1)));
     return g * xlogy(y, a);
   }
 };
 struct SafeDivD : BinDiff {
   static constexpr std::string_view name = "safe_div";
-  template <class T> static T f(T a, T b) { return b == T(0) ? T(0) : a / b; }
-  template <class T> static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T> y, Expr<T> g, std::size_t i) {
+  template <class T>
+  static T f(T a, T b) {
+    return b == T(0) ? T(0) : a / b;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T> y, Expr<T> g, std::size_t i) {
     (void)a;
     return i == 0 ? safe_div(g, b) : -safe_div(g * y, b);
   }
 };
 struct XlogyD : BinDiff {
   static constexpr std::string_view name = "xlogy";
-  template <class T> static T f(T a, T b) { return a == T(0) ? T(0) : a * std::log(b); }
-  template <class T> static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i) {
+  template <class T>
+  static T f(T a, T b) {
+    return a == T(0) ? T(0) : a * std::log(b);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i) {
     return i == 0 ? g * log(b) : g * safe_div(a, b);
   }
 };
@@ -417,12 +514,18 @@ struct XlogyD : BinDiff {
 struct WinD : BinDiff {
   static constexpr bool nondiff = true;
   static constexpr std::string_view name = "win";
-  template <class T> static T f(T a, T b) { return a > b ? T(1) : (a == b ? T(0.5) : T(0)); }
+  template <class T>
+  static T f(T a, T b) {
+    return a > b ? T(1) : (a == b ? T(0.5) : T(0));
+  }
 };
 struct EqualD : BinDiff {
   static constexpr bool nondiff = true;
   static constexpr std::string_view name = "equal";
-  template <class T> static T f(T a, T b) { return a == b ? T(1) : T(0); }
+  template <class T>
+  static T f(T a, T b) {
+    return a == b ? T(1) : T(0);
+  }
 };
 template <class T, class D>
 Expr<T> binary(Expr<T> a, Expr<T> b) {
@@ -431,13 +534,21 @@ Expr<T> binary(Expr<T> a, Expr<T> b) {
 }
 struct MaxD : BinDiff {
   static constexpr std::string_view name = "maximum";
-  template <class T> static T f(T a, T b) { return std::isnan(a) ? a : (a < b ? b : a); }
-  template <class T> static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i);
+  template <class T>
+  static T f(T a, T b) {
+    return std::isnan(a) ? a : (a < b ? b : a);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i);
 };
 struct MinD : BinDiff {
   static constexpr std::string_view name = "minimum";
-  template <class T> static T f(T a, T b) { return std::isnan(a) ? a : (b < a ? b : a); }
-  template <class T> static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i);
+  template <class T>
+  static T f(T a, T b) {
+    return std::isnan(a) ? a : (b < a ? b : a);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i);
 };
 
 template <class T>
@@ -455,37 +566,111 @@ Expr<T> MinD::grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i) {
 using detail::binary;
 using detail::unary;
 
-template <class T> Expr<T> add(Expr<T> a, Expr<T> b) { return binary<T, detail::AddD>(a, b); }
-template <class T> Expr<T> sub(Expr<T> a, Expr<T> b) { return binary<T, detail::SubD>(a, b); }
-template <class T> Expr<T> mul(Expr<T> a, Expr<T> b) { return binary<T, detail::MulD>(a, b); }
-template <class T> Expr<T> div(Expr<T> a, Expr<T> b) { return binary<T, detail::DivD>(a, b); }
-template <class T> Expr<T> pow(Expr<T> a, Expr<T> b) { return binary<T, detail::PowD>(a, b); }
-template <class T> Expr<T> maximum(Expr<T> a, Expr<T> b) { return binary<T, detail::MaxD>(a, b); }
-template <class T> Expr<T> minimum(Expr<T> a, Expr<T> b) { return binary<T, detail::MinD>(a, b); }
-template <class T> Expr<T> safe_div(Expr<T> a, Expr<T> b) { return binary<T, detail::SafeDivD>(a, b); }
-template <class T> Expr<T> xlogy(Expr<T> a, Expr<T> b) { return binary<T, detail::XlogyD>(a, b); }
-template <class T> Expr<T> equal(Expr<T> a, Expr<T> b) { return binary<T, detail::EqualD>(a, b); }
+template <class T>
+Expr<T> add(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::AddD>(a, b);
+}
+template <class T>
+Expr<T> sub(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::SubD>(a, b);
+}
+template <class T>
+Expr<T> mul(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::MulD>(a, b);
+}
+template <class T>
+Expr<T> div(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::DivD>(a, b);
+}
+template <class T>
+Expr<T> pow(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::PowD>(a, b);
+}
+template <class T>
+Expr<T> maximum(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::MaxD>(a, b);
+}
+template <class T>
+Expr<T> minimum(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::MinD>(a, b);
+}
+template <class T>
+Expr<T> safe_div(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::SafeDivD>(a, b);
+}
+template <class T>
+Expr<T> xlogy(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::XlogyD>(a, b);
+}
+template <class T>
+Expr<T> equal(Expr<T> a, Expr<T> b) {
+  return binary<T, detail::EqualD>(a, b);
+}
 
-template <class T> Expr<T> neg(Expr<T> x) { return unary<T, detail::NegD>(x); }
-template <class T> Expr<T> square(Expr<T> x) { return unary<T, detail::SquareD>(x); }
-template <class T> Expr<T> sqrt(Expr<T> x) { return unary<T, detail::SqrtD>(x); }
-template <class T> Expr<T> exp(Expr<T> x) { return unary<T, detail::ExpD>(x); }
-template <class T> Expr<T> log(Expr<T> x) { return unary<T, detail::LogD>(x); }
-template <class T> Expr<T> abs(Expr<T> x) { return unary<T, detail::AbsD>(x); }
-template <class T> Expr<T> sin(Expr<T> x) { return unary<T, detail::SinD>(x); }
-template <class T> Expr<T> cos(Expr<T> x) { return unary<T, detail::CosD>(x); }
-template <class T> Expr<T> tanh(Expr<T> x) { return unary<T, detail::TanhD>(x); }
-template <class T> Expr<T> sigmoid(Expr<T> x) { return unary<T, detail::SigmoidD>(x); }
-template <class T> Expr<T> relu(Expr<T> x) { return unary<T, detail::ReluD>(x); }
-template <class T> Expr<T> softplus(Expr<T> x) { return unary<T, detail::SoftplusD>(x); }
-template <class T> Expr<T> sign(Expr<T> x) { return unary<T, detail::SignD>(x); }
-template <class T> Expr<T> step(Expr<T> x) { return unary<T, detail::StepD>(x); }
-template <class T> Expr<T> pow(Expr<T> x, scalar_t<T> p) {
+template <class T>
+Expr<T> neg(Expr<T> x) {
+  return unary<T, detail::NegD>(x);
+}
+template <class T>
+Expr<T> square(Expr<T> x) {
+  return unary<T, detail::SquareD>(x);
+}
+template <class T>
+Expr<T> sqrt(Expr<T> x) {
+  return unary<T, detail::SqrtD>(x);
+}
+template <class T>
+Expr<T> exp(Expr<T> x) {
+  return unary<T, detail::ExpD>(x);
+}
+template <class T>
+Expr<T> log(Expr<T> x) {
+  return unary<T, detail::LogD>(x);
+}
+template <class T>
+Expr<T> abs(Expr<T> x) {
+  return unary<T, detail::AbsD>(x);
+}
+template <class T>
+Expr<T> sin(Expr<T> x) {
+  return unary<T, detail::SinD>(x);
+}
+template <class T>
+Expr<T> cos(Expr<T> x) {
+  return unary<T, detail::CosD>(x);
+}
+template <class T>
+Expr<T> tanh(Expr<T> x) {
+  return unary<T, detail::TanhD>(x);
+}
+template <class T>
+Expr<T> sigmoid(Expr<T> x) {
+  return unary<T, detail::SigmoidD>(x);
+}
+template <class T>
+Expr<T> relu(Expr<T> x) {
+  return unary<T, detail::ReluD>(x);
+}
+template <class T>
+Expr<T> softplus(Expr<T> x) {
+  return unary<T, detail::SoftplusD>(x);
+}
+template <class T>
+Expr<T> sign(Expr<T> x) {
+  return unary<T, detail::SignD>(x);
+}
+template <class T>
+Expr<T> step(Expr<T> x) {
+  return unary<T, detail::StepD>(x);
+}
+template <class T>
+Expr<T> pow(Expr<T> x, scalar_t<T> p) {
   Attrs a;
   a.real = p;
   return unary<T, detail::PowScalarD>(x, a);
 }
-template <class T> Expr<T> clamp(Expr<T> x, scalar_t<T> lo, scalar_t<T> hi) {
+template <class T>
+Expr<T> clamp(Expr<T> x, scalar_t<T> lo, scalar_t<T> hi) {
   if (!(lo <= hi)) {
     throw ValueError("clamp: lower bound " + std::to_string(lo) + " exceeds upper bound " +
                      std::to_string(hi) + " for " + x.graph().describe(x.id()));
@@ -496,32 +681,32 @@ template <class T> Expr<T> clamp(Expr<T> x, scalar_t<T> lo, scalar_t<T> hi) {
   return unary<T, detail::ClampD>(x, a);
 }
 
-#define XGRAD_INSTANTIATE(T)                                              \
-  template Expr<T> add(Expr<T>, Expr<T>);                                 \
-  template Expr<T> sub(Expr<T>, Expr<T>);                                 \
-  template Expr<T> mul(Expr<T>, Expr<T>);                                 \
-  template Expr<T> div(Expr<T>, Expr<T>);                                 \
-  template Expr<T> pow(Expr<T>, Expr<T>);                                 \
-  template Expr<T> maximum(Expr<T>, Expr<T>);                             \
-  template Expr<T> minimum(Expr<T>, Expr<T>);                             \
-  template Expr<T> safe_div(Expr<T>, Expr<T>);                            \
-  template Expr<T> xlogy(Expr<T>, Expr<T>);                               \
-  template Expr<T> equal(Expr<T>, Expr<T>);                               \
-  template Expr<T> neg(Expr<T>);                                          \
-  template Expr<T> square(Expr<T>);                                       \
-  template Expr<T> sqrt(Expr<T>);                                         \
-  template Expr<T> exp(Expr<T>);                                          \
-  template Expr<T> log(Expr<T>);                                          \
-  template Expr<T> abs(Expr<T>);                                          \
-  template Expr<T> sin(Expr<T>);                                          \
-  template Expr<T> cos(Expr<T>);                                          \
-  template Expr<T> tanh(Expr<T>);                                         \
-  template Expr<T> sigmoid(Expr<T>);                                      \
-  template Expr<T> relu(Expr<T>);                                         \
-  template Expr<T> softplus(Expr<T>);                                     \
-  template Expr<T> sign(Expr<T>);                                         \
-  template Expr<T> step(Expr<T>);                                         \
-  template Expr<T> pow(Expr<T>, scalar_t<T>);                             \
+#define XGRAD_INSTANTIATE(T)                   \
+  template Expr<T> add(Expr<T>, Expr<T>);      \
+  template Expr<T> sub(Expr<T>, Expr<T>);      \
+  template Expr<T> mul(Expr<T>, Expr<T>);      \
+  template Expr<T> div(Expr<T>, Expr<T>);      \
+  template Expr<T> pow(Expr<T>, Expr<T>);      \
+  template Expr<T> maximum(Expr<T>, Expr<T>);  \
+  template Expr<T> minimum(Expr<T>, Expr<T>);  \
+  template Expr<T> safe_div(Expr<T>, Expr<T>); \
+  template Expr<T> xlogy(Expr<T>, Expr<T>);    \
+  template Expr<T> equal(Expr<T>, Expr<T>);    \
+  template Expr<T> neg(Expr<T>);               \
+  template Expr<T> square(Expr<T>);            \
+  template Expr<T> sqrt(Expr<T>);              \
+  template Expr<T> exp(Expr<T>);               \
+  template Expr<T> log(Expr<T>);               \
+  template Expr<T> abs(Expr<T>);               \
+  template Expr<T> sin(Expr<T>);               \
+  template Expr<T> cos(Expr<T>);               \
+  template Expr<T> tanh(Expr<T>);              \
+  template Expr<T> sigmoid(Expr<T>);           \
+  template Expr<T> relu(Expr<T>);              \
+  template Expr<T> softplus(Expr<T>);          \
+  template Expr<T> sign(Expr<T>);              \
+  template Expr<T> step(Expr<T>);              \
+  template Expr<T> pow(Expr<T>, scalar_t<T>);  \
   template Expr<T> clamp(Expr<T>, scalar_t<T>, scalar_t<T>);
 XGRAD_INSTANTIATE(float)
 XGRAD_INSTANTIATE(double)

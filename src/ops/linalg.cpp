@@ -31,10 +31,9 @@ class MatmulOp final : public Op<T> {
     Dim ky = y.size() == 2 ? (a.flag2 ? y[1] : y[0]) : y[0];
     Dim n = y.size() == 2 ? (a.flag2 ? y[0] : y[1]) : 0;
     if (kx != ky && kx != open && ky != open) {
-      throw std::invalid_argument("inner dimensions differ: " + shape_str(x) +
-                                  (a.flag ? "^T" : "") + " @ " + shape_str(y) +
-                                  (a.flag2 ? "^T" : "") + " (" + std::to_string(kx) + " vs " +
-                                  std::to_string(ky) + ")");
+      throw std::invalid_argument(
+          "inner dimensions differ: " + shape_str(x) + (a.flag ? "^T" : "") + " @ " + shape_str(y) +
+          (a.flag2 ? "^T" : "") + " (" + std::to_string(kx) + " vs " + std::to_string(ky) + ")");
     }
     Shape out;
     if (x.size() == 2) out.push_back(m);
@@ -63,9 +62,8 @@ class MatmulOp final : public Op<T> {
         std::fill(out.data, out.data + out.size, T(0));
         return;
       }
-      cxxblas::gemv<I>(StorageOrder::RowMajor, trans ? Transpose::Trans : Transpose::NoTrans,
-                       rows, cols, T(1), A.data, std::max<I>(cols, 1), v.data, 1, T(0),
-                       out.data, 1);
+      cxxblas::gemv<I>(StorageOrder::RowMajor, trans ? Transpose::Trans : Transpose::NoTrans, rows,
+                       cols, T(1), A.data, std::max<I>(cols, 1), v.data, 1, T(0), out.data, 1);
       return;
     }
     I m = static_cast<I>(out.shape[0]), n = static_cast<I>(out.shape[1]);
@@ -77,8 +75,7 @@ class MatmulOp final : public Op<T> {
     cxxblas::gemm<I>(StorageOrder::RowMajor, a.flag ? Transpose::Trans : Transpose::NoTrans,
                      a.flag2 ? Transpose::Trans : Transpose::NoTrans, m, n, k, T(1), x.data,
                      std::max<I>(static_cast<I>(x.shape[1]), 1), y.data,
-                     std::max<I>(static_cast<I>(y.shape[1]), 1), T(0), out.data,
-                     std::max<I>(n, 1));
+                     std::max<I>(static_cast<I>(y.shape[1]), 1), T(0), out.data, std::max<I>(n, 1));
   }
   void backward(const Node<T>& nd, Expr<T> out, Expr<T> g, std::span<Expr<T>> gr) const override {
     Expr<T> A = arg(out, nd, 0), B = arg(out, nd, 1);
@@ -186,7 +183,8 @@ Expr<T> transpose(Expr<T> x, std::vector<Dim> perm) {
     for (std::size_t i = x.rank(); i-- > 0;) perm.push_back(static_cast<Dim>(i));
   }
   bool identity = true;
-  for (std::size_t i = 0; i < perm.size(); ++i) identity = identity && perm[i] == static_cast<Dim>(i);
+  for (std::size_t i = 0; i < perm.size(); ++i)
+    identity = identity && perm[i] == static_cast<Dim>(i);
   if (identity && perm.size() == x.rank()) return x;
   Attrs a;
   a.ints = std::move(perm);

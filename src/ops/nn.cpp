@@ -44,7 +44,8 @@ class SoftmaxOp final : public Op<T> {
         for (std::size_t j = 0; j < l.len; ++j) s += std::exp(x[base + j * l.inner] - m);
         if (a.flag) {
           T lse = m + std::log(s);
-          for (std::size_t j = 0; j < l.len; ++j) out.data[base + j * l.inner] = x[base + j * l.inner] - lse;
+          for (std::size_t j = 0; j < l.len; ++j)
+            out.data[base + j * l.inner] = x[base + j * l.inner] - lse;
         } else {
           for (std::size_t j = 0; j < l.len; ++j) {
             out.data[base + j * l.inner] = std::exp(x[base + j * l.inner] - m) / s;
@@ -98,8 +99,8 @@ class CrossEntropyOp final : public Op<T> {
   std::string_view name() const override { return "cross_entropy"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
     if (in[0].size() != 2 || in[1].size() != 1) {
-      throw std::invalid_argument("expects logits (N, C) and labels (N,), got " +
-                                  shape_str(in[0]) + " and " + shape_str(in[1]));
+      throw std::invalid_argument("expects logits (N, C) and labels (N,), got " + shape_str(in[0]) +
+                                  " and " + shape_str(in[1]));
     }
     if (in[0][0] != in[1][0] && in[0][0] != open && in[1][0] != open) {
       throw std::invalid_argument("logits have " + std::to_string(in[0][0]) + " rows but " +
@@ -131,7 +132,8 @@ class CrossEntropyOp final : public Op<T> {
       throw GraphError("cross_entropy: the gradient needs a known number of classes in " +
                        z.graph().describe(z.id()));
     }
-    Expr<T> rows = z.shape()[0] == open ? size_of(z, {0}) : z.graph().scalar(static_cast<T>(z.shape()[0]));
+    Expr<T> rows =
+        z.shape()[0] == open ? size_of(z, {0}) : z.graph().scalar(static_cast<T>(z.shape()[0]));
     gr[0] = (softmax(z, 1) - one_hot(labels, classes)) * (g / rows);
   }
 };
@@ -152,9 +154,16 @@ Expr<T> softmax_impl(Expr<T> x, Dim axis, bool log) {
 }  // namespace
 }  // namespace detail
 
-template <class T> Expr<T> softmax(Expr<T> x, Dim axis) { return detail::softmax_impl(x, axis, false); }
-template <class T> Expr<T> log_softmax(Expr<T> x, Dim axis) { return detail::softmax_impl(x, axis, true); }
-template <class T> Expr<T> one_hot(Expr<T> labels, Dim depth) {
+template <class T>
+Expr<T> softmax(Expr<T> x, Dim axis) {
+  return detail::softmax_impl(x, axis, false);
+}
+template <class T>
+Expr<T> log_softmax(Expr<T> x, Dim axis) {
+  return detail::softmax_impl(x, axis, true);
+}
+template <class T>
+Expr<T> one_hot(Expr<T> labels, Dim depth) {
   if (depth <= 0) {
     throw ValueError("one_hot: depth " + std::to_string(depth) + " must be positive for " +
                      labels.graph().describe(labels.id()));
@@ -163,27 +172,34 @@ template <class T> Expr<T> one_hot(Expr<T> labels, Dim depth) {
   a.ints = {depth};
   return labels.graph().apply(detail::instance<detail::OneHotOp<T>>(), {labels.id()}, std::move(a));
 }
-template <class T> Expr<T> cross_entropy(Expr<T> logits, Expr<T> labels) {
+template <class T>
+Expr<T> cross_entropy(Expr<T> logits, Expr<T> labels) {
   Graph<T>& g = detail::same_graph("cross_entropy", logits, labels);
   return g.apply(detail::instance<detail::CrossEntropyOp<T>>(), {logits.id(), labels.id()});
 }
-template <class T> Expr<T> mse(Expr<T> pred, Expr<T> target) { return mean(square(pred - target)); }
-template <class T> Expr<T> rmse(Expr<T> pred, Expr<T> target) {
+template <class T>
+Expr<T> mse(Expr<T> pred, Expr<T> target) {
+  return mean(square(pred - target));
+}
+template <class T>
+Expr<T> rmse(Expr<T> pred, Expr<T> target) {
   Expr<T> d = pred - target;
   // norm(d) / sqrt(n) rather than sqrt(mean(d^2)): norm carries the subgradient 0 at a
   // zero residual, where the seed's formula divides by zero.
   bool known = detail::same_known(d.shape(), d.shape());
-  Expr<T> n = known ? d.graph().scalar(static_cast<T>(std::sqrt(static_cast<double>(shape_size(d.shape())))))
-                    : sqrt(size_of(d));
+  Expr<T> n =
+      known
+          ? d.graph().scalar(static_cast<T>(std::sqrt(static_cast<double>(shape_size(d.shape())))))
+          : sqrt(size_of(d));
   return norm(d) / n;
 }
 
-#define XGRAD_INSTANTIATE(T)                          \
-  template Expr<T> softmax(Expr<T>, Dim);             \
-  template Expr<T> log_softmax(Expr<T>, Dim);         \
-  template Expr<T> one_hot(Expr<T>, Dim);             \
-  template Expr<T> cross_entropy(Expr<T>, Expr<T>);   \
-  template Expr<T> mse(Expr<T>, Expr<T>);             \
+#define XGRAD_INSTANTIATE(T)                        \
+  template Expr<T> softmax(Expr<T>, Dim);           \
+  template Expr<T> log_softmax(Expr<T>, Dim);       \
+  template Expr<T> one_hot(Expr<T>, Dim);           \
+  template Expr<T> cross_entropy(Expr<T>, Expr<T>); \
+  template Expr<T> mse(Expr<T>, Expr<T>);           \
   template Expr<T> rmse(Expr<T>, Expr<T>);
 XGRAD_INSTANTIATE(float)
 XGRAD_INSTANTIATE(double)

@@ -103,30 +103,60 @@ Expr<T> reduced_count(Expr<T> x, const std::vector<Dim>& axes) {
 struct ReduceSumD {
   static constexpr std::string_view name = "sum";
   static constexpr bool needs_elements = false;
-  template <class U> static U init() { return U(0); }
-  template <class U> static U acc(U a, U x) { return a + x; }
-  template <class U> static U finish(U a, U) { return a; }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
+  template <class U>
+  static U init() {
+    return U(0);
+  }
+  template <class U>
+  static U acc(U a, U x) {
+    return a + x;
+  }
+  template <class U>
+  static U finish(U a, U) {
+    return a;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
     return broadcast_like(g, x);
   }
 };
 struct ReduceMeanD {
   static constexpr std::string_view name = "mean";
   static constexpr bool needs_elements = false;
-  template <class U> static U init() { return U(0); }
-  template <class U> static U acc(U a, U x) { return a + x; }
-  template <class U> static U finish(U a, U n) { return a / n; }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs& a) {
+  template <class U>
+  static U init() {
+    return U(0);
+  }
+  template <class U>
+  static U acc(U a, U x) {
+    return a + x;
+  }
+  template <class U>
+  static U finish(U a, U n) {
+    return a / n;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs& a) {
     return broadcast_like(g / reduced_count(x, a.ints), x);
   }
 };
 struct ReduceMaxD {
   static constexpr std::string_view name = "max";
   static constexpr bool needs_elements = true;
-  template <class U> static U init() { return -std::numeric_limits<U>::infinity(); }
-  template <class U> static U acc(U a, U x) { return (x > a || std::isnan(x)) ? x : a; }
-  template <class U> static U finish(U a, U) { return a; }
-  template <class T> static Expr<T> grad(Expr<T> x, Expr<T> y, Expr<T> g, const Attrs& a) {
+  template <class U>
+  static U init() {
+    return -std::numeric_limits<U>::infinity();
+  }
+  template <class U>
+  static U acc(U a, U x) {
+    return (x > a || std::isnan(x)) ? x : a;
+  }
+  template <class U>
+  static U finish(U a, U) {
+    return a;
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T> y, Expr<T> g, const Attrs& a) {
     // Tied maxima share the gradient equally.
     Expr<T> mask = equal(x, y);
     return mask * (g / sum(mask, a.ints, true));
@@ -174,7 +204,8 @@ class SizeOfOp final : public Op<T> {
     if (a.ints.empty()) {
       c = in[0].size;
     } else {
-      for (Dim ax : a.ints) c *= static_cast<std::size_t>(in[0].shape[norm_axis(ax, in[0].shape.size())]);
+      for (Dim ax : a.ints)
+        c *= static_cast<std::size_t>(in[0].shape[norm_axis(ax, in[0].shape.size())]);
     }
     out.data[0] = static_cast<T>(c);
   }
@@ -191,7 +222,7 @@ Expr<T> reduce(Expr<T> x, const std::vector<Dim>& axes, bool keepdims) {
                      x.graph().describe(x.id()));
   }
   a.flag = keepdims;
-  a.flag2 = a.ints.size() == x.rank();  // prints as sum(x)
+  a.flag2 = a.ints.size() == x.rank();                             // prints as sum(x)
   if (a.ints.empty() && !std::is_same_v<D, ReduceMaxD>) return x;  // 0-d: nothing to reduce
   return x.graph().apply(instance<ReduceOp<T, D>>(), {x.id()}, std::move(a));
 }
@@ -199,29 +230,34 @@ Expr<T> reduce(Expr<T> x, const std::vector<Dim>& axes, bool keepdims) {
 }  // namespace
 }  // namespace detail
 
-template <class T> Expr<T> sum(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
+template <class T>
+Expr<T> sum(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
   return detail::reduce<T, detail::ReduceSumD>(x, axes, keepdims);
 }
-template <class T> Expr<T> mean(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
+template <class T>
+Expr<T> mean(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
   return detail::reduce<T, detail::ReduceMeanD>(x, axes, keepdims);
 }
-template <class T> Expr<T> max(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
+template <class T>
+Expr<T> max(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
   return detail::reduce<T, detail::ReduceMaxD>(x, axes, keepdims);
 }
-template <class T> Expr<T> norm(Expr<T> x) {
+template <class T>
+Expr<T> norm(Expr<T> x) {
   return x.graph().apply(detail::instance<detail::NormOp<T>>(), {x.id()});
 }
-template <class T> Expr<T> size_of(Expr<T> x, std::vector<Dim> axes) {
+template <class T>
+Expr<T> size_of(Expr<T> x, std::vector<Dim> axes) {
   Attrs a;
   a.ints = std::move(axes);
   return x.graph().apply(detail::instance<detail::SizeOfOp<T>>(), {x.id()}, std::move(a));
 }
 
-#define XGRAD_INSTANTIATE(T)                                   \
-  template Expr<T> sum(Expr<T>, std::vector<Dim>, bool);       \
-  template Expr<T> mean(Expr<T>, std::vector<Dim>, bool);      \
-  template Expr<T> max(Expr<T>, std::vector<Dim>, bool);       \
-  template Expr<T> norm(Expr<T>);                              \
+#define XGRAD_INSTANTIATE(T)                              \
+  template Expr<T> sum(Expr<T>, std::vector<Dim>, bool);  \
+  template Expr<T> mean(Expr<T>, std::vector<Dim>, bool); \
+  template Expr<T> max(Expr<T>, std::vector<Dim>, bool);  \
+  template Expr<T> norm(Expr<T>);                         \
   template Expr<T> size_of(Expr<T>, std::vector<Dim>);
 XGRAD_INSTANTIATE(float)
 XGRAD_INSTANTIATE(double)

@@ -32,7 +32,8 @@ class ReshapeOp final : public Op<T> {
     std::size_t total = shape_size(in[0]);
     if (n_infer) {
       if (known == 0 || total % known) {
-        throw std::invalid_argument("cannot reshape " + shape_str(in[0]) + " into " + shape_str(out));
+        throw std::invalid_argument("cannot reshape " + shape_str(in[0]) + " into " +
+                                    shape_str(out));
       }
       *std::find(out.begin(), out.end(), Dim{-1}) = static_cast<Dim>(total / known);
     } else if (known != total) {
@@ -75,10 +76,10 @@ class ReshapeLikeOp final : public Op<T> {
 };
 
 /// Inserts (flag=false) or removes (flag=true) size-1 axes.
-template <class T>
+template <class T, bool Squeeze>
 class AxesOp final : public Op<T> {
  public:
-  std::string_view name() const override { return "squeeze"; }
+  std::string_view name() const override { return Squeeze ? "squeeze" : "unsqueeze"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     Shape out;
     if (a.flag) {  // squeeze
@@ -108,9 +109,13 @@ class AxesOp final : public Op<T> {
     gr[0] = reshape_like(g, arg(y, n, 0));
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
-    return std::string(a.flag ? "squeeze(" : "unsqueeze(") + args[0] + ", " + shape_str(a.ints) + ")";
+    return std::string(name()) + "(" + args[0] + ", " + shape_str(a.ints) + ")";
   }
 };
+template <class T>
+using SqueezeOp = AxesOp<T, true>;
+template <class T>
+using UnsqueezeOp = AxesOp<T, false>;
 
 /// Broadcast to a static shape (ints) or, with two inputs, to the second's shape.
 template <class T>
@@ -138,7 +143,8 @@ class BroadcastOp final : public Op<T> {
     const T* x = in[0].data;
     strided_loop<2>(out.shape, {si.data(), so.data()},
                     [&](const auto& off, const auto& st, std::size_t n) {
-                      for (std::size_t j = 0; j < n; ++j) out.data[off[1] + j] = x[off[0] + j * st[0]];
+                      for (std::size_t j = 0; j < n; ++j)
+                        out.data[off[1] + j] = x[off[0] + j * st[0]];
                     });
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
@@ -225,7 +231,8 @@ class GatherOp final : public Op<T> {
   std::string_view name() const override { return "gather_rows"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
     if (in[0].empty()) throw std::invalid_argument("cannot gather rows of a 0-d tensor");
-    if (in[1].size() != 1) throw std::invalid_argument("indices must be 1-d, got " + shape_str(in[1]));
+    if (in[1].size() != 1)
+      throw std::invalid_argument("indices must be 1-d, got " + shape_str(in[1]));
     Shape out = in[0];
     out[0] = in[1][0];
     return out;
@@ -248,7 +255,8 @@ class ScatterOp final : public Op<T> {
  public:
   std::string_view name() const override { return "scatter_add_rows"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
-    if (in[1].size() != 1) throw std::invalid_argument("indices must be 1-d, got " + shape_str(in[1]));
+    if (in[1].size() != 1)
+      throw std::invalid_argument("indices must be 1-d, got " + shape_str(in[1]));
     if (in[0].size() != in[2].size() || in[0].empty()) {
       throw std::invalid_argument("rows " + shape_str(in[0]) + " do not fit " + shape_str(in[2]));
     }
@@ -430,58 +438,73 @@ Expr<T> build(std::initializer_list<Expr<T>> xs, Attrs a = {}) {
 
 using detail::build;
 
-template <class T> Expr<T> reshape(Expr<T> x, Shape shape) {
+template <class T>
+Expr<T> reshape(Expr<T> x, Shape shape) {
   Attrs a;
   a.ints = std::move(shape);
   return build<T, detail::ReshapeOp>({x}, a);
 }
-template <class T> Expr<T> reshape_like(Expr<T> x, Expr<T> ref) {
+template <class T>
+Expr<T> reshape_like(Expr<T> x, Expr<T> ref) {
   if (x.graph().same_runtime_shape(x.id(), ref.id())) return x;
   return build<T, detail::ReshapeLikeOp>({x, ref});
 }
-template <class T> Expr<T> unsqueeze(Expr<T> x, std::vector<Dim> axes) {
+template <class T>
+Expr<T> unsqueeze(Expr<T> x, std::vector<Dim> axes) {
   Attrs a;
   a.ints = std::move(axes);
-  return build<T, detail::AxesOp>({x}, a);
+  return build<T, detail::UnsqueezeOp>({x}, a);
 }
-template <class T> Expr<T> squeeze(Expr<T> x, std::vector<Dim> axes) {
+template <class T>
+Expr<T> squeeze(Expr<T> x, std::vector<Dim> axes) {
   Attrs a;
   a.ints = std::move(axes);
   a.flag = true;
-  return build<T, detail::AxesOp>({x}, a);
+  return build<T, detail::SqueezeOp>({x}, a);
 }
-template <class T> Expr<T> broadcast_to(Expr<T> x, Shape shape) {
+template <class T>
+Expr<T> broadcast_to(Expr<T> x, Shape shape) {
   if (x.shape() == shape) return x;
   Attrs a;
   a.ints = std::move(shape);
   return build<T, detail::BroadcastOp>({x}, a);
 }
-template <class T> Expr<T> broadcast_like(Expr<T> x, Expr<T> ref) {
+template <class T>
+Expr<T> broadcast_like(Expr<T> x, Expr<T> ref) {
   if (x.graph().same_runtime_shape(x.id(), ref.id())) return x;
   return build<T, detail::BroadcastOp>({x, ref});
 }
-template <class T> Expr<T> sum_to_like(Expr<T> x, Expr<T> ref) {
+template <class T>
+Expr<T> sum_to_like(Expr<T> x, Expr<T> ref) {
   if (x.graph().same_runtime_shape(x.id(), ref.id())) return x;
   return build<T, detail::SumToOp>({x, ref});
 }
-template <class T> Expr<T> zeros_like(Expr<T> x) { return build<T, detail::ZerosLikeOp>({x}); }
-template <class T> Expr<T> gather_rows(Expr<T> x, Expr<T> indices) {
+template <class T>
+Expr<T> zeros_like(Expr<T> x) {
+  return build<T, detail::ZerosLikeOp>({x});
+}
+template <class T>
+Expr<T> gather_rows(Expr<T> x, Expr<T> indices) {
   return build<T, detail::GatherOp>({x, indices});
 }
-template <class T> Expr<T> scatter_add_rows(Expr<T> x, Expr<T> indices, Expr<T> ref) {
+template <class T>
+Expr<T> scatter_add_rows(Expr<T> x, Expr<T> indices, Expr<T> ref) {
   return build<T, detail::ScatterOp>({x, indices, ref});
 }
-template <class T> Expr<T> slice(Expr<T> x, Dim axis, Dim begin, Dim end) {
+template <class T>
+Expr<T> slice(Expr<T> x, Dim axis, Dim begin, Dim end) {
   Attrs a;
   a.ints = {axis, begin, end};
   return build<T, detail::SliceOp>({x}, a);
 }
-template <class T> Expr<T> pad_like(Expr<T> x, Expr<T> ref, Dim axis, Dim begin) {
+template <class T>
+Expr<T> pad_like(Expr<T> x, Expr<T> ref, Dim axis, Dim begin) {
   Attrs a;
   a.ints = {axis, begin};
   return build<T, detail::PadOp>({x, ref}, a);
 }
-template <class T> Expr<T> concatenate(const std::vector<Expr<T>>& xs, Dim axis) {
+template <class T>
+Expr<T> concatenate(const std::vector<Expr<T>>& xs, Dim axis) {
   if (xs.empty()) throw ValueError("concatenate: no operands");
   if (xs.size() == 1) return xs[0];
   std::vector<NodeId> ids;
@@ -494,19 +517,19 @@ template <class T> Expr<T> concatenate(const std::vector<Expr<T>>& xs, Dim axis)
   return xs[0].graph().apply(detail::instance<detail::ConcatOp<T>>(), std::move(ids), a);
 }
 
-#define XGRAD_INSTANTIATE(T)                                               \
-  template Expr<T> reshape(Expr<T>, Shape);                                \
-  template Expr<T> reshape_like(Expr<T>, Expr<T>);                         \
-  template Expr<T> unsqueeze(Expr<T>, std::vector<Dim>);                   \
-  template Expr<T> squeeze(Expr<T>, std::vector<Dim>);                     \
-  template Expr<T> broadcast_to(Expr<T>, Shape);                           \
-  template Expr<T> broadcast_like(Expr<T>, Expr<T>);                       \
-  template Expr<T> sum_to_like(Expr<T>, Expr<T>);                          \
-  template Expr<T> zeros_like(Expr<T>);                                    \
-  template Expr<T> gather_rows(Expr<T>, Expr<T>);                          \
-  template Expr<T> scatter_add_rows(Expr<T>, Expr<T>, Expr<T>);            \
-  template Expr<T> slice(Expr<T>, Dim, Dim, Dim);                          \
-  template Expr<T> pad_like(Expr<T>, Expr<T>, Dim, Dim);                   \
+#define XGRAD_INSTANTIATE(T)                                    \
+  template Expr<T> reshape(Expr<T>, Shape);                     \
+  template Expr<T> reshape_like(Expr<T>, Expr<T>);              \
+  template Expr<T> unsqueeze(Expr<T>, std::vector<Dim>);        \
+  template Expr<T> squeeze(Expr<T>, std::vector<Dim>);          \
+  template Expr<T> broadcast_to(Expr<T>, Shape);                \
+  template Expr<T> broadcast_like(Expr<T>, Expr<T>);            \
+  template Expr<T> sum_to_like(Expr<T>, Expr<T>);               \
+  template Expr<T> zeros_like(Expr<T>);                         \
+  template Expr<T> gather_rows(Expr<T>, Expr<T>);               \
+  template Expr<T> scatter_add_rows(Expr<T>, Expr<T>, Expr<T>); \
+  template Expr<T> slice(Expr<T>, Dim, Dim, Dim);               \
+  template Expr<T> pad_like(Expr<T>, Expr<T>, Dim, Dim);        \
   template Expr<T> concatenate(const std::vector<Expr<T>>&, Dim);
 XGRAD_INSTANTIATE(float)
 XGRAD_INSTANTIATE(double)
