@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "topo.hpp"
 
@@ -52,6 +53,7 @@ struct Function<T>::Impl {
 
   void plan();
   void bind(std::span<const Feed<T>> feeds);
+  void bind_and_plan(std::span<const Feed<T>> feeds);
   void execute();
 };
 
@@ -136,6 +138,17 @@ constexpr std::size_t kAlign = 64;
 
 template <class T>
 void Function<T>::Impl::bind(std::span<const Feed<T>> feeds) {
+  try {
+    bind_and_plan(feeds);
+  } catch (...) {
+    // A failed binding or plan may have left shapes half updated: plan afresh next time.
+    planned = false;
+    throw;
+  }
+}
+
+template <class T>
+void Function<T>::Impl::bind_and_plan(std::span<const Feed<T>> feeds) {
   for (Bound& b : bound) b.data = nullptr;
   bool reshape = !planned;
   for (const Feed<T>& f : feeds) {
@@ -240,10 +253,9 @@ void Function<T>::Impl::plan() {
     for (std::uint32_t k = 0; k < steps[s].in_count; ++k)
       last_use[step_inputs[steps[s].in_begin + k]] = s;
   }
-  struct Block {
-    std::size_t off, len;
-  };
-  std::vector<Block> free_blocks;
+  // Free blocks keyed by length: best fit is one lower_bound, so planning stays
+  // O(n log n) for graphs of hundreds of thousands of nodes.
+  std::multimap<std::size_t, std::size_t> free_blocks;  // length -> offset
   std::vector<std::size_t> offset(slots.size(), 0);
   std::vector<std::size_t> length(slots.size(), 0);
   std::size_t top = 0;
@@ -252,22 +264,15 @@ void Function<T>::Impl::plan() {
     std::uint32_t o = steps[s].out;
     if (out_index[o] < 0) {
       std::size_t need = (slots[o].size + quantum - 1) / quantum * quantum;
-      auto best = free_blocks.end();
-      for (auto it = free_blocks.begin(); it != free_blocks.end(); ++it) {
-        if (it->len >= need && (best == free_blocks.end() || it->len < best->len)) best = it;
-      }
+      auto best = free_blocks.lower_bound(need);
+      length[o] = need;
       if (best != free_blocks.end()) {
-        offset[o] = best->off;
-        length[o] = need;
-        if (best->len > need) {
-          best->off += need;
-          best->len -= need;
-        } else {
-          free_blocks.erase(best);
-        }
+        offset[o] = best->second;
+        std::size_t rest = best->first - need, rest_off = best->second + need;
+        free_blocks.erase(best);
+        if (rest) free_blocks.emplace(rest, rest_off);
       } else {
         offset[o] = top;
-        length[o] = need;
         top += need;
       }
     }
@@ -275,7 +280,7 @@ void Function<T>::Impl::plan() {
       std::uint32_t p = step_inputs[steps[s].in_begin + k];
       bool arena_slot = g->node(order[p]).kind == NodeKind::op && out_index[p] < 0;
       if (arena_slot && last_use[p] == s && length[p]) {
-        free_blocks.push_back({offset[p], length[p]});
+        free_blocks.emplace(length[p], offset[p]);
         length[p] = 0;
       }
     }

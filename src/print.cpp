@@ -34,6 +34,16 @@ std::string leaf_text(const Graph<T>& g, NodeId id) {
   return "#" + std::to_string(id);
 }
 
+/// Text safe inside a quoted Graphviz string: quotes and backslashes are escaped.
+std::string escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 template <class T>
 std::vector<NodeId> all_ids(const Graph<T>& g) {
   std::vector<NodeId> ids(g.size());
@@ -69,19 +79,13 @@ std::string dot_of(const Graph<T>& g, const std::vector<NodeId>& ids) {
     if (n.kind == NodeKind::constant && n.name.empty() && n.value.size() == 1) {
       label = number(n.value.data()[0]);
     }
-    labels.push_back(label + "\\n" + what + " " + shape_str(n.shape));
+    labels.push_back(escape(label) + "\\n" + escape(what + " " + shape_str(n.shape)));
     shapes.push_back(n.kind == NodeKind::op ? "ellipse" : "box");
     for (NodeId in : n.inputs) boost::add_edge(index[in], index[id], bg);
   }
   std::ostringstream os;
   boost::write_graphviz(os, bg, [&](std::ostream& out, BG::vertex_descriptor v) {
-    std::string l = labels[v];
-    std::string esc;
-    for (char c : l) {
-      if (c == '"') esc += '\\';
-      esc += c;
-    }
-    out << "[label=\"" << esc << "\", shape=" << shapes[v] << "]";
+    out << "[label=\"" << labels[v] << "\", shape=" << shapes[v] << "]";
   });
   return os.str();
 }
@@ -96,6 +100,17 @@ std::string to_string(Expr<T> e) {
   std::vector<std::string> text(g.size());
   std::vector<int> prec(g.size(), 100);
   std::vector<std::string> args;
+  auto formula = [&](const Node<T>& n) {
+    int p = n.op->precedence();
+    args.clear();
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      NodeId in = n.inputs[i];
+      bool paren = p < 100 && (prec[in] < p || (i > 0 && prec[in] == p && !n.op->associative()) ||
+                               (i == 0 && prec[in] == p && p >= 30));
+      args.push_back(paren ? "(" + text[in] + ")" : text[in]);
+    }
+    return n.op->format(args, n.attrs);
+  };
   for (NodeId id : order) {
     const Node<T>& n = g.node(id);
     if (n.kind != NodeKind::op) {
@@ -106,25 +121,12 @@ std::string to_string(Expr<T> e) {
       }
       continue;
     }
-    int p = n.op->precedence();
-    args.clear();
-    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-      NodeId in = n.inputs[i];
-      bool paren = p < 100 && (prec[in] < p || (i > 0 && prec[in] == p && !n.op->associative()) ||
-                               (i == 0 && prec[in] == p && p >= 30));
-      args.push_back(paren ? "(" + text[in] + ")" : text[in]);
-    }
-    text[id] = n.name.empty() ? n.op->format(args, n.attrs) : n.name;
-    prec[id] = n.name.empty() ? p : 100;
+    text[id] = n.name.empty() ? formula(n) : n.name;
+    prec[id] = n.name.empty() ? n.op->precedence() : 100;
   }
   // The root shows its formula even when named.
   const Node<T>& r = g.node(root);
-  if (r.kind == NodeKind::op && !r.name.empty()) {
-    std::vector<std::string> a;
-    for (NodeId in : r.inputs) a.push_back(text[in]);
-    return r.op->format(a, r.attrs);
-  }
-  return text[root];
+  return r.kind == NodeKind::op && !r.name.empty() ? formula(r) : text[root];
 }
 
 template <class T>

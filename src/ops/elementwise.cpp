@@ -536,7 +536,7 @@ struct MaxD : BinDiff {
   static constexpr std::string_view name = "maximum";
   template <class T>
   static T f(T a, T b) {
-    return std::isnan(a) ? a : (a < b ? b : a);
+    return std::isnan(a) ? a : (std::isnan(b) || a < b ? b : a);
   }
   template <class T>
   static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i);
@@ -545,7 +545,7 @@ struct MinD : BinDiff {
   static constexpr std::string_view name = "minimum";
   template <class T>
   static T f(T a, T b) {
-    return std::isnan(a) ? a : (b < a ? b : a);
+    return std::isnan(a) ? a : (std::isnan(b) || b < a ? b : a);
   }
   template <class T>
   static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i);

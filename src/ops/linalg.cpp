@@ -182,6 +182,9 @@ Expr<T> transpose(Expr<T> x, std::vector<Dim> perm) {
   if (perm.empty()) {
     for (std::size_t i = x.rank(); i-- > 0;) perm.push_back(static_cast<Dim>(i));
   }
+  for (Dim& p : perm) {
+    if (p < 0) p += static_cast<Dim>(x.rank());  // NumPy accepts axes counted from the end
+  }
   bool identity = true;
   for (std::size_t i = 0; i < perm.size(); ++i)
     identity = identity && perm[i] == static_cast<Dim>(i);

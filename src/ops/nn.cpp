@@ -43,9 +43,10 @@ class SoftmaxOp final : public Op<T> {
         T s = 0;
         for (std::size_t j = 0; j < l.len; ++j) s += std::exp(x[base + j * l.inner] - m);
         if (a.flag) {
-          T lse = m + std::log(s);
+          // (x - m) - log s keeps precision that x - (m + log s) would round away.
+          T ls = std::log(s);
           for (std::size_t j = 0; j < l.len; ++j)
-            out.data[base + j * l.inner] = x[base + j * l.inner] - lse;
+            out.data[base + j * l.inner] = (x[base + j * l.inner] - m) - ls;
         } else {
           for (std::size_t j = 0; j < l.len; ++j) {
             out.data[base + j * l.inner] = std::exp(x[base + j * l.inner] - m) / s;
@@ -121,7 +122,7 @@ class CrossEntropyOp final : public Op<T> {
       T m = *std::max_element(z, z + c);
       T s = 0;
       for (std::size_t j = 0; j < c; ++j) s += std::exp(z[j] - m);
-      total += static_cast<double>(m + std::log(s) - z[static_cast<std::size_t>(v)]);
+      total += static_cast<double>((m - z[static_cast<std::size_t>(v)]) + std::log(s));
     }
     out.data[0] = n ? static_cast<T>(total / static_cast<double>(n)) : T(0);
   }

@@ -173,7 +173,14 @@ class NormOp final : public Op<T> {
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
     const T* x = in[0].data;
     T scale = 0;
-    for (std::size_t i = 0; i < in[0].size; ++i) scale = std::max(scale, std::abs(x[i]));
+    for (std::size_t i = 0; i < in[0].size; ++i) {
+      T a = std::abs(x[i]);
+      if (std::isnan(a)) {
+        scale = a;  // NaN wins over everything, Inf included
+        break;
+      }
+      scale = std::max(scale, a);
+    }
     if (scale == 0 || !std::isfinite(scale)) {
       out.data[0] = scale;
       return;

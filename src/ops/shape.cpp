@@ -1,6 +1,7 @@
 // Ops that move or replicate elements without arithmetic: reshape, squeeze/unsqueeze,
 // broadcasting and its adjoint, row gather/scatter, slicing, concatenation.
 #include <cstring>
+#include <limits>
 
 #include "common.hpp"
 
@@ -367,8 +368,13 @@ class PadOp final : public Op<T> {
       throw GraphError("pad_like: the gradient needs a known extent along axis " +
                        std::to_string(ax) + " of " + x.graph().describe(x.id()));
     }
-    Dim b = n.attrs.ints[1];
-    gr[0] = slice(g, n.attrs.ints[0], b, b + x.shape()[ax]);
+    // Normalise the start against the reference's extent when known; with an open extent
+    // a negative start that ends at the last element slices "to the end".
+    Dim b = n.attrs.ints[1], len = x.shape()[ax];
+    Dim extent = arg(y, n, 1).shape()[ax];
+    if (extent != open) b = slice_bounds(b, extent, extent).first;
+    Dim e = (b < 0 && b + len >= 0) ? std::numeric_limits<Dim>::max() : b + len;
+    gr[0] = slice(g, n.attrs.ints[0], b, e);
   }
 };
 

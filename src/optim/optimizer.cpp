@@ -1,0 +1,305 @@
+// The Optimizer base: validation, gradient transformations shared by every optimizer,
+// state for checkpoints (see include/xgrad/optim/optimizer.hpp).
+#include "xgrad/optim/optimizer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <utility>
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+
+#include "xgrad/error.hpp"
+
+namespace xgrad::optim {
+
+namespace {
+
+std::string num(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+template <class S>
+std::string dims(const S& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + ")";
+}
+
+template <class A, class B>
+bool equal_shape(const A& a, const B& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+void check_options(const std::string& who, const Options& o) {
+  auto nonneg = [&](const char* what, double v) {
+    if (!(v >= 0) || !std::isfinite(v)) {
+      throw ValueError(who + ": option " + what + " = " + num(v) +
+                       " must be finite and not negative");
+    }
+  };
+  nonneg("weight_decay", o.weight_decay);
+  nonneg("decoupled_weight_decay", o.decoupled_weight_decay);
+  nonneg("clip_norm", o.clip_norm);
+  nonneg("clip_value", o.clip_value);
+}
+
+}  // namespace
+
+template <class T>
+xt::xarray<T>& ParamState<T>::tensor(std::string_view name, const xt::xarray<T>& like) {
+  auto it = tensors.find(name);
+  if (it == tensors.end()) {
+    it = tensors.emplace(std::string(name), xt::xarray<T>(xt::zeros<T>(like.shape()))).first;
+  } else if (!equal_shape(it->second.shape(), like.shape())) {
+    throw ShapeError("optimizer state '" + std::string(name) + "' has shape " +
+                     dims(it->second.shape()) + " but the parameter has shape " +
+                     dims(like.shape()));
+  }
+  return it->second;
+}
+
+template <class T>
+double& ParamState<T>::scalar(std::string_view name, double init) {
+  auto it = scalars.find(name);
+  if (it == scalars.end()) it = scalars.emplace(std::string(name), init).first;
+  return it->second;
+}
+
+template <class T>
+Optimizer<T>::Optimizer(std::string name, std::vector<Expr<T>> params, Schedule lr, Options opts)
+    : name_(std::move(name)), params_(std::move(params)), schedule_(std::move(lr)), opts_(opts) {
+  if (params_.empty()) throw ValueError(name_ + ": the parameter list is empty");
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const Expr<T>& p = params_[i];
+    if (!p.valid()) {
+      throw GraphError(name_ + ": parameter " + std::to_string(i) +
+                       " is an invalid (empty) Expr handle");
+    }
+    if (&p.graph() != &params_[0].graph()) {
+      throw GraphError(name_ + ": parameter " + std::to_string(i) + " " +
+                       p.graph().describe(p.id()) + " belongs to another graph than parameter 0");
+    }
+    if (p.node().kind != NodeKind::parameter) {
+      throw GraphError(name_ + ": " + p.graph().describe(p.id()) + " (position " +
+                       std::to_string(i) +
+                       ") is not a parameter node; create trainable values with "
+                       "Graph::parameter");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (params_[j] == p) {
+        throw ValueError(name_ + ": " + p.graph().describe(p.id()) + " appears twice (positions " +
+                         std::to_string(j) + " and " + std::to_string(i) + ")");
+      }
+    }
+  }
+  check_options(name_, opts_);
+  state_.resize(params_.size());
+  work_.resize(params_.size());
+  checked_lr(0);
+}
+
+template <class T>
+Optimizer<T>::~Optimizer() = default;
+
+template <class T>
+void Optimizer<T>::check_range(const char* what, double v, double lo, double hi, bool open_lo,
+                               bool open_hi) const {
+  bool ok = (open_lo ? v > lo : v >= lo) && (open_hi ? v < hi : v <= hi);
+  if (!ok) {
+    throw ValueError(name_ + ": " + what + " = " + num(v) + " must lie in " +
+                     (open_lo ? "(" : "[") + num(lo) + ", " + num(hi) + (open_hi ? ")" : "]"));
+  }
+}
+
+template <class T>
+double Optimizer<T>::checked_lr(std::size_t step) const {
+  double lr = schedule_(step, epoch_);
+  if (!(lr >= 0) || !std::isfinite(lr)) {
+    throw ValueError(name_ + ": learning rate " + num(lr) + " for step " +
+                     std::to_string(step + 1) + " (schedule step " + std::to_string(step) +
+                     ") is negative, NaN or infinite; schedule " + schedule_.describe());
+  }
+  return lr;
+}
+
+template <class T>
+double Optimizer<T>::lr() const {
+  return checked_lr(steps_);
+}
+
+template <class T>
+void Optimizer<T>::set_schedule(Schedule s) {
+  std::swap(schedule_, s);
+  try {
+    checked_lr(steps_);
+  } catch (...) {
+    std::swap(schedule_, s);
+    throw;
+  }
+}
+
+template <class T>
+void Optimizer<T>::set_options(const Options& o) {
+  check_options(name_, o);
+  opts_ = o;
+}
+
+template <class T>
+std::string Optimizer<T>::param_name(std::size_t i) const {
+  const std::string& n = params_[i].name();
+  return (n.empty() ? "#" + std::to_string(i) : "'" + n + "'") + " (position " + std::to_string(i) +
+         ")";
+}
+
+template <class T>
+void Optimizer<T>::step(std::span<const xt::xarray<T>> grads) {
+  apply(0, false, grads);
+}
+
+template <class T>
+void Optimizer<T>::step(const std::vector<xt::xarray<T>>& outputs, std::size_t first_grad) {
+  if (first_grad + params_.size() > outputs.size()) {
+    throw ValueError(name_ + ": step() expects " + std::to_string(params_.size()) +
+                     " gradients starting at output " + std::to_string(first_grad) +
+                     ", but the run has only " + std::to_string(outputs.size()) + " outputs");
+  }
+  apply(0, false, std::span<const xt::xarray<T>>(outputs).subspan(first_grad, params_.size()));
+}
+
+template <class T>
+void Optimizer<T>::step(T loss, std::span<const xt::xarray<T>> grads) {
+  apply(static_cast<double>(loss), true, grads);
+}
+
+template <class T>
+void Optimizer<T>::step(T loss, const std::vector<xt::xarray<T>>& outputs, std::size_t first_grad) {
+  if (first_grad + params_.size() > outputs.size()) {
+    throw ValueError(name_ + ": step() expects " + std::to_string(params_.size()) +
+                     " gradients starting at output " + std::to_string(first_grad) +
+                     ", but the run has only " + std::to_string(outputs.size()) + " outputs");
+  }
+  apply(static_cast<double>(loss), true,
+        std::span<const xt::xarray<T>>(outputs).subspan(first_grad, params_.size()));
+}
+
+template <class T>
+void Optimizer<T>::report(double loss) {
+  if (!opts_.allow_nonfinite && !std::isfinite(loss)) {
+    throw ValueError(name_ + ": reported loss is " + num(loss) + " after " +
+                     std::to_string(steps_) + " steps (Options::allow_nonfinite to continue)");
+  }
+  schedule_.report(loss);
+}
+
+template <class T>
+void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<T>> grads) {
+  // Everything is checked before the first parameter changes.
+  if (grads.size() != params_.size()) {
+    throw ValueError(name_ + ": step() got " + std::to_string(grads.size()) + " gradients for " +
+                     std::to_string(params_.size()) + " parameters");
+  }
+  Graph<T>& g = params_[0].graph();
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const auto& v = g.value(params_[i]);
+    if (!equal_shape(grads[i].shape(), v.shape())) {
+      throw ShapeError(name_ + ": the gradient for parameter " + param_name(i) + " has shape " +
+                       dims(grads[i].shape()) + " but the parameter has shape " + dims(v.shape()));
+    }
+  }
+  const std::size_t t = steps_ + 1;  // this update's number
+  if (has_loss && !opts_.allow_nonfinite && !std::isfinite(loss)) {
+    throw ValueError(name_ + ": loss is " + num(loss) + " at step " + std::to_string(t) +
+                     "; parameters were left unchanged (set Options::allow_nonfinite to "
+                     "continue)");
+  }
+  const double norm = global_norm(grads);
+  if (!opts_.allow_nonfinite && !std::isfinite(norm)) {
+    throw ValueError(name_ + ": gradient norm is " + num(norm) + " at step " + std::to_string(t) +
+                     "; parameters were left unchanged (set Options::allow_nonfinite to "
+                     "continue)");
+  }
+  const double lr = checked_lr(steps_);
+  if (has_loss) schedule_.report(loss);
+
+  double scale = 1;
+  if (opts_.clip_norm > 0) scale = std::min(1.0, opts_.clip_norm / (norm + 1e-6));
+  if (opts_.maximize) scale = -scale;
+  const bool transform = scale != 1 || opts_.clip_value > 0 || opts_.weight_decay > 0;
+  const T cv = static_cast<T>(opts_.clip_value);
+  const T wd = static_cast<T>(opts_.weight_decay);
+  const T keep = static_cast<T>(1 - lr * opts_.decoupled_weight_decay);
+
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    xt::xarray<T>& value = g.value(params_[i]);
+    const xt::xarray<T>* grad = &grads[i];
+    if (transform) {
+      xt::xarray<T>& w = work_[i];
+      if (scale != 1) {
+        xt::noalias(w) = static_cast<T>(scale) * grads[i];
+      } else {
+        xt::noalias(w) = grads[i];
+      }
+      if (opts_.clip_value > 0) xt::noalias(w) = xt::clip(w, -cv, cv);
+      if (opts_.weight_decay > 0) xt::noalias(w) += wd * value;
+      grad = &w;
+    }
+    if (opts_.decoupled_weight_decay > 0) xt::noalias(value) *= keep;
+    update(value, *grad, state_[i], StepContext<T>{static_cast<T>(lr), t, epoch_, i});
+  }
+  steps_ = t;
+  last_lr_ = lr;
+  last_grad_norm_ = norm;
+}
+
+template <class T>
+ParamState<T>& Optimizer<T>::param_state(std::size_t i) {
+  if (i >= state_.size()) {
+    throw ValueError(name_ + ": no parameter " + std::to_string(i) + " (it has " +
+                     std::to_string(state_.size()) + ")");
+  }
+  return state_[i];
+}
+
+template <class T>
+const ParamState<T>& Optimizer<T>::param_state(std::size_t i) const {
+  return const_cast<Optimizer*>(this)->param_state(i);
+}
+
+template <class T>
+OptimizerState<T> Optimizer<T>::state() const {
+  return OptimizerState<T>{steps_, epoch_, state_, schedule_.state()};
+}
+
+template <class T>
+void Optimizer<T>::load_state(OptimizerState<T> s) {
+  if (s.params.size() != params_.size()) {
+    throw ValueError(name_ + ": the saved state holds " + std::to_string(s.params.size()) +
+                     " parameters, the optimizer has " + std::to_string(params_.size()));
+  }
+  schedule_.set_state(s.schedule);
+  state_ = std::move(s.params);
+  steps_ = s.steps;
+  epoch_ = s.epoch;
+}
+
+template <class T>
+void Optimizer<T>::reset() {
+  for (auto& s : state_) s = ParamState<T>{};
+  steps_ = 0;
+  last_lr_ = std::numeric_limits<double>::quiet_NaN();
+  last_grad_norm_ = std::numeric_limits<double>::quiet_NaN();
+}
+
+template struct ParamState<float>;
+template struct ParamState<double>;
+template class Optimizer<float>;
+template class Optimizer<double>;
+
+}  // namespace xgrad::optim
