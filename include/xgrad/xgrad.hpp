@@ -13,3 +13,4 @@
 
 // Printing values with std::cout is the first thing a learner does.
 #include <xtensor/xio.hpp>
+#include "xgrad/optim/optim.hpp"

@@ -202,7 +202,7 @@ struct ReluD : Diff {
   static constexpr std::string_view name = "relu";
   template <class T>
   static T f(T x, const Attrs&) {
-    return x > 0 ? x : T(0);
+    return x < 0 ? T(0) : x;  // NaN passes through
   }
   template <class T>
   static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {

@@ -1,0 +1,213 @@
+/// @file optimizer.hpp
+/// @brief The Optimizer base class: parameters, per-parameter state, options shared by
+/// every optimizer, and step(), which updates parameter values in place.
+///
+/// The loop a learner writes:
+/// @code
+/// auto grads = xgrad::grad(loss, {w, b});
+/// auto f = xgrad::compile({loss, grads[0], grads[1]});
+/// xgrad::optim::Adam<double> opt({w, b}, 0.01);
+/// for (int i = 0; i < 1000; ++i) opt.step(f.run({{X, x_data}}), 1);  // gradients from 1
+/// @endcode
+///
+/// A new optimizer overrides one method, update(), which changes one parameter given its
+/// value, its gradient (already clipped, negated for maximize and L2-decayed), its state
+/// and the learning rate. The built-in optimizers (optimizers.hpp) are written that way.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <functional>
+#include <limits>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+#include <xtensor/xarray.hpp>
+
+#include "xgrad/graph.hpp"
+#include "xgrad/optim/schedule.hpp"
+
+namespace xgrad::optim {
+
+/// Named tensors and scalars an optimizer keeps for one parameter (a momentum buffer,
+/// Adam's moments...). Public so checkpoints can copy it out and put it back.
+template <class T>
+struct ParamState {
+  std::map<std::string, xt::xarray<T>, std::less<>> tensors;  ///< Named tensors.
+  std::map<std::string, double, std::less<>> scalars;         ///< Named scalars.
+
+  /// True when a tensor of that name exists.
+  bool has(std::string_view name) const { return tensors.find(name) != tensors.end(); }
+  /// The named tensor, created as zeros shaped like `like` on first use (later calls do
+  /// not allocate). Throws ShapeError when an existing tensor has another shape.
+  xt::xarray<T>& tensor(std::string_view name, const xt::xarray<T>& like);
+  /// The named scalar, created with value init on first use.
+  double& scalar(std::string_view name, double init = 0);
+};
+
+/// Everything an optimizer needs to resume: for checkpoints (copy out, put back).
+template <class T>
+struct OptimizerState {
+  std::size_t steps = 0;              ///< Updates made.
+  std::size_t epoch = 0;              ///< Current epoch (fed to the schedule).
+  std::vector<ParamState<T>> params;  ///< Per-parameter state, in parameter order.
+  ScheduleState schedule;             ///< The schedule's own state (reduce-on-plateau).
+};
+
+/// Options every optimizer shares. The gradient g of each parameter p goes through, in
+/// order: clipping by global norm, clipping by value, negation (maximize), L2 weight
+/// decay g += weight_decay * p; then decoupled decay p *= 1 - lr * decoupled_weight_decay;
+/// then the optimizer's update rule. This is PyTorch's order (clip_grad_norm_ /
+/// clip_grad_value_ before step(); maximize and weight_decay inside it; AdamW's decay).
+struct Options {
+  bool maximize = false;              ///< Gradient ascent: follow +g instead of -g.
+  double weight_decay = 0;            ///< L2 penalty coefficient, added to the gradient.
+  double decoupled_weight_decay = 0;  ///< Decoupled decay (AdamW): p *= 1 - lr * this.
+  /// When > 0, rescale all gradients together by clip_norm / (norm + 1e-6) whenever
+  /// their global Euclidean norm exceeds it (torch.nn.utils.clip_grad_norm_).
+  double clip_norm = 0;
+  /// When > 0, clamp each gradient element to [-clip_value, clip_value].
+  double clip_value = 0;
+  /// By default a NaN or Inf loss (or gradient norm) throws ValueError naming the step
+  /// before any parameter changes; true skips the check and updates anyway.
+  bool allow_nonfinite = false;
+};
+
+/// What an update rule knows about the current step besides the parameter itself.
+template <class T>
+struct StepContext {
+  T lr;               ///< Learning rate of this step, from the schedule.
+  std::size_t step;   ///< Number of this update, from 1 (Adam's t).
+  std::size_t epoch;  ///< Current epoch.
+  std::size_t index;  ///< Position of the parameter in the optimizer's list.
+};
+
+/// Euclidean norm of all elements of all tensors, accumulated in double: |g| for one
+/// scalar, the norm of the whole gradient vector otherwise (the note's stopping test).
+template <class T>
+double global_norm(std::span<const xt::xarray<T>> tensors) {
+  double s = 0;
+  for (const auto& t : tensors) {
+    const T* d = t.data();
+    for (std::size_t i = 0, n = t.size(); i < n; ++i) s += static_cast<double>(d[i]) * d[i];
+  }
+  return std::sqrt(s);
+}
+
+/// Global norm of outputs[first], outputs[first + 1], ... (the gradients of a run, or a
+/// whole vector of gradients with first = 0).
+template <class T>
+double global_norm(const std::vector<xt::xarray<T>>& outputs, std::size_t first = 0) {
+  if (first > outputs.size()) first = outputs.size();
+  return global_norm(std::span<const xt::xarray<T>>(outputs).subspan(first));
+}
+
+/// Base of every optimizer: holds the parameter nodes, their state, the step counter, the
+/// learning-rate schedule and the shared Options, and applies updates in place.
+/// Steady-state steps do not allocate (buffers are sized at the first step).
+template <class T>
+class Optimizer {
+ public:
+  virtual ~Optimizer();
+
+  /// One update from the gradients, in parameter order (one per parameter).
+  void step(std::span<const xt::xarray<T>> grads);
+  /// One update from the outputs of a run whose gradients start at first_grad:
+  /// opt.step(f.run(feeds), 1) for f = compile({loss, g0, g1...}). Extra outputs after
+  /// the gradients are ignored.
+  void step(const std::vector<xt::xarray<T>>& outputs, std::size_t first_grad);
+  /// One update given the loss too: the loss is checked for NaN/Inf (see
+  /// Options::allow_nonfinite) and reported to the schedule (reduce-on-plateau) after the
+  /// rate of this step has been taken.
+  void step(T loss, std::span<const xt::xarray<T>> grads);
+  /// step(loss, gradients) with the gradients at outputs[first_grad...]:
+  /// `const auto& out = f.run(); opt.step(out[0](), out, 1);`.
+  void step(T loss, const std::vector<xt::xarray<T>>& outputs, std::size_t first_grad);
+
+  /// Reports a loss to the schedule without updating (for an epoch's validation loss).
+  void report(double loss);
+
+  /// The optimizer's name, used in error messages ("Adam").
+  const std::string& name() const { return name_; }
+  /// The parameter nodes, in the order gradients are expected.
+  const std::vector<Expr<T>>& parameters() const { return params_; }
+  /// Number of parameters.
+  std::size_t size() const { return params_.size(); }
+  /// Updates made so far.
+  std::size_t steps() const { return steps_; }
+  /// Current epoch (a schedule input; the optimizer never changes it).
+  std::size_t epoch() const { return epoch_; }
+  /// Sets the epoch, e.g. at the start of each pass over the data.
+  void set_epoch(std::size_t e) { epoch_ = e; }
+  /// The learning rate the next step will use.
+  double lr() const;
+  /// The learning rate the last step used (NaN before the first step).
+  double last_lr() const { return last_lr_; }
+  /// Global norm of the last step's gradients before clipping (NaN before the first).
+  double last_grad_norm() const { return last_grad_norm_; }
+  /// The learning-rate schedule.
+  const Schedule& schedule() const { return schedule_; }
+  /// Replaces the schedule (a number is a constant rate).
+  void set_schedule(Schedule s);
+  /// The shared options.
+  const Options& options() const { return opts_; }
+  /// Replaces the shared options (validated).
+  void set_options(const Options& o);
+
+  /// State of parameter i (bounds-checked).
+  ParamState<T>& param_state(std::size_t i);
+  /// State of parameter i (bounds-checked).
+  const ParamState<T>& param_state(std::size_t i) const;
+  /// A copy of everything needed to resume (step count, epoch, per-parameter and schedule
+  /// state). Parameter values are not included: they live in the graph.
+  OptimizerState<T> state() const;
+  /// Restores a state() copy; the number of parameters must match.
+  void load_state(OptimizerState<T> s);
+  /// Forgets all state and the step count (keeps schedule and options).
+  void reset();
+
+ protected:
+  /// Validates the parameters (non-empty, distinct parameter nodes of one graph), the
+  /// schedule's first rate and the options; name appears in every error message.
+  Optimizer(std::string name, std::vector<Expr<T>> params, Schedule lr, Options opts = {});
+  /// Copies the optimizer, state included (for subclasses that want to be copyable).
+  Optimizer(const Optimizer&) = default;
+  /// Copies the optimizer, state included.
+  Optimizer& operator=(const Optimizer&) = default;
+
+  /// The update rule: changes value (the parameter, in place; use xt::noalias to avoid
+  /// temporaries) from grad, keeping whatever it needs in state. grad is already clipped,
+  /// negated under maximize and L2-decayed, so a rule always descends.
+  virtual void update(xt::xarray<T>& value, const xt::xarray<T>& grad, ParamState<T>& state,
+                      const StepContext<T>& ctx) = 0;
+
+  /// Throws ValueError "<name>: <what> = <v> must ..." unless lo <= v (or lo < v when
+  /// open) and v < hi (or <= when !open_hi); for validating hyper-parameters.
+  void check_range(const char* what, double v, double lo, double hi, bool open_lo = false,
+                   bool open_hi = false) const;
+
+ private:
+  void apply(double loss, bool has_loss, std::span<const xt::xarray<T>> grads);
+  double checked_lr(std::size_t step) const;
+  std::string param_name(std::size_t i) const;
+
+  std::string name_;
+  std::vector<Expr<T>> params_;
+  Schedule schedule_;
+  Options opts_;
+  std::vector<ParamState<T>> state_;
+  std::vector<xt::xarray<T>> work_;  // transformed gradients, reused between steps
+  std::size_t steps_ = 0;
+  std::size_t epoch_ = 0;
+  double last_lr_ = std::numeric_limits<double>::quiet_NaN();
+  double last_grad_norm_ = std::numeric_limits<double>::quiet_NaN();
+};
+
+extern template struct ParamState<float>;
+extern template struct ParamState<double>;
+extern template class Optimizer<float>;
+extern template class Optimizer<double>;
+
+}  // namespace xgrad::optim
