@@ -1,6 +1,8 @@
 // Reverse accumulation over a topological order; every adjoint is a graph node.
 #include "xgrad/autodiff.hpp"
 
+#include <unordered_map>
+
 #include "topo.hpp"
 #include "xgrad/ops.hpp"
 
@@ -59,16 +61,20 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
     rel[id] = r;
   }
   // Contributions are collected and summed when their node is reached: by then every
-  // consumer (later in the order) has contributed.
-  std::vector<std::vector<Expr<T>>> parts(n);
+  // consumer (later in the order) has contributed. Most nodes get exactly one, kept
+  // inline; only the others pay for a list.
   std::vector<Expr<T>> adj(n);
-  parts[root].push_back(seed);
+  std::unordered_map<NodeId, std::vector<Expr<T>>> more;
+  adj[root] = seed;
   std::vector<Expr<T>> grads;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     NodeId id = *it;
     if (!rel[id]) continue;
-    adj[id] = total(parts[id]);
-    std::vector<Expr<T>>().swap(parts[id]);
+    if (auto m = more.find(id); m != more.end()) {
+      m->second.insert(m->second.begin(), adj[id]);
+      adj[id] = total(m->second);
+      more.erase(m);
+    }
     if (!adj[id]) continue;
     const Node<T>& node = g.node(id);
     if (node.kind != NodeKind::op) continue;
@@ -84,7 +90,11 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
                          std::to_string(i) + " a gradient of shape " + shape_str(gs) + " for " +
                          g.describe(in));
       }
-      parts[in].push_back(grads[i]);
+      if (!adj[in]) {
+        adj[in] = grads[i];
+      } else {
+        more[in].push_back(grads[i]);
+      }
     }
   }
   std::vector<Expr<T>> out;

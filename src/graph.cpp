@@ -106,14 +106,10 @@ template <class T>
 Graph<T>::~Graph() = default;
 
 template <class T>
-const Node<T>& Graph<T>::node(NodeId id) const {
-  if (id >= nodes_.size()) {
-    throw GraphError("node id " + std::to_string(id) + " is out of range (graph has " +
-                     std::to_string(nodes_.size()) + " nodes)");
-  }
-  return nodes_[id];
+void Graph<T>::out_of_range(NodeId id) const {
+  throw GraphError("node id " + std::to_string(id) + " is out of range (graph has " +
+                   std::to_string(nodes_.size()) + " nodes)");
 }
-
 template <class T>
 Expr<T> Graph<T>::expr(NodeId id) {
   node(id);
@@ -246,12 +242,14 @@ Expr<T> Graph<T>::scalar(T v) {
 
 template <class T>
 Expr<T> Graph<T>::apply(const Op<T>& op, std::vector<NodeId> inputs, Attrs attrs) {
-  std::vector<Shape> shapes;
-  shapes.reserve(inputs.size());
+  // Operand shapes go to a reused scratch list, so building a million-node graph does not
+  // allocate a list per node. It is only read before simplify(), which may re-enter apply().
+  std::vector<Shape>& shapes = scratch_shapes_;
+  shapes.resize(inputs.size());
   bool all_constant = !inputs.empty();
-  for (NodeId i : inputs) {
-    const Node<T>& n = node(i);
-    shapes.push_back(n.shape);
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    const Node<T>& n = node(inputs[k]);
+    shapes[k].assign(n.shape.begin(), n.shape.end());
     all_constant = all_constant && n.kind == NodeKind::constant;
   }
   Shape out;

@@ -140,7 +140,8 @@ struct Node {
   Shape shape;                   ///< Static shape; may hold open dimensions.
   std::string name;              ///< User-given name, or empty.
   DType dtype = dtype_of<T>();   ///< Accepted element type, for inputs.
-  xt::xarray<T> value;           ///< Owned value, for parameters and constants.
+  /// Owned value, for parameters and constants (empty, and allocation-free, for the rest).
+  xt::xarray<T> value = xt::xarray<T>::from_shape({0});
 };
 
 /// A cheap handle to a node: a graph pointer and an id. Arithmetic on handles builds new
@@ -204,7 +205,10 @@ class Graph {
   /// Number of nodes.
   std::size_t size() const { return nodes_.size(); }
   /// Node by id (bounds-checked).
-  const Node<T>& node(NodeId id) const;
+  const Node<T>& node(NodeId id) const {
+    if (id >= nodes_.size()) out_of_range(id);
+    return nodes_[id];
+  }
   /// Handle for a node id (bounds-checked).
   Expr<T> expr(NodeId id);
   /// Mutable value of a parameter or constant; shape changes are checked at the next run.
@@ -223,6 +227,8 @@ class Graph {
 
  private:
   Expr<T> add_node(Node<T> n);
+  [[noreturn]] void out_of_range(NodeId id) const;
+  std::vector<Shape> scratch_shapes_;
   std::deque<Node<T>> nodes_;
   std::unique_ptr<std::unordered_multimap<std::size_t, NodeId>> interned_;
 };
