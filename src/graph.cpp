@@ -186,6 +186,12 @@ Expr<T> Graph<T>::input(std::string name, Shape shape, DType dtype) {
                        " is negative (use xgrad::open for a batch dimension)");
     }
   }
+  bool is_int = dtype == DType::int32 || dtype == DType::int64;
+  if (!is_int && dtype != dtype_of<T>()) {
+    throw ValueError("input '" + name + "': a " + dtype_name(dtype_of<T>()) +
+                     " graph takes inputs of its own type or integer labels, not " +
+                     dtype_name(dtype));
+  }
   Node<T> n;
   n.kind = NodeKind::input;
   n.shape = std::move(shape);

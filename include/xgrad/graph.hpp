@@ -190,7 +190,8 @@ class Graph {
   Graph& operator=(const Graph&) = delete;
 
   /// A placeholder bound per run. Dimensions may be xgrad::open (the batch); dtype is the
-  /// element type accepted at binding (an integer dtype is for labels and indices).
+  /// element type accepted at binding: T itself, or int32/int64 for labels and indices
+  /// (converted to T per run). Another float type raises ValueError.
   Expr<T> input(std::string name, Shape shape, DType dtype = dtype_of<T>());
   /// A trainable value owned by the graph (optimizers update it in place).
   Expr<T> parameter(std::string name, xt::xarray<T> value);

@@ -1,0 +1,431 @@
+// A compiled Function, once planned, runs without allocating: global operator new/delete
+// (every overload) are replaced by counting versions here, and on glibc without
+// AddressSanitizer the malloc family is interposed as well, which also catches xtensor
+// containers (their xsimd aligned allocator calls malloc, not operator new).
+// malloc calls are split by caller: code in this executable (xgrad is linked statically,
+// xtensor is header-only) must not allocate; calls made inside shared libraries are
+// reported but not failed. The BLAS is one: OpenBLAS 0.3.21's AVX-512 small-matrix dgemm
+// kernel (dgemm_small_kernel_b0_nn_SKYLAKEX) mallocs a buffer on every call for some
+// shapes, e.g. row-major 8x16 @ 16x3 (OPENBLAS_CORETYPE=Haswell avoids that kernel).
+// This file is its own executable (see tests/CMakeLists.txt).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <random>
+#include <vector>
+#include <xgrad/xgrad.hpp>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define XGRAD_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define XGRAD_TEST_ASAN 1
+#endif
+#endif
+#if defined(__GLIBC__) && !defined(XGRAD_TEST_ASAN)
+#define XGRAD_COUNT_MALLOC 1
+#endif
+
+namespace counting {
+std::atomic<bool> enabled{false};
+std::atomic<long> news{0};
+std::atomic<long> mallocs{0};          // malloc family, called from this executable
+std::atomic<long> foreign_mallocs{0};  // malloc family, called from a shared library
+
+inline void count(std::atomic<long>& c) {
+  if (enabled.load(std::memory_order_relaxed)) c.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace counting
+
+#ifdef XGRAD_COUNT_MALLOC
+// Bounds of this executable's code, provided by the GNU linker.
+extern "C" char __executable_start[];
+extern "C" char __etext[];
+
+namespace counting {
+// Counts one malloc-family call made from return address `from`.
+inline void count_malloc(const void* from) {
+  if (!enabled.load(std::memory_order_relaxed)) return;
+  auto a = reinterpret_cast<std::uintptr_t>(from);
+  bool own = a >= reinterpret_cast<std::uintptr_t>(__executable_start) &&
+             a < reinterpret_cast<std::uintptr_t>(__etext);
+  (own ? mallocs : foreign_mallocs).fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace counting
+#define XGRAD_COUNT_MALLOC_CALL() counting::count_malloc(__builtin_return_address(0))
+
+// glibc's own allocator entry points: the interposed malloc family forwards to them, so
+// memory from any of these functions may be released by any other.
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void __libc_free(void*);
+void* __libc_memalign(std::size_t, std::size_t);
+
+__attribute__((noinline)) void* malloc(std::size_t n) noexcept {
+  XGRAD_COUNT_MALLOC_CALL();
+  return __libc_malloc(n);
+}
+__attribute__((noinline)) void* calloc(std::size_t k, std::size_t n) noexcept {
+  XGRAD_COUNT_MALLOC_CALL();
+  return __libc_calloc(k, n);
+}
+__attribute__((noinline)) void* realloc(void* p, std::size_t n) noexcept {
+  XGRAD_COUNT_MALLOC_CALL();
+  return __libc_realloc(p, n);
+}
+void free(void* p) noexcept { __libc_free(p); }
+__attribute__((noinline)) void* memalign(std::size_t align, std::size_t n) noexcept {
+  XGRAD_COUNT_MALLOC_CALL();
+  return __libc_memalign(align, n);
+}
+__attribute__((noinline)) void* aligned_alloc(std::size_t align, std::size_t n) noexcept {
+  XGRAD_COUNT_MALLOC_CALL();
+  return __libc_memalign(align, n);
+}
+__attribute__((noinline)) int posix_memalign(void** out, std::size_t align,
+                                             std::size_t n) noexcept {
+  if (align < sizeof(void*) || (align & (align - 1)) != 0) return EINVAL;
+  XGRAD_COUNT_MALLOC_CALL();
+  void* p = __libc_memalign(align, n);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+}  // extern "C"
+
+namespace {
+void* raw_alloc(std::size_t n) { return __libc_malloc(n ? n : 1); }
+void* raw_aligned(std::size_t n, std::size_t align) { return __libc_memalign(align, n ? n : 1); }
+void raw_free(void* p) { __libc_free(p); }
+}  // namespace
+#else
+namespace {
+void* raw_alloc(std::size_t n) { return std::malloc(n ? n : 1); }
+void* raw_aligned(std::size_t n, std::size_t align) {
+  std::size_t size = (n + align - 1) / align * align;
+  return std::aligned_alloc(align, size ? size : align);
+}
+void raw_free(void* p) { std::free(p); }
+}  // namespace
+#endif
+
+namespace {
+void* counted_new(std::size_t n) {
+  counting::count(counting::news);
+  if (void* p = raw_alloc(n)) return p;
+  throw std::bad_alloc();
+}
+void* counted_new(std::size_t n, std::align_val_t a) {
+  counting::count(counting::news);
+  std::size_t align = static_cast<std::size_t>(a);
+  if (align < sizeof(void*)) align = sizeof(void*);
+  if (void* p = raw_aligned(n, align)) return p;
+  throw std::bad_alloc();
+}
+void* counted_new_nothrow(std::size_t n) noexcept {
+  counting::count(counting::news);
+  return raw_alloc(n);
+}
+void* counted_new_nothrow(std::size_t n, std::align_val_t a) noexcept {
+  counting::count(counting::news);
+  std::size_t align = static_cast<std::size_t>(a);
+  if (align < sizeof(void*)) align = sizeof(void*);
+  return raw_aligned(n, align);
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return counted_new(n); }
+void* operator new[](std::size_t n) { return counted_new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_new_nothrow(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return counted_new_nothrow(n);
+}
+void* operator new(std::size_t n, std::align_val_t a) { return counted_new(n, a); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted_new(n, a); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return counted_new_nothrow(n, a);
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return counted_new_nothrow(n, a);
+}
+
+void operator delete(void* p) noexcept { raw_free(p); }
+void operator delete[](void* p) noexcept { raw_free(p); }
+void operator delete(void* p, std::size_t) noexcept { raw_free(p); }
+void operator delete[](void* p, std::size_t) noexcept { raw_free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { raw_free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { raw_free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { raw_free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { raw_free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { raw_free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { raw_free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { raw_free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { raw_free(p); }
+
+namespace {
+
+struct Counts {
+  long news = 0;
+  long mallocs = 0;
+  long foreign_mallocs = 0;
+};
+
+/// Counts allocations made while f runs; reports those made inside shared libraries.
+template <class F>
+Counts count_allocations(F&& f) {
+  counting::news.store(0);
+  counting::mallocs.store(0);
+  counting::foreign_mallocs.store(0);
+  counting::enabled.store(true);
+  f();
+  counting::enabled.store(false);
+  Counts c{counting::news.load(), counting::mallocs.load(), counting::foreign_mallocs.load()};
+  if (c.foreign_mallocs) {
+    std::printf("note: %ld malloc calls from shared libraries (e.g. the BLAS), not counted\n",
+                c.foreign_mallocs);
+  }
+  return c;
+}
+
+/// Keeps the compiler from eliding an allocation the test makes on purpose.
+template <class P>
+void escape(P* p) {
+  asm volatile("" : : "g"(p) : "memory");
+}
+
+TEST(AllocCounter, SeesEveryKindOfAllocation) {
+  Counts c = count_allocations([] {
+    int* a = new int(1);
+    escape(a);
+    delete a;
+    int* b = new int[4];
+    escape(b);
+    delete[] b;
+    struct alignas(64) Wide {
+      double v[8];
+    };
+    Wide* w = new Wide;
+    escape(w);
+    delete w;
+    int* n = new (std::nothrow) int(2);
+    escape(n);
+    delete n;
+    std::vector<double> v(100);
+    escape(v.data());
+  });
+  EXPECT_EQ(c.news, 5);
+#ifdef XGRAD_COUNT_MALLOC
+  Counts m = count_allocations([] {
+    void* p = std::malloc(32);
+    escape(p);
+    std::free(p);
+    xt::xarray<double> x = xt::zeros<double>({3, 3});  // xsimd's aligned allocator
+    escape(x.data());
+  });
+  EXPECT_GE(m.mallocs, 2);
+#endif
+}
+
+// The seed's linear-regression step: loss and gradient of sum((y - X beta)^2) / 2, X (?, 3).
+TEST(NoAlloc, LinearRegressionStep) {
+  xt::xarray<double> X = {{1, 1, 1}, {1, 2, 1}, {2, 2, 1}, {2, 3, 1}};
+  xt::xarray<double> y = {6, 8, 9, 11};
+  xgrad::Graph<double> g;
+  auto Xi = g.input("X", {xgrad::open, 3});
+  auto yi = g.input("y", {xgrad::open});
+  auto beta = g.parameter("beta", xt::xarray<double>{10.1, 15.1, -6.5});
+  auto loss = xgrad::sum(xgrad::square(yi - xgrad::matmul(Xi, beta))) / 2.0;
+  auto gb = xgrad::grad(loss, {beta})[0];
+  auto step = xgrad::compile({loss, gb});
+  double first = step.run({{Xi, X}, {yi, y}})[0]();  // warm-up: plans the buffers
+  ASSERT_EQ(step.plan_count(), 1u);
+
+  double* b = g.value(beta).data();
+  Counts c = count_allocations([&] {
+    for (int it = 0; it < 100; ++it) {
+      const auto& r = step.run({{Xi, X}, {yi, y}});
+      const double* d = r[1].data();
+      for (int j = 0; j < 3; ++j) b[j] -= 0.01 * d[j];
+    }
+  });
+  EXPECT_EQ(c.news, 0) << "operator new calls in 100 runs";
+  EXPECT_EQ(c.mallocs, 0) << "malloc-family calls in 100 runs";
+  EXPECT_EQ(step.plan_count(), 1u);
+  EXPECT_LT(step.run({{Xi, X}, {yi, y}})[0](), first);
+}
+
+/// A two-layer classifier: matmul + bias + relu, then cross-entropy on int64 labels.
+struct Mlp {
+  xgrad::Graph<double> g;
+  xgrad::Expr<double> X, labels, W1, b1, W2, b2, loss;
+  std::vector<xgrad::Expr<double>> params;
+  xgrad::Function<double> step;
+
+  static xgrad::Function<double> build(Mlp& m) {
+    std::mt19937 rng(11);
+    std::normal_distribution<double> n(0.0, 0.5);
+    auto randn = [&](std::size_t r, std::size_t c) {
+      xt::xarray<double> a = xt::zeros<double>({r, c});
+      for (auto& v : a) v = n(rng);
+      return a;
+    };
+    m.X = m.g.input("X", {xgrad::open, 4});
+    m.labels = m.g.input("labels", {xgrad::open}, xgrad::DType::int64);
+    m.W1 = m.g.parameter("W1", randn(4, 16));
+    m.b1 = m.g.parameter("b1", xt::xarray<double>(xt::zeros<double>({16})));
+    m.W2 = m.g.parameter("W2", randn(16, 3));
+    m.b2 = m.g.parameter("b2", xt::xarray<double>(xt::zeros<double>({3})));
+    auto h = xgrad::relu(xgrad::matmul(m.X, m.W1) + m.b1);
+    auto logits = xgrad::matmul(h, m.W2) + m.b2;
+    m.loss = xgrad::cross_entropy(logits, m.labels).named("loss");
+    m.params = {m.W1, m.b1, m.W2, m.b2};
+    std::vector<xgrad::Expr<double>> outs{m.loss};
+    for (auto d : xgrad::grad(m.loss, m.params)) outs.push_back(d);
+    return xgrad::compile(outs);
+  }
+  Mlp() : step(build(*this)) {}
+
+  // One SGD step; plain loops so that only the library could allocate.
+  double train(const xt::xarray<double>& xv, const std::vector<std::int64_t>& yv) {
+    const auto& r = step.run({{X, xv}, {labels, yv}});
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      auto& p = g.value(params[k]);
+      const double* d = r[k + 1].data();
+      for (std::size_t i = 0; i < p.size(); ++i) p.data()[i] -= 0.1 * d[i];
+    }
+    return r[0]();
+  }
+};
+
+void make_batch(std::size_t n, unsigned seed, xt::xarray<double>& xv,
+                std::vector<std::int64_t>& yv) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> noise(0.0, 0.3);
+  xv = xt::zeros<double>({n, std::size_t{4}});
+  yv.assign(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int64_t cls = static_cast<std::int64_t>(i % 3);
+    yv[i] = cls;
+    for (std::size_t j = 0; j < 4; ++j) {
+      xv(i, j) = (static_cast<std::int64_t>(j) == cls ? 2.0 : 0.0) + noise(rng);
+    }
+  }
+}
+
+TEST(NoAlloc, MlpCrossEntropyStepAndReplanning) {
+  Mlp m;
+  xt::xarray<double> x8, x5;
+  std::vector<std::int64_t> y8, y5;
+  make_batch(8, 1, x8, y8);
+  make_batch(5, 2, x5, y5);
+
+  double first = m.train(x8, y8);  // warm-up
+  ASSERT_EQ(m.step.plan_count(), 1u);
+  double last = first;
+  Counts c8 = count_allocations([&] {
+    for (int it = 0; it < 100; ++it) last = m.train(x8, y8);
+  });
+  EXPECT_EQ(c8.news, 0) << "operator new calls in 100 runs, batch 8";
+  EXPECT_EQ(c8.mallocs, 0) << "malloc-family calls in 100 runs, batch 8";
+  EXPECT_EQ(m.step.plan_count(), 1u);
+  EXPECT_LT(last, first);
+
+  // A different batch size re-plans once, then runs allocation-free again.
+  m.train(x5, y5);
+  EXPECT_EQ(m.step.plan_count(), 2u);
+  Counts c5 = count_allocations([&] {
+    for (int it = 0; it < 100; ++it) m.train(x5, y5);
+  });
+  EXPECT_EQ(c5.news, 0) << "operator new calls in 100 runs, batch 5";
+  EXPECT_EQ(c5.mallocs, 0) << "malloc-family calls in 100 runs, batch 5";
+  EXPECT_EQ(m.step.plan_count(), 2u);
+
+  // Back to the first size: one more plan, still no allocation per run afterwards.
+  m.train(x8, y8);
+  EXPECT_EQ(m.step.plan_count(), 3u);
+  Counts again = count_allocations([&] {
+    for (int it = 0; it < 100; ++it) m.train(x8, y8);
+  });
+  EXPECT_EQ(again.news, 0);
+  EXPECT_EQ(again.mallocs, 0);
+}
+
+TEST(NoAlloc, SinglePrecisionStep) {
+  xgrad::Graph<float> g;
+  auto X = g.input("X", {xgrad::open, 3});
+  auto w = g.parameter("w", xt::xarray<float>{0.5f, -0.5f, 1.0f});
+  auto loss = xgrad::mean(xgrad::square(xgrad::tanh(xgrad::matmul(X, w))));
+  auto dw = xgrad::grad(loss, {w})[0];
+  auto step = xgrad::compile({loss, dw});
+  xt::xarray<float> xv = {{1, 2, 3}, {0, 1, 0}, {2, 0, 1}};
+  step.run({{X, xv}});
+  Counts c = count_allocations([&] {
+    for (int it = 0; it < 100; ++it) step.run({{X, xv}});
+  });
+  EXPECT_EQ(c.news, 0);
+  EXPECT_EQ(c.mallocs, 0);
+}
+
+}  // namespace
+
+// Optimizer steps after the first (which creates per-parameter state) allocate nothing,
+// for every optimizer with every shared option and a composed schedule.
+namespace {
+namespace opt = xgrad::optim;
+using P = std::vector<xgrad::Expr<double>>;
+template <class O>
+void check(const char* name, O make) {
+  xgrad::Graph<double> g;
+  auto x = g.parameter("x", xt::xarray<double>{1.5, -0.5, 2.0});
+  auto y = g.parameter("y", xt::xarray<double>(0.8));
+  auto loss = xgrad::sum(xgrad::square(x)) + 2.0 * xgrad::square(y);
+  auto gr = xgrad::grad(loss, {x, y});
+  auto f = xgrad::compile({loss, gr[0], gr[1]});
+  auto o = make(P{x, y});
+  const auto& out = f.run();
+  auto first = count_allocations([&] { o->step(out[0](), out, 1); });
+  EXPECT_GT(first.news + first.mallocs, 0) << name;
+  o->step(out[0](), out, 1);
+  auto c = count_allocations([&] {
+    for (int i = 0; i < 5; ++i) o->step(out[0](), out, 1);
+  });
+  EXPECT_EQ(c.news + c.mallocs, 0) << name << " news " << c.news << " mallocs " << c.mallocs;
+}
+TEST(OptimNoAlloc, AllOptimizersAllOptions) {
+  opt::Options all{.maximize = true,
+                   .weight_decay = 0.1,
+                   .decoupled_weight_decay = 0.01,
+                   .clip_norm = 1,
+                   .clip_value = 0.5};
+  auto sched = opt::linear_warmup(
+      3, opt::sequential({opt::cosine(0.1, 4), opt::reduce_on_plateau(0.01)}, {4}));
+  check("gd", [&](P p) { return std::make_unique<opt::GradientDescent<double>>(p, sched, all); });
+  check("mom", [&](P p) {
+    return std::make_unique<opt::Momentum<double>>(p, sched, opt::MomentumConfig{}, all);
+  });
+  check("nest", [&](P p) {
+    return std::make_unique<opt::Nesterov<double>>(p, sched, opt::MomentumConfig{}, all);
+  });
+  check("adagrad", [&](P p) {
+    return std::make_unique<opt::AdaGrad<double>>(p, sched, opt::AdaGradConfig{}, all);
+  });
+  check("rms", [&](P p) {
+    return std::make_unique<opt::RMSProp<double>>(
+        p, sched, opt::RMSPropConfig{.momentum = 0.5, .centered = true}, all);
+  });
+  check("adam", [&](P p) {
+    return std::make_unique<opt::Adam<double>>(p, sched, opt::AdamConfig{.amsgrad = true}, all);
+  });
+  check("adamw", [&](P p) {
+    return std::make_unique<opt::AdamW<double>>(p, sched, opt::AdamConfig{}, 0.01, all);
+  });
+  check("plain adam", [&](P p) { return std::make_unique<opt::Adam<double>>(p, 0.1); });
+}
+}  // namespace

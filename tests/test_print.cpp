@@ -1,0 +1,226 @@
+// Formulas (to_string) and Graphviz drawings (to_dot), including a real render with dot.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+#include <xgrad/xgrad.hpp>
+
+namespace {
+
+using xgrad::Graph;
+
+bool contains(const std::string& s, const std::string& sub) {
+  return s.find(sub) != std::string::npos;
+}
+
+TEST(PrintFormula, DerivativeOfSeedPolynomial) {
+  Graph<double> g;
+  auto x = g.parameter("x", xt::xarray<double>(1.5));
+  auto f = xgrad::pow(x, 2.0) + 2.0 * x + 3.0;
+  EXPECT_EQ(xgrad::to_string(f), "x^2 + 2*x + 3");
+  auto df = xgrad::grad(f, {x})[0];
+  EXPECT_EQ(xgrad::to_string(df), "2*x + 2");
+
+  // x*x and square(x) give the same printed derivative.
+  auto f2 = x * x + 2.0 * x + 3.0;
+  EXPECT_EQ(xgrad::to_string(xgrad::grad(f2, {x})[0]), "2*x + 2");
+  auto f3 = xgrad::square(x) + 2.0 * x + 3.0;
+  EXPECT_EQ(xgrad::to_string(xgrad::grad(f3, {x})[0]), "2*x + 2");
+  // The same holds for an input instead of a parameter.
+  auto u = g.input("u", {});
+  EXPECT_EQ(xgrad::to_string(xgrad::grad(xgrad::pow(u, 2.0) + 2.0 * u + 3.0, {u})[0]), "2*u + 2");
+}
+
+TEST(PrintFormula, PrecedenceAndParentheses) {
+  Graph<double> g;
+  auto a = g.input("a", {});
+  auto b = g.input("b", {});
+  auto c = g.input("c", {});
+  EXPECT_EQ(xgrad::to_string((a + b) * c), "(a + b)*c");
+  EXPECT_EQ(xgrad::to_string(c * (a + b)), "c*(a + b)");
+  EXPECT_EQ(xgrad::to_string(a + b * c), "a + b*c");
+  EXPECT_EQ(xgrad::to_string(a * b + c), "a*b + c");
+  EXPECT_EQ(xgrad::to_string(a - (b - c)), "a - (b - c)");
+  EXPECT_EQ(xgrad::to_string((a - b) - c), "a - b - c");
+  EXPECT_EQ(xgrad::to_string(a - (b + c)), "a - (b + c)");
+  EXPECT_EQ(xgrad::to_string(a + (b + c)), "a + b + c");
+  EXPECT_EQ(xgrad::to_string(-(a + b)), "-(a + b)");
+  EXPECT_EQ(xgrad::to_string(-(a * b)), "-(a*b)");
+  EXPECT_EQ(xgrad::to_string(-a), "-a");
+  EXPECT_EQ(xgrad::to_string(a / (b * c)), "a/(b*c)");
+  EXPECT_EQ(xgrad::to_string(a / (b / c)), "a/(b/c)");
+  EXPECT_EQ(xgrad::to_string((a / b) / c), "a/b/c");
+  EXPECT_EQ(xgrad::to_string(xgrad::pow(a + b, 2.0)), "(a + b)^2");
+  EXPECT_EQ(xgrad::to_string(xgrad::pow(a * b, 3.0)), "(a*b)^3");
+  EXPECT_EQ(xgrad::to_string(xgrad::exp(a + b)), "exp(a + b)");
+  EXPECT_EQ(xgrad::to_string(xgrad::sin(a) * xgrad::cos(b)), "sin(a)*cos(b)");
+  EXPECT_EQ(xgrad::to_string(3.0 * a), "3*a");
+  EXPECT_EQ(xgrad::to_string(a * 3.0), "3*a");  // scalars move to the left
+  EXPECT_EQ(xgrad::to_string(a + 1.5), "a + 1.5");
+  EXPECT_EQ(xgrad::to_string(2.0 + a), "a + 2");  // constants move to the right of a sum
+}
+
+TEST(PrintFormula, MatmulTransposeAndReductions) {
+  Graph<double> g;
+  auto X = g.input("X", {xgrad::open, 3});
+  auto beta = g.parameter("beta", xt::xarray<double>{1, 2, 3});
+  auto y = g.input("y", {xgrad::open});
+  EXPECT_EQ(xgrad::to_string(xgrad::matmul(X, beta)), "X @ beta");
+  EXPECT_EQ(xgrad::to_string(y - xgrad::matmul(X, beta)), "y - X @ beta");
+  auto W = g.input("W", {3, 3});
+  EXPECT_EQ(xgrad::to_string(xgrad::matmul(W, W, true, false)), "W^T @ W");
+  EXPECT_EQ(xgrad::to_string(xgrad::sum(X)), "sum(X)");
+  EXPECT_EQ(xgrad::to_string(xgrad::sum(X, {1})), "sum(X, axes=(1,))");
+  EXPECT_EQ(xgrad::to_string(xgrad::transpose(W)), "W^T");
+}
+
+TEST(PrintFormula, NamedNodes) {
+  Graph<double> g;
+  auto a = g.input("a", {});
+  auto b = g.input("b", {});
+  auto c = g.input("c", {});
+  auto t = (a + b).named("t");
+  // A named intermediate is printed by its name.
+  EXPECT_EQ(xgrad::to_string(t * c), "t*c");
+  // The root shows its formula even when named.
+  EXPECT_EQ(xgrad::to_string(t), "a + b");
+  auto r = ((a - b) * c).named("r");
+  EXPECT_EQ(xgrad::to_string(r), "(a - b)*c");
+  EXPECT_EQ(xgrad::to_string((-(a * c)).named("n")), "-(a*c)");
+}
+
+TEST(PrintFormula, UnnamedLeaves) {
+  Graph<double> g;
+  auto x = g.input("", {2});
+  auto c = g.constant(xt::xarray<double>{1, 2}, "");
+  std::string s = xgrad::to_string(x * c);
+  EXPECT_TRUE(contains(s, "#" + std::to_string(x.id()))) << s;
+  EXPECT_TRUE(contains(s, "const(2,)")) << s;
+}
+
+// Graphviz source of the seed's loss: node names, op names and shapes appear.
+std::string seed_dot(Graph<double>& g) {
+  auto X = g.input("X", {xgrad::open, 3});
+  auto y = g.input("y", {xgrad::open});
+  auto beta = g.parameter("beta", xt::xarray<double>{10.1, 15.1, -6.5});
+  auto resid = (y - xgrad::matmul(X, beta)).named("residual");
+  auto loss = (xgrad::sum(xgrad::square(resid)) / 2.0).named("loss");
+  return xgrad::to_dot(loss);
+}
+
+TEST(PrintDot, ContainsNamesOpsAndShapes) {
+  Graph<double> g;
+  std::string dot = seed_dot(g);
+  EXPECT_EQ(dot.rfind("digraph", 0), 0u) << dot;
+  for (const char* part : {"X", "beta", "residual", "loss", "input", "parameter", "matmul", "sub",
+                           "square", "sum", "div", "(?, 3)", "(3,)", "(?,)", "()", "->"}) {
+    EXPECT_TRUE(contains(dot, part)) << "missing " << part << " in\n" << dot;
+  }
+  // Only the subgraph the node depends on is drawn.
+  auto unrelated = g.input("unrelated_input", {7});
+  (void)xgrad::exp(unrelated);
+  std::string sub = xgrad::to_dot(g.expr(static_cast<xgrad::NodeId>(g.size() - 1)));
+  EXPECT_FALSE(contains(sub, "beta")) << sub;
+  std::string all = xgrad::to_dot(g);
+  EXPECT_TRUE(contains(all, "unrelated_input"));
+  EXPECT_TRUE(contains(all, "beta"));
+  EXPECT_TRUE(contains(all, "exp"));
+}
+
+/// The dot executable: $XGRAD_DOT when set (the ctest entry sets it), else /usr/bin/dot.
+std::string dot_program() {
+  if (const char* p = std::getenv("XGRAD_DOT"); p && *p) return p;
+  return "/usr/bin/dot";
+}
+
+/// Writes src to a fresh temporary .dot file, renders it as SVG and returns the SVG text;
+/// fails the test on a non-zero exit code.
+std::string render(const std::string& src, const std::string& tag) {
+  static std::atomic<int> counter{0};
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(::testing::TempDir()) /
+                 ("xgrad_dot_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  fs::create_directories(dir);
+  fs::path in = dir / (tag + ".dot");
+  fs::path out = dir / (tag + ".svg");
+  {
+    std::ofstream f(in);
+    f << src;
+  }
+  std::string cmd = "\"" + dot_program() + "\" -Tsvg \"" + in.string() + "\" -o \"" +
+                    out.string() + "\" 2>\"" + (dir / "err.txt").string() + "\"";
+  int rc = std::system(cmd.c_str());
+  std::ifstream errf(dir / "err.txt");
+  std::stringstream err;
+  err << errf.rdbuf();
+  EXPECT_EQ(rc, 0) << "dot failed on\n" << src << "\nstderr: " << err.str();
+  std::ifstream svgf(out);
+  std::stringstream svg;
+  svg << svgf.rdbuf();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return svg.str();
+}
+
+bool dot_available() {
+  std::error_code ec;
+  return std::filesystem::exists(dot_program(), ec);
+}
+
+TEST(PrintDot, RendersWithGraphviz) {
+  if (!dot_available()) {
+    if (std::getenv("XGRAD_REQUIRE_DOT")) FAIL() << "dot not found at " << dot_program();
+    GTEST_SKIP() << "Graphviz dot not installed at " << dot_program();
+  }
+  Graph<double> g;
+  std::string svg = render(seed_dot(g), "seed_loss");
+  EXPECT_TRUE(contains(svg, "<svg")) << svg.substr(0, 200);
+  EXPECT_TRUE(contains(svg, "residual"));
+  EXPECT_TRUE(contains(svg, "matmul"));
+  // The whole-graph drawing, with a gradient added, renders too.
+  auto beta = g.expr(2);
+  ASSERT_EQ(beta.name(), "beta");
+  auto loss = g.expr(static_cast<xgrad::NodeId>(g.size() - 1));
+  ASSERT_EQ(loss.name(), "loss");
+  (void)xgrad::grad(loss, {beta});
+  EXPECT_TRUE(contains(render(xgrad::to_dot(g), "whole"), "<svg"));
+}
+
+TEST(PrintDot, NamesWithQuotesAndBackslashesRender) {
+  if (!dot_available()) {
+    if (std::getenv("XGRAD_REQUIRE_DOT")) FAIL() << "dot not found at " << dot_program();
+    GTEST_SKIP() << "Graphviz dot not installed at " << dot_program();
+  }
+  Graph<double> g;
+  auto a = g.input("say \"hi\"", {2});
+  auto b = g.input("path\\to", {2});
+  auto s = (a + b).named("total {x} <y> ;");
+  std::string svg = render(xgrad::to_dot(s), "quotes");
+  EXPECT_TRUE(contains(svg, "<svg"));
+  EXPECT_TRUE(contains(svg, "hi"));
+
+  // A backslash right before a quote: the quote's escape must not be consumed.
+  Graph<double> g2;
+  auto c = g2.input("odd\\\"name", {2});
+  std::string dot = xgrad::to_dot(xgrad::exp(c));
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(::testing::TempDir()) / ("xgrad_dot_bq_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "bq.dot");
+    f << dot;
+  }
+  std::string cmd = "\"" + dot_program() + "\" -Tsvg \"" + (dir / "bq.dot").string() + "\" -o \"" +
+                    (dir / "bq.svg").string() + "\" 2>/dev/null";
+  int rc = std::system(cmd.c_str());
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  EXPECT_EQ(rc, 0) << "invalid Graphviz for a name with a backslash before a quote:\n" << dot;
+}
+
+}  // namespace
