@@ -391,7 +391,13 @@ void check(const char* name, O make) {
   auto o = make(P{x, y});
   const auto& out = f.run();
   auto first = count_allocations([&] { o->step(out[0](), out, 1); });
+#if !defined(__SANITIZE_ADDRESS__)
+  // The first step creates state (xtensor buffers come from malloc), proving the counter
+  // sees it; under ASan malloc is not counted, so only the zero below is checked there.
   EXPECT_GT(first.news + first.mallocs, 0) << name;
+#else
+  (void)first;
+#endif
   o->step(out[0](), out, 1);
   auto c = count_allocations([&] {
     for (int i = 0; i < 5; ++i) o->step(out[0](), out, 1);
