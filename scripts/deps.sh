@@ -7,6 +7,7 @@ packages=(
   libxtensor-dev libxtensor-blas-dev libxsimd-dev xtl-dev libboost-graph-dev
   libgtest-dev libbenchmark-dev doxygen graphviz libopenblas-dev liblapack-dev
   cmake g++ make
+  dataset-fashion-mnist python3-numpy
 )
 
 missing=()

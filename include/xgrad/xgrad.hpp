@@ -14,3 +14,4 @@
 // Printing values with std::cout is the first thing a learner does.
 #include <xtensor/xio.hpp>
 #include "xgrad/optim/optim.hpp"
+#include "xgrad/data/data.hpp"

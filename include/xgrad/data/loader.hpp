@@ -1,0 +1,250 @@
+/// @file loader.hpp
+/// @brief DataLoader: shuffled, non-overlapping minibatches every epoch, prefetched by a
+/// background thread, ready to bind to a compiled Function.
+///
+/// @code
+/// xgrad::data::NpyDataset<double> data("X.npy", "y.npy");
+/// xgrad::data::DataLoader loader(data, 256, /*shuffle=*/true, /*seed=*/42);
+/// for (std::size_t epoch = 0; epoch < 10; ++epoch)
+///   for (const auto& batch : loader.epoch(epoch)) {
+///     const auto& out = step.run(batch.feeds(X, y));  // out[0] loss, out[1] gradient
+///     g.value(beta) -= lr * out[1];
+///   }
+/// @endcode
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <iterator>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "xgrad/data/dataset.hpp"
+#include "xgrad/data/permutation.hpp"
+
+namespace xgrad::data {
+
+/// Cuts a data set into minibatches, epoch by epoch. Epoch e visits the examples in the
+/// order of a permutation derived from (seed, e) alone (Permutation(n, seed, e); the
+/// identity when shuffle is off), cut into consecutive batches of batch_size: within an
+/// epoch no example appears twice, and any epoch can be reproduced without replaying the
+/// ones before it. The last, smaller batch is kept, or dropped with drop_last. The data
+/// set must outlive the loader; the loader holds no per-example memory.
+template <Element T, Element L = T>
+class DataLoader {
+ public:
+  class Epoch;
+
+  /// A loader over data. prefetch is the number of batches a background thread prepares
+  /// ahead of the consumer (0: gather in the consumer's thread). Throws DataError for a
+  /// batch size of 0, an empty data set, or drop_last with fewer examples than one batch.
+  DataLoader(const Dataset<T, L>& data, std::size_t batch_size, bool shuffle = true,
+             std::uint64_t seed = 0, bool drop_last = false, std::size_t prefetch = 2)
+      : data_(&data),
+        n_(data.size()),
+        batch_size_(batch_size),
+        shuffle_(shuffle),
+        seed_(seed),
+        drop_last_(drop_last),
+        prefetch_(prefetch) {
+    if (batch_size == 0) throw DataError("DataLoader: batch_size 0: expected at least 1");
+    if (n_ == 0) throw DataError("DataLoader: the data set is empty: expected at least 1 example");
+    if (drop_last && n_ < batch_size) {
+      throw DataError("DataLoader: drop_last with batch_size " + std::to_string(batch_size) +
+                      " over " + std::to_string(n_) +
+                      " examples would yield no batch: expected batch_size <= data set size");
+    }
+  }
+
+  /// Number of batches per epoch: ceil(n / batch_size), or floor with drop_last.
+  std::size_t num_batches() const {
+    return drop_last_ ? n_ / batch_size_ : (n_ + batch_size_ - 1) / batch_size_;
+  }
+  /// Examples visited per epoch (n, less the dropped remainder with drop_last).
+  std::size_t examples_per_epoch() const { return drop_last_ ? num_batches() * batch_size_ : n_; }
+  /// The batch size.
+  std::size_t batch_size() const { return batch_size_; }
+  /// True when epochs are shuffled.
+  bool shuffle() const { return shuffle_; }
+  /// The seed of the epoch permutations.
+  std::uint64_t seed() const { return seed_; }
+  /// True when the last partial batch is dropped.
+  bool drop_last() const { return drop_last_; }
+  /// Batches prepared ahead by the worker thread.
+  std::size_t prefetch() const { return prefetch_; }
+  /// The data set.
+  const Dataset<T, L>& dataset() const { return *data_; }
+
+  /// The order in which epoch e visits the examples.
+  Permutation order(std::size_t epoch) const {
+    return shuffle_ ? Permutation(n_, seed_, epoch) : Permutation::identity(n_);
+  }
+  /// Data set indices of batch b (< num_batches()) of epoch e.
+  std::vector<std::size_t> batch_indices(std::size_t epoch, std::size_t b) const {
+    if (b >= num_batches()) {
+      throw DataError("DataLoader: batch " + std::to_string(b) + " requested: expected < " +
+                      std::to_string(num_batches()) + " batches per epoch");
+    }
+    const Permutation p = order(epoch);
+    const std::size_t first = b * batch_size_;
+    const std::size_t count = std::min(batch_size_, n_ - first);
+    std::vector<std::size_t> idx(count);
+    for (std::size_t k = 0; k < count; ++k) idx[k] = p(first + k);
+    return idx;
+  }
+  /// Batch b of epoch e, gathered now in the calling thread (random access to batches).
+  Batch<T, L> batch(std::size_t epoch, std::size_t b) const {
+    const std::vector<std::size_t> idx = batch_indices(epoch, b);
+    return data_->gather(idx);
+  }
+  /// The batches of epoch e as a range for range-for; with prefetch > 0 a worker thread
+  /// gathers ahead, and an exception it raises is rethrown in the consumer.
+  Epoch epoch(std::size_t e) const { return Epoch(*this, e); }
+
+  /// One epoch's batches, a single-pass range. Owns the worker thread, which it stops and
+  /// joins when destroyed (also when the loop is left early). Neither copyable nor movable.
+  class Epoch {
+   public:
+    /// The epoch's iterator: dereferences to the current batch.
+    class iterator {
+     public:
+      using value_type = Batch<T, L>;          ///< A batch.
+      using difference_type = std::ptrdiff_t;  ///< Required by input_iterator.
+      /// Detached iterator.
+      iterator() = default;
+      /// The current batch (valid until the next increment).
+      Batch<T, L>& operator*() const { return e_->current_; }
+      /// Member access to the current batch.
+      Batch<T, L>* operator->() const { return &e_->current_; }
+      /// Moves to the next batch (rethrows a worker's exception).
+      iterator& operator++() {
+        e_->advance();
+        return *this;
+      }
+      /// Moves to the next batch.
+      void operator++(int) { ++*this; }
+      /// True past the last batch.
+      bool operator==(std::default_sentinel_t) const { return e_->done_; }
+
+     private:
+      friend class Epoch;
+      explicit iterator(Epoch* e) : e_(e) {}
+      Epoch* e_ = nullptr;
+    };
+
+    /// Prepares epoch e of loader (which must outlive it); nothing is read before begin().
+    Epoch(const DataLoader& loader, std::size_t e)
+        : loader_(&loader), epoch_(e), count_(loader.num_batches()) {}
+    Epoch(const Epoch&) = delete;
+    Epoch& operator=(const Epoch&) = delete;
+    /// Stops and joins the worker.
+    ~Epoch() {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      if (worker_.joinable()) worker_.join();
+    }
+
+    /// Starts the epoch and returns an iterator at its first batch; callable once.
+    iterator begin() {
+      if (started_)
+        throw DataError("DataLoader::Epoch: begin() called twice: an epoch is single-pass");
+      started_ = true;
+      if (loader_->prefetch_ > 0) worker_ = std::thread([this] { work(); });
+      advance();
+      return iterator(this);
+    }
+    /// The end sentinel.
+    std::default_sentinel_t end() const { return {}; }
+    /// Number of batches.
+    std::size_t size() const { return count_; }
+    /// The epoch number.
+    std::size_t number() const { return epoch_; }
+
+   private:
+    struct Item {
+      Batch<T, L> batch;
+      std::exception_ptr error;
+    };
+
+    void advance() {
+      if (done_) return;
+      if (next_ == count_) {
+        done_ = true;
+        current_ = {};
+        return;
+      }
+      if (loader_->prefetch_ == 0) {
+        current_ = loader_->batch(epoch_, next_++);
+        return;
+      }
+      Item item;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [this] { return !queue_.empty(); });
+        item = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      cv_.notify_all();
+      if (item.error) {
+        done_ = true;
+        std::rethrow_exception(item.error);
+      }
+      current_ = std::move(item.batch);
+      ++next_;
+    }
+
+    void work() {
+      for (std::size_t b = 0; b < count_; ++b) {
+        {
+          std::unique_lock<std::mutex> lock(mutex_);
+          cv_.wait(lock, [this] { return stop_ || queue_.size() < loader_->prefetch_; });
+          if (stop_) return;
+        }
+        Item item;
+        try {
+          item.batch = loader_->batch(epoch_, b);
+        } catch (...) {
+          item.error = std::current_exception();
+        }
+        const bool failed = static_cast<bool>(item.error);
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          queue_.push_back(std::move(item));
+        }
+        cv_.notify_all();
+        if (failed) return;
+      }
+    }
+
+    const DataLoader* loader_;
+    std::size_t epoch_, count_;
+    std::size_t next_ = 0;
+    bool started_ = false, done_ = false;
+    Batch<T, L> current_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<Item> queue_;
+    bool stop_ = false;
+    std::thread worker_;
+  };
+
+ private:
+  const Dataset<T, L>* data_;
+  std::size_t n_, batch_size_;
+  bool shuffle_;
+  std::uint64_t seed_;
+  bool drop_last_;
+  std::size_t prefetch_;
+};
+
+}  // namespace xgrad::data

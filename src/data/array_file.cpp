@@ -1,0 +1,580 @@
+// ArrayFile: .npy and IDX headers, positioned row reads and element conversion.
+#include "xgrad/data/array_file.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "io.hpp"
+
+namespace xgrad::data {
+
+using detail::at_byte;
+using detail::fail;
+
+std::size_t StoredFormat::size() const {
+  switch (type) {
+    case Stored::int8:
+    case Stored::uint8:
+      return 1;
+    case Stored::int16:
+    case Stored::uint16:
+      return 2;
+    case Stored::int32:
+    case Stored::uint32:
+    case Stored::float32:
+      return 4;
+    default:
+      return 8;
+  }
+}
+
+std::string StoredFormat::descr() const {
+  // In the order of the Stored enumerators.
+  static const char* const codes[] = {"i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f4", "f8"};
+  return std::string(size() == 1 ? "|" : big_endian ? ">" : "<") + codes[static_cast<int>(type)];
+}
+
+struct ArrayFile::Impl {
+  std::string path;
+  std::vector<std::size_t> shape;
+  StoredFormat format;
+  std::uint64_t offset = 0;
+  std::size_t rows = 0, row_elements = 1, row_bytes = 0;
+  detail::Fd fd;
+  std::uint64_t file_size = 0;
+  std::vector<std::byte> memory;  // decompressed content, when gzip-compressed
+  bool in_memory = false;
+  std::string where_prefix;  // "" or "decompressed " for offsets in messages
+
+  std::string at(std::uint64_t off) const { return where_prefix + at_byte(off); }
+  void read(std::uint64_t off, std::size_t n, void* dst) const {
+    if (in_memory) {
+      std::memcpy(dst, memory.data() + off, n);
+    } else {
+      detail::pread_exact(fd.get(), path, off, n, dst);
+    }
+  }
+  // Sets shape-derived sizes and checks that the data exactly fill the rest of the file.
+  void finish(std::uint64_t data_offset, const std::string& what) {
+    offset = data_offset;
+    rows = shape[0];
+    std::string dims = "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      dims += (i ? ", " : "") + std::to_string(shape[i]);
+    }
+    dims += shape.size() == 1 ? ",)" : ")";
+    std::uint64_t elems = 1, rb = 0, total = 0;
+    bool overflow = false;
+    for (std::size_t i = 1; i < shape.size(); ++i) {
+      overflow |= __builtin_mul_overflow(elems, std::uint64_t{shape[i]}, &elems);
+    }
+    overflow |= __builtin_mul_overflow(elems, std::uint64_t{format.size()}, &rb);
+    overflow |= __builtin_mul_overflow(rb, std::uint64_t{rows}, &total);
+    const std::uint64_t avail = file_size - data_offset;
+    const std::string array = "shape " + dims + " of " + format.descr() + " (" + what + ")";
+    if (overflow || total > avail) {
+      fail(path, at(file_size),
+           "truncated data: expected " +
+               (overflow ? std::string("more than 2^64") : std::to_string(total)) +
+               " data bytes for " + array + ", the file has " + std::to_string(avail));
+    }
+    if (total < avail) {
+      fail(path, at(data_offset + total),
+           "expected the end of the file after the " + std::to_string(total) + " data bytes of " +
+               array + ", the file has " + std::to_string(avail - total) + " more bytes");
+    }
+    row_elements = static_cast<std::size_t>(elems);
+    row_bytes = static_cast<std::size_t>(rb);
+  }
+};
+
+namespace {
+
+// --- .npy header -------------------------------------------------------------------------
+
+// A cursor over the header text of a .npy file, reporting errors at file byte offsets.
+class HeaderParser {
+ public:
+  HeaderParser(const ArrayFile::Impl& f, std::string_view text, std::uint64_t base)
+      : f_(f), s_(text), base_(base) {}
+
+  [[noreturn]] void error(const std::string& what) const {
+    fail(f_.path, f_.at(base_ + pos_), "header: " + what);
+  }
+  void ws() {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+      ++pos_;
+  }
+  bool peek(char c) {
+    ws();
+    return pos_ < s_.size() && s_[pos_] == c;
+  }
+  void expect(char c, const char* what) {
+    if (!peek(c)) error(std::string("expected ") + what + found());
+    ++pos_;
+  }
+  std::string found() const {
+    if (pos_ >= s_.size()) return ", found the end of the header";
+    const char c = s_[pos_];
+    if (std::isprint(static_cast<unsigned char>(c))) return std::string(", found '") + c + "'";
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%02x", static_cast<unsigned char>(c));
+    return std::string(", found byte 0x") + buf;
+  }
+  std::string string_literal(const char* what) {
+    ws();
+    if (pos_ >= s_.size() || (s_[pos_] != '\'' && s_[pos_] != '"')) {
+      error(std::string("expected ") + what + " (a quoted string)" + found());
+    }
+    const char q = s_[pos_++];
+    const std::size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] != q) {
+      if (s_[pos_] == '\\' || s_[pos_] == '\n') error("expected a plain string literal" + found());
+      ++pos_;
+    }
+    if (pos_ >= s_.size()) error(std::string("expected the closing quote of ") + what + found());
+    return std::string(s_.substr(start, pos_++ - start));
+  }
+  bool boolean() {
+    ws();
+    for (const auto& [word, value] : {std::pair{"True", true}, std::pair{"False", false}}) {
+      const std::size_t n = std::strlen(word);
+      if (s_.substr(pos_, n) == word) {
+        pos_ += n;
+        return value;
+      }
+    }
+    error("expected True or False for 'fortran_order'" + found());
+  }
+  std::vector<std::size_t> tuple() {
+    expect('(', "'(' to start the shape tuple");
+    std::vector<std::size_t> dims;
+    while (!peek(')')) {
+      ws();
+      const std::size_t start = pos_;
+      std::uint64_t v = 0;
+      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
+        if (__builtin_mul_overflow(v, 10u, &v) ||
+            __builtin_add_overflow(v, unsigned(s_[pos_] - '0'), &v)) {
+          error("shape dimension too large");
+        }
+        ++pos_;
+      }
+      if (pos_ == start) error("expected a non-negative integer dimension in 'shape'" + found());
+      if (pos_ < s_.size() && s_[pos_] == 'L') ++pos_;  // Python 2 longs
+      dims.push_back(static_cast<std::size_t>(v));
+      if (peek(',')) {
+        ++pos_;
+      } else if (!peek(')')) {
+        error("expected ',' or ')' in 'shape'" + found());
+      }
+    }
+    ++pos_;
+    return dims;
+  }
+  bool at_end() {
+    ws();
+    return pos_ >= s_.size();
+  }
+  char next() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  void skip() { ++pos_; }
+  std::uint64_t offset() const { return base_ + pos_; }
+
+ private:
+  const ArrayFile::Impl& f_;
+  std::string_view s_;
+  std::uint64_t base_;
+  std::size_t pos_ = 0;
+};
+
+StoredFormat parse_descr(const std::string& d, const HeaderParser& p) {
+  const std::string expected =
+      "unsupported dtype '" + d +
+      "': expected a plain integer or float dtype such as '<f8', '<f4', '<i8', '<i4' or '|u1'";
+  if (d.size() < 3) p.error(expected);
+  const char order = d[0], kind = d[1];
+  const std::string bytes = d.substr(2);
+  if (order != '<' && order != '>' && order != '|' && order != '=') p.error(expected);
+  StoredFormat f;
+  f.big_endian = order == '>' || (order == '=' && std::endian::native == std::endian::big);
+  static const std::pair<const char*, Stored> table[] = {
+      {"i1", Stored::int8},   {"u1", Stored::uint8},  {"i2", Stored::int16},
+      {"u2", Stored::uint16}, {"i4", Stored::int32},  {"u4", Stored::uint32},
+      {"i8", Stored::int64},  {"u8", Stored::uint64}, {"f4", Stored::float32},
+      {"f8", Stored::float64}};
+  const std::string code = std::string(1, kind) + bytes;
+  auto it = std::find_if(std::begin(table), std::end(table),
+                         [&](const auto& e) { return code == e.first; });
+  if (it == std::end(table)) p.error(expected);
+  f.type = it->second;
+  if (order == '|' && f.size() != 1) p.error(expected + " ('|' is for 1-byte types)");
+  return f;
+}
+
+void parse_npy(ArrayFile::Impl& f) {
+  const std::string& path = f.path;
+  if (f.file_size == 0)
+    fail(path, "", "empty file: expected a .npy file (magic string \\x93NUMPY)");
+  unsigned char pre[12] = {};
+  const std::size_t have = static_cast<std::size_t>(std::min<std::uint64_t>(f.file_size, 12));
+  f.read(0, have, pre);
+  static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  for (std::size_t i = 0; i < 6; ++i) {
+    if (i >= have) fail(path, at_byte(i), "truncated header: expected the magic string \\x93NUMPY");
+    if (pre[i] != magic[i]) {
+      fail(path, at_byte(i), "expected the .npy magic string \\x93NUMPY: not a .npy file");
+    }
+  }
+  if (have < 8)
+    fail(path, at_byte(have), "truncated header: expected the format version (2 bytes)");
+  const unsigned major = pre[6];
+  if (major < 1 || major > 3) {
+    fail(path, at_byte(6),
+         "format version " + std::to_string(major) + "." + std::to_string(pre[7]) +
+             ": expected version 1, 2 or 3");
+  }
+  const std::size_t len_bytes = major == 1 ? 2 : 4;
+  if (have < 8 + len_bytes) {
+    fail(path, at_byte(have),
+         "truncated header: expected the " + std::to_string(len_bytes) + "-byte header length");
+  }
+  std::uint64_t hlen = 0;
+  for (std::size_t i = 0; i < len_bytes; ++i) hlen |= std::uint64_t{pre[8 + i]} << (8 * i);
+  const std::uint64_t start = 8 + len_bytes;
+  if (hlen > f.file_size - start) {
+    fail(path, at_byte(f.file_size),
+         "truncated header: expected " + std::to_string(hlen) + " header bytes from " +
+             at_byte(start) + ", the file has " + std::to_string(f.file_size - start));
+  }
+  if (hlen > (std::uint64_t{1} << 24)) {
+    fail(path, at_byte(8), "header length " + std::to_string(hlen) + ": expected at most 16 MiB");
+  }
+  std::string text(static_cast<std::size_t>(hlen), '\0');
+  f.read(start, text.size(), text.data());
+  HeaderParser p(f, text, start);
+  p.expect('{', "'{' to start the header dictionary");
+  bool have_descr = false, have_order = false, have_shape = false, fortran = false;
+  while (!p.peek('}')) {
+    const std::string key = p.string_literal("a dictionary key");
+    p.expect(':', "':' after the key");
+    if (key == "descr") {
+      if (p.peek('[')) p.error("structured dtype: expected a plain integer or float dtype string");
+      f.format = parse_descr(p.string_literal("the dtype string"), p);
+      have_descr = true;
+    } else if (key == "fortran_order") {
+      fortran = p.boolean();
+      have_order = true;
+    } else if (key == "shape") {
+      f.shape = p.tuple();
+      have_shape = true;
+    } else {
+      p.error("unexpected key '" + key + "': expected 'descr', 'fortran_order' or 'shape'");
+    }
+    if (p.peek(',')) {
+      p.skip();
+    } else if (!p.peek('}')) {
+      p.error("expected ',' or '}' in the header dictionary" + p.found());
+    }
+  }
+  p.skip();
+  if (!p.at_end()) p.error("expected only padding after the header dictionary" + p.found());
+  if (!have_descr || !have_order || !have_shape) {
+    p.error(std::string("missing key '") +
+            (!have_descr   ? "descr"
+             : !have_order ? "fortran_order"
+                           : "shape") +
+            "': expected 'descr', 'fortran_order' and 'shape'");
+  }
+  if (fortran && f.shape.size() > 1) {
+    fail(path, f.at(start), "header: fortran_order is True: expected a C-order (row-major) array");
+  }
+  if (f.shape.empty()) {
+    fail(path, f.at(start), "header: shape (): expected an array of at least 1 dimension (rows)");
+  }
+  f.finish(start + hlen, "from the header");
+}
+
+// --- IDX header ---------------------------------------------------------------------------
+
+void parse_idx(ArrayFile::Impl& f) {
+  const std::string& path = f.path;
+  if (f.file_size == 0) fail(path, "", "empty file: expected an IDX file (magic 00 00 type dims)");
+  unsigned char m[4] = {};
+  const std::size_t have = static_cast<std::size_t>(std::min<std::uint64_t>(f.file_size, 4));
+  f.read(0, have, m);
+  if (have < 4) {
+    fail(path, f.at(have),
+         "truncated header: expected the 4-byte IDX magic number (00 00 type dims)");
+  }
+  if (m[0] != 0 || m[1] != 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "got %02x %02x", m[0], m[1]);
+    fail(path, f.at(0),
+         std::string("expected the IDX magic number 00 00: not an IDX file (") + buf + ")");
+  }
+  f.format.big_endian = true;
+  static const std::pair<unsigned char, Stored> types[] = {
+      {0x08, Stored::uint8}, {0x09, Stored::int8},    {0x0B, Stored::int16},
+      {0x0C, Stored::int32}, {0x0D, Stored::float32}, {0x0E, Stored::float64}};
+  auto it = std::find_if(std::begin(types), std::end(types),
+                         [&](const auto& t) { return t.first == m[2]; });
+  if (it == std::end(types)) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "0x%02X", m[2]);
+    fail(path, f.at(2),
+         std::string("unknown IDX type code ") + buf +
+             ": expected 0x08 (ubyte), 0x09, 0x0B, 0x0C, 0x0D or 0x0E");
+  }
+  f.format.type = it->second;
+  if (f.format.size() == 1) f.format.big_endian = false;
+  const unsigned dims = m[3];
+  if (dims == 0) fail(path, f.at(3), "0 dimensions: expected at least 1");
+  const std::uint64_t hlen = 4 + 4ull * dims;
+  if (f.file_size < hlen) {
+    fail(path, f.at(f.file_size),
+         "truncated header: expected " + std::to_string(hlen) + " bytes (4 + 4 x " +
+             std::to_string(dims) + " dimensions), the file has " + std::to_string(f.file_size));
+  }
+  std::vector<unsigned char> d(4ull * dims);
+  f.read(4, d.size(), d.data());
+  for (unsigned i = 0; i < dims; ++i) {
+    f.shape.push_back((std::size_t{d[4 * i]} << 24) | (std::size_t{d[4 * i + 1]} << 16) |
+                      (std::size_t{d[4 * i + 2]} << 8) | std::size_t{d[4 * i + 3]});
+  }
+  f.finish(hlen, "from the header");
+}
+
+// --- element conversion ------------------------------------------------------------------
+
+template <class S>
+S load(const std::byte* p, bool swap) {
+  if constexpr (sizeof(S) == 1) {
+    S v;
+    std::memcpy(&v, p, 1);
+    return v;
+  } else {
+    using Bits =
+        std::conditional_t<sizeof(S) == 2, std::uint16_t,
+                           std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>>;
+    Bits b;
+    std::memcpy(&b, p, sizeof b);
+    if (swap) {
+      if constexpr (sizeof(S) == 2)
+        b = __builtin_bswap16(b);
+      else if constexpr (sizeof(S) == 4)
+        b = __builtin_bswap32(b);
+      else
+        b = __builtin_bswap64(b);
+    }
+    S v;
+    std::memcpy(&v, &b, sizeof v);
+    return v;
+  }
+}
+
+// Converts n elements; returns the index of the first one that does not fit in U, or n.
+template <class S, class U>
+std::size_t convert_run(const std::byte* src, bool swap, std::size_t n, U* dst) {
+  if (n == 0) return 0;
+  if constexpr (std::is_same_v<S, U>) {
+    if (!swap) {
+      std::memcpy(dst, src, n * sizeof(U));
+      return n;
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const S v = load<S>(src + i * sizeof(S), swap);
+    if constexpr (std::is_integral_v<U> && std::is_integral_v<S>) {
+      if (!std::in_range<U>(v)) return i;
+    } else if constexpr (std::is_integral_v<U>) {
+      const double lo = static_cast<double>(std::numeric_limits<U>::min());
+      if (!(static_cast<double>(v) >= lo && static_cast<double>(v) < -lo)) return i;
+    }
+    dst[i] = static_cast<U>(v);
+  }
+  return n;
+}
+
+template <class U>
+std::size_t convert_any(StoredFormat f, const std::byte* src, std::size_t n, U* dst) {
+  const bool swap = f.size() > 1 && f.big_endian != (std::endian::native == std::endian::big);
+  switch (f.type) {
+    case Stored::int8:
+      return convert_run<std::int8_t>(src, swap, n, dst);
+    case Stored::uint8:
+      return convert_run<std::uint8_t>(src, swap, n, dst);
+    case Stored::int16:
+      return convert_run<std::int16_t>(src, swap, n, dst);
+    case Stored::uint16:
+      return convert_run<std::uint16_t>(src, swap, n, dst);
+    case Stored::int32:
+      return convert_run<std::int32_t>(src, swap, n, dst);
+    case Stored::uint32:
+      return convert_run<std::uint32_t>(src, swap, n, dst);
+    case Stored::int64:
+      return convert_run<std::int64_t>(src, swap, n, dst);
+    case Stored::uint64:
+      return convert_run<std::uint64_t>(src, swap, n, dst);
+    case Stored::float32:
+      return convert_run<float>(src, swap, n, dst);
+    case Stored::float64:
+      return convert_run<double>(src, swap, n, dst);
+  }
+  return n;
+}
+
+}  // namespace
+
+// --- ArrayFile ---------------------------------------------------------------------------
+
+ArrayFile::ArrayFile(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+namespace {
+
+std::shared_ptr<ArrayFile::Impl> open_source(const std::string& path, bool allow_gzip) {
+  auto f = std::make_shared<ArrayFile::Impl>();
+  f->path = path;
+  f->fd = detail::open_read(path, f->file_size);
+  if (allow_gzip && f->file_size >= 2) {
+    std::byte head[2];
+    f->read(0, 2, head);
+    if (detail::is_gzip(head, 2)) {
+      f->memory = detail::gunzip(path);
+      f->in_memory = true;
+      f->file_size = f->memory.size();
+      f->fd = detail::Fd();
+      f->where_prefix = "decompressed ";
+    }
+  }
+  return f;
+}
+
+}  // namespace
+
+ArrayFile ArrayFile::open_npy(const std::string& path) {
+  auto f = open_source(path, false);
+  parse_npy(*f);
+  return ArrayFile(std::move(f));
+}
+
+ArrayFile ArrayFile::open_idx(const std::string& path) {
+  auto f = open_source(path, true);
+  parse_idx(*f);
+  return ArrayFile(std::move(f));
+}
+
+const std::string& ArrayFile::path() const { return impl_->path; }
+const std::vector<std::size_t>& ArrayFile::shape() const { return impl_->shape; }
+StoredFormat ArrayFile::format() const { return impl_->format; }
+std::size_t ArrayFile::rows() const { return impl_->rows; }
+std::size_t ArrayFile::row_elements() const { return impl_->row_elements; }
+std::size_t ArrayFile::row_bytes() const { return impl_->row_bytes; }
+std::uint64_t ArrayFile::data_offset() const { return impl_->offset; }
+bool ArrayFile::in_memory() const { return impl_->in_memory; }
+
+void ArrayFile::read_rows(std::size_t first, std::size_t count, std::byte* out) const {
+  const Impl& f = *impl_;
+  if (first > f.rows || count > f.rows - first) {
+    fail(f.path, "",
+         "rows [" + std::to_string(first) + ", " + std::to_string(first + count) +
+             ") requested: expected a range within the " + std::to_string(f.rows) + " rows");
+  }
+  f.read(f.offset + std::uint64_t{first} * f.row_bytes, count * f.row_bytes, out);
+}
+
+void ArrayFile::visit_rows_impl(std::span<const std::size_t> rows, Visitor visit, void* ctx) const {
+  const Impl& f = *impl_;
+  check_indices(rows, f.rows, f.path);
+  const std::size_t m = rows.size(), rb = f.row_bytes;
+  if (m == 0) return;
+  if (rb == 0) {
+    const std::byte none{};
+    for (std::size_t k = 0; k < m; ++k) visit(ctx, k, &none);
+    return;
+  }
+  if (f.in_memory) {
+    for (std::size_t k = 0; k < m; ++k) visit(ctx, k, f.memory.data() + f.offset + rows[k] * rb);
+    return;
+  }
+  // Visit in file order so that adjacent rows are read together.
+  std::vector<std::size_t> order(m);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  if (!std::is_sorted(rows.begin(), rows.end())) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return rows[a] < rows[b]; });
+  }
+  const std::size_t cap_rows = std::max<std::size_t>(1, (std::size_t{4} << 20) / rb);
+  std::vector<std::byte> buf;
+  for (std::size_t i = 0; i < m;) {
+    const std::size_t first = rows[order[i]];
+    std::size_t j = i + 1;
+    while (j < m && rows[order[j]] - rows[order[j - 1]] <= 1 && rows[order[j]] - first < cap_rows)
+      ++j;
+    const std::size_t count = rows[order[j - 1]] - first + 1;
+    if (buf.size() < count * rb) buf.resize(count * rb);
+    f.read(f.offset + std::uint64_t{first} * rb, count * rb, buf.data());
+    for (std::size_t t = i; t < j; ++t)
+      visit(ctx, order[t], buf.data() + (rows[order[t]] - first) * rb);
+    i = j;
+  }
+}
+
+template <Element U>
+void ArrayFile::convert(const std::byte* row, std::size_t row_index, std::size_t first,
+                        std::size_t count, U* out) const {
+  const Impl& f = *impl_;
+  const std::size_t es = f.format.size();
+  const std::size_t bad = convert_any(f.format, row + first * es, count, out);
+  if (bad != count) {
+    const std::uint64_t off =
+        f.offset + std::uint64_t{row_index} * f.row_bytes + (first + bad) * es;
+    double v = 0;
+    convert_any(f.format, row + (first + bad) * es, 1, &v);
+    fail(f.path, f.at(off),
+         f.format.descr() + " value " + std::to_string(v) + " (row " + std::to_string(row_index) +
+             "): expected a value that fits in " + element_name<U>());
+  }
+}
+
+template <Element U>
+void ArrayFile::require_convertible(const std::string& role) const {
+  if (std::is_integral_v<U> && impl_->format.is_float()) {
+    fail(impl_->path, "",
+         "dtype " + impl_->format.descr() +
+             " holds floating-point values: expected an integer dtype for " + role + " of type " +
+             element_name<U>());
+  }
+}
+
+template <Element U>
+void ArrayFile::gather(std::span<const std::size_t> rows, U* out) const {
+  const std::size_t re = row_elements();
+  visit_rows(rows, [&](std::size_t k, const std::byte* row) {
+    convert<U>(row, rows[k], 0, re, out + k * re);
+  });
+}
+
+#define XGRAD_DATA_INSTANTIATE(U)                                                                  \
+  template void ArrayFile::convert<U>(const std::byte*, std::size_t, std::size_t, std::size_t, U*) \
+      const;                                                                                       \
+  template void ArrayFile::require_convertible<U>(const std::string&) const;                       \
+  template void ArrayFile::gather<U>(std::span<const std::size_t>, U*) const;
+XGRAD_DATA_INSTANTIATE(float)
+XGRAD_DATA_INSTANTIATE(double)
+XGRAD_DATA_INSTANTIATE(std::int32_t)
+XGRAD_DATA_INSTANTIATE(std::int64_t)
+#undef XGRAD_DATA_INSTANTIATE
+
+}  // namespace xgrad::data

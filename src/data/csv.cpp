@@ -1,0 +1,249 @@
+// read_csv: the selected numeric columns of a delimited text file.
+#include "xgrad/data/csv.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io.hpp"
+
+namespace xgrad::data {
+
+using detail::fail;
+
+namespace {
+
+std::string line_at(std::size_t line) { return "line " + std::to_string(line); }
+
+bool is_space(char c, char delim) { return c != delim && (c == ' ' || c == '\t'); }
+
+std::string_view trim(std::string_view s, char delim) {
+  while (!s.empty() && is_space(s.front(), delim)) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back(), delim)) s.remove_suffix(1);
+  return s;
+}
+
+// Splits one line into fields; a field may be double-quoted with "" for a quote.
+void split(std::string_view line, char delim, std::vector<std::string>& out,
+           const std::string& path, std::size_t line_no) {
+  out.clear();
+  std::size_t i = 0;
+  while (true) {
+    while (i < line.size() && is_space(line[i], delim)) ++i;
+    std::string field;
+    if (i < line.size() && line[i] == '"') {
+      const std::size_t open = i++;
+      bool closed = false;
+      while (i < line.size()) {
+        if (line[i] == '"') {
+          if (i + 1 < line.size() && line[i + 1] == '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
+          ++i;
+          closed = true;
+          break;
+        }
+        field += line[i++];
+      }
+      if (!closed) {
+        fail(path, line_at(line_no) + ", character " + std::to_string(open + 1),
+             "unterminated quoted field: expected a closing '\"' on the same line");
+      }
+      while (i < line.size() && is_space(line[i], delim)) ++i;
+      if (i < line.size() && line[i] != delim) {
+        fail(path, line_at(line_no) + ", character " + std::to_string(i + 1),
+             std::string("expected the delimiter '") + delim + "' after a quoted field");
+      }
+    } else {
+      const std::size_t start = i;
+      while (i < line.size() && line[i] != delim) ++i;
+      field = std::string(trim(line.substr(start, i - start), delim));
+    }
+    out.push_back(std::move(field));
+    if (i >= line.size()) break;
+    ++i;  // the delimiter; a delimiter at the end of the line leaves an empty last field
+  }
+}
+
+bool parse_number(std::string_view s, double& v) {
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  if (s.empty() || s.front() == '+' || s.front() == ' ') return false;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+}  // namespace
+
+CsvTable read_csv(const std::string& path, const CsvOptions& options) {
+  const char delim = options.delimiter();
+  if (delim == '"' || delim == '\n' || delim == '\r' || delim == ' ' || delim == '\0') {
+    fail(path, "",
+         std::string("delimiter '") + delim +
+             "': expected a character other than space, quote and line ends");
+  }
+  std::uint64_t size = 0;
+  detail::open_read(path, size);  // a clear error for a missing file or a directory
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "", "cannot open for reading");
+
+  CsvTable t;
+  std::vector<std::string> fields;
+  std::vector<std::string> names;
+  std::vector<std::size_t> fcols, tcols;
+  std::size_t ncols = 0, first_line = 0, line_no = 0;
+  bool have_layout = false;
+  std::string line;
+
+  auto resolve = [&](const std::vector<CsvColumn>& cols, bool header,
+                     std::vector<std::size_t>& out) {
+    for (const CsvColumn& c : cols) {
+      std::size_t pos;
+      if (c.by_name()) {
+        if (!header) {
+          fail(path, line_at(first_line),
+               "column '" + c.name() + "' selected by name: expected a header row naming it" +
+                   (options.header() == CsvHeader::absent ? " (the options say header = absent)"
+                                                          : " (the first row is all numbers)"));
+        }
+        auto it = std::find(names.begin(), names.end(), c.name());
+        if (it == names.end()) {
+          std::string all;
+          for (const auto& n : names) all += (all.empty() ? "'" : ", '") + n + "'";
+          fail(path, line_at(first_line),
+               "unknown column '" + c.name() + "': expected one of " + all);
+        }
+        pos = static_cast<std::size_t>(it - names.begin());
+      } else {
+        pos = c.index();
+        const auto signed_pos = static_cast<std::ptrdiff_t>(pos);
+        if (signed_pos < 0 && -signed_pos <= static_cast<std::ptrdiff_t>(ncols))
+          pos = ncols - static_cast<std::size_t>(-signed_pos);
+        if (pos >= ncols) {
+          fail(path, line_at(first_line),
+               "column position " + std::to_string(signed_pos) + ": expected 0 to " +
+                   std::to_string(ncols - 1) + " (or -1 to -" + std::to_string(ncols) +
+                   "), the row has " + std::to_string(ncols) + " fields");
+        }
+      }
+      out.push_back(pos);
+    }
+  };
+
+  auto column_name = [&](std::size_t c) {
+    return c < names.size() ? "'" + names[c] + "'" : "column " + std::to_string(c);
+  };
+
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (trim(line, delim).empty()) continue;
+    split(line, delim, fields, path, line_no);
+
+    if (!have_layout) {
+      have_layout = true;
+      first_line = line_no;
+      ncols = fields.size();
+      bool header = options.header() == CsvHeader::present;
+      // Positions can be resolved before knowing whether this row is a header.
+      const bool any_named = std::any_of(options.features().begin(), options.features().end(),
+                                         [](const CsvColumn& c) { return c.by_name(); }) ||
+                             std::any_of(options.targets().begin(), options.targets().end(),
+                                         [](const CsvColumn& c) { return c.by_name(); });
+      if (options.header() == CsvHeader::automatic) {
+        if (any_named) {
+          header = true;
+        } else {
+          // A header when a field that will be read as a number is not one.
+          std::vector<std::size_t> sel;
+          resolve(options.targets(), false, sel);
+          if (options.features().empty()) {
+            for (std::size_t c = 0; c < ncols; ++c) sel.push_back(c);
+          } else {
+            resolve(options.features(), false, sel);
+          }
+          double v;
+          for (std::size_t c : sel) header |= !parse_number(trim(fields[c], delim), v);
+        }
+      }
+      if (header) names = fields;
+      resolve(options.targets(), header, tcols);
+      if (options.features().empty()) {
+        for (std::size_t c = 0; c < ncols; ++c) {
+          if (std::find(tcols.begin(), tcols.end(), c) == tcols.end()) fcols.push_back(c);
+        }
+      } else {
+        resolve(options.features(), header, fcols);
+      }
+      if (fcols.empty()) {
+        fail(path, line_at(first_line),
+             "no feature columns: expected at least one column besides the " +
+                 std::to_string(tcols.size()) + " target column(s) among " + std::to_string(ncols));
+      }
+      std::vector<std::size_t> all = fcols;
+      all.insert(all.end(), tcols.begin(), tcols.end());
+      for (std::size_t i = 0; i < all.size(); ++i) {
+        for (std::size_t j = 0; j < i; ++j) {
+          if (all[i] == all[j]) {
+            fail(path, line_at(first_line),
+                 "column " + column_name(all[i]) + " (position " + std::to_string(all[i]) +
+                     ") selected twice: expected each column at most once among features and "
+                     "targets");
+          }
+        }
+      }
+      for (std::size_t c : fcols)
+        t.feature_names.push_back(c < names.size() ? names[c] : "column " + std::to_string(c));
+      for (std::size_t c : tcols)
+        t.target_names.push_back(c < names.size() ? names[c] : "column " + std::to_string(c));
+      if (header) continue;
+    }
+
+    if (fields.size() != ncols) {
+      fail(path, line_at(line_no),
+           std::to_string(fields.size()) + " fields: expected " + std::to_string(ncols) +
+               " (as in line " + std::to_string(first_line) + ") with delimiter '" + delim + "'");
+    }
+    auto read = [&](const std::vector<std::size_t>& cols, std::vector<double>& out) {
+      for (std::size_t c : cols) {
+        const std::string_view f = trim(fields[c], delim);
+        double v = 0;
+        auto where = [&] {
+          return line_at(line_no) + ", field " + std::to_string(c + 1) + " (" + column_name(c) +
+                 ")";
+        };
+        if (f.empty()) fail(path, where(), "empty field: expected a number");
+        if (!parse_number(f, v)) {
+          std::string shown(f.substr(0, 40));
+          for (char& ch : shown) {
+            if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f)
+              ch = '?';
+          }
+          fail(path, where(), "'" + shown + (f.size() > 40 ? "...'" : "'") + ": expected a number");
+        }
+        out.push_back(v);
+      }
+    };
+    read(fcols, t.features);
+    read(tcols, t.targets);
+    t.lines.push_back(line_no);
+    ++t.rows;
+  }
+  if (in.bad()) fail(path, line_at(line_no + 1), "read error");
+  if (!have_layout) {
+    fail(path, "",
+         size == 0 ? "empty file: expected a header or data rows"
+                   : "only blank lines: expected a header or data rows");
+  }
+  if (t.rows == 0) {
+    fail(path, line_at(first_line), "a header and no data rows: expected at least one data row");
+  }
+  return t;
+}
+
+}  // namespace xgrad::data

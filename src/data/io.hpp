@@ -1,0 +1,47 @@
+// Internal file helpers of the data module: errors that name the file and position,
+// an owning file descriptor, exact positioned reads, and gzip decompression.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace xgrad::data::detail {
+
+/// Throws DataError "path: where: what" (where may be empty).
+[[noreturn]] void fail(const std::string& path, const std::string& where, const std::string& what);
+/// "byte N" for messages.
+std::string at_byte(std::uint64_t offset);
+/// strerror for errno value e.
+std::string errno_text(int e);
+
+/// An owning, read-only file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd();
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+/// Opens path for reading (DataError naming the path and the reason on failure); also
+/// returns its size. Directories are refused.
+Fd open_read(const std::string& path, std::uint64_t& size);
+/// Reads exactly n bytes at offset (retrying short reads); DataError naming the byte
+/// offset when the file ends early or the read fails.
+void pread_exact(int fd, const std::string& path, std::uint64_t offset, std::size_t n, void* dst);
+/// True when the first bytes are the gzip magic number 1f 8b.
+bool is_gzip(const std::byte* head, std::size_t n);
+/// The whole decompressed content of a gzip file (zlib when built with XGRAD_HAVE_ZLIB,
+/// otherwise the gzip program). DataError naming the file for corrupt or truncated data.
+std::vector<std::byte> gunzip(const std::string& path);
+
+}  // namespace xgrad::data::detail

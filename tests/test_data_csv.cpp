@@ -1,0 +1,203 @@
+// CSV files: header detection, column choice by name or position, delimiters, quoting,
+// and a DataError naming the file, line and field for every malformed input.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+#include <xgrad/data/data.hpp>
+#include <xgrad/xgrad.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using xgrad::data::CsvDataset;
+using xgrad::data::CsvHeader;
+using xgrad::data::CsvOptions;
+using xgrad::data::DataError;
+
+bool contains(const std::string& s, const std::string& sub) {
+  return s.find(sub) != std::string::npos;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/xgrad_csv_XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  // Writes a file (removing any old one first: rewriting a truncated file is slow on ext4).
+  std::string write(const std::string& name, const std::string& text) const {
+    const std::string p = path_ + "/" + name;
+    std::remove(p.c_str());
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+
+ private:
+  std::string path_;
+};
+
+// The DataError message of reading a file, or "no error".
+std::string error_of(const std::string& path, const CsvOptions& o = {}) {
+  try {
+    CsvDataset<double> d(path, o);
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(CsvRead, HeaderAutomaticPresentAbsent) {
+  TempDir dir;
+  const auto with = dir.write("with.csv", "x1,x2,y\n1,2,3\n4,5,6\n");
+  CsvDataset<double> a(with);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a.features(), (xt::xarray<double>{{1, 2}, {4, 5}}));
+  EXPECT_EQ(a.targets(), (xt::xarray<double>{3, 6}));
+  EXPECT_EQ(a.feature_names(), (std::vector<std::string>{"x1", "x2"}));
+  EXPECT_EQ(a.target_names(), (std::vector<std::string>{"y"}));
+
+  const auto without = dir.write("without.csv", "1,2,3\n4,5,6\n");
+  CsvDataset<double> b(without);
+  EXPECT_EQ(b.size(), 2u);
+  EXPECT_EQ(b.feature_names(), (std::vector<std::string>{"column 0", "column 1"}));
+  // A numeric first row is data unless the options say it is a header.
+  CsvDataset<double> c(without, CsvOptions().header(CsvHeader::present));
+  EXPECT_EQ(c.size(), 1u);
+  EXPECT_EQ(c.target_names(), (std::vector<std::string>{"3"}));
+  // Told there is no header, a header row is a non-numeric field on line 1.
+  const std::string m = error_of(with, CsvOptions().header(CsvHeader::absent));
+  EXPECT_TRUE(contains(m, with + ": line 1, field 1 (column 0): 'x1': expected a number")) << m;
+}
+
+TEST(CsvRead, ColumnsByNameAndPositionAndIntegerTargets) {
+  TempDir dir;
+  const auto p = dir.write("iris.csv",
+                           "id,sepal,petal,name,label\n"
+                           "a1,5.1,1.4,setosa,0\n"
+                           "a2,7.0,4.7,versicolor,1\n"
+                           "a3,6.3,6.0,virginica,2\n");
+  // Text columns may exist when not selected.
+  CsvDataset<float, std::int64_t> d(p,
+                                    CsvOptions().features({"sepal", "petal"}).targets({"label"}));
+  EXPECT_EQ(d.features(), (xt::xarray<float>{{5.1f, 1.4f}, {7.0f, 4.7f}, {6.3f, 6.0f}}));
+  EXPECT_EQ(d.targets(), (xt::xarray<std::int64_t>{0, 1, 2}));
+  CsvDataset<double> pos(p, CsvOptions().features({2}).targets({-1, 1}));
+  EXPECT_EQ(pos.features(), xt::reshape_view(xt::xarray<double>{1.4, 4.7, 6.0}, {3, 1}));
+  EXPECT_EQ(pos.targets(), (xt::xarray<double>{{0, 5.1}, {1, 7.0}, {2, 6.3}}));
+  EXPECT_EQ(pos.target_names(), (std::vector<std::string>{"label", "sepal"}));
+  const std::string twice = error_of(p, CsvOptions().features({1, 2}).targets({-1, 1}));
+  EXPECT_TRUE(contains(twice, "column 'sepal' (position 1) selected twice")) << twice;
+  // Whole numbers are required for integer targets.
+  const auto frac = dir.write("frac.csv", "x,y\n1,0\n2,1.5\n");
+  try {
+    CsvDataset<double, std::int64_t> bad(frac);
+    FAIL();
+  } catch (const DataError& e) {
+    EXPECT_TRUE(contains(e.what(), frac + ": line 3, column 'y': value 1.5")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "whole number")) << e.what();
+  }
+  const auto big = dir.write("big.csv", "x,y\n1,3000000000\n");
+  EXPECT_THROW((CsvDataset<double, std::int32_t>(big)), DataError);
+  CsvDataset<double, std::int64_t> ok(big);
+  EXPECT_EQ(ok.targets()(0), 3000000000);
+}
+
+TEST(CsvRead, DelimitersQuotesLineEndsAndBlankLines) {
+  TempDir dir;
+  const auto semi = dir.write("semi.csv", "a;b\r\n1,5;2\r\n\r\n  3 ; +4e1 \r\n\n");
+  // ';' separates, so "1,5" is one field and not a number.
+  EXPECT_TRUE(contains(error_of(semi, CsvOptions().delimiter(';')), "'1,5': expected a number"));
+  const auto semi2 = dir.write("semi2.csv", "a;b\r\n1.5;2\r\n\r\n  3 ; +4e1 \r\n\n");
+  CsvDataset<double> s(semi2, CsvOptions().delimiter(';'));
+  ASSERT_EQ(s.features().shape(), (xt::xarray<double>::shape_type{2, 1}));
+  EXPECT_EQ(s.features()(0, 0), 1.5);
+  EXPECT_EQ(s.features()(1, 0), 3.0);
+  EXPECT_EQ(s.targets(), (xt::xarray<double>{2, 40}));
+  const auto tab = dir.write("tab.tsv", "x\ty\n1\t-2\n");
+  CsvDataset<double> t(tab, CsvOptions().delimiter('\t'));
+  EXPECT_EQ(t.targets(), (xt::xarray<double>{-2}));
+  const auto quoted = dir.write("q.csv", "\"size, m2\",\"say \"\"hi\"\"\",y\n\"12\",3,\"4\"\n");
+  CsvDataset<double> q(quoted, CsvOptions().features({"size, m2"}).targets({"y"}));
+  ASSERT_EQ(q.features().shape(), (xt::xarray<double>::shape_type{1, 1}));
+  EXPECT_EQ(q.features()(0, 0), 12.0);
+  EXPECT_EQ(q.targets(), (xt::xarray<double>{4}));
+  const auto special = dir.write("nan.csv", "1,nan\n2,inf\n3,-1e-310\n");
+  CsvDataset<double> sp(special);
+  EXPECT_TRUE(std::isnan(sp.targets()(0)));
+  EXPECT_TRUE(std::isinf(sp.targets()(1)));
+  EXPECT_EQ(sp.targets()(2), -1e-310);
+}
+
+TEST(CsvErrors, NameTheFileLineFieldAndWhatWasExpected) {
+  TempDir dir;
+  struct Case {
+    std::string text;
+    CsvOptions options;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {"a,b,c\n1,2,3\n4,5\n", {}, "line 3: 2 fields: expected 3 (as in line 1)"},
+      {"a,b,c\n1,2,3\n4,5,6,7\n", {}, "line 3: 4 fields: expected 3"},
+      {"a,b,c\n1,2,3\n4,x5,6\n", {}, "line 3, field 2 ('b'): 'x5': expected a number"},
+      {"a,b,c\n1,2,3\n4,,6\n", {}, "line 3, field 2 ('b'): empty field: expected a number"},
+      {"a,b,c\n1,2,3\n4,5,6,\n", {}, "line 3: 4 fields"},
+      {"1,2\n3,4e\n", {}, "line 2, field 2 (column 1): '4e': expected a number"},
+      {"1,2\n3,0x10\n", {}, "'0x10': expected a number"},
+      {"", {}, "empty file: expected a header or data rows"},
+      {"\n  \n\n", {}, "only blank lines"},
+      {"a,b\n", {}, "line 1: a header and no data rows"},
+      {"a,b\n1,2\n", CsvOptions().targets({"c"}),
+       "line 1: unknown column 'c': expected one of 'a', 'b'"},
+      {"1,2\n", CsvOptions().header(CsvHeader::absent).targets({"b"}), "selected by name"},
+      {"a,b\n1,2\n", CsvOptions().targets({5}), "column position 5: expected 0 to 1"},
+      {"a,b\n1,2\n", CsvOptions().targets({-3}), "column position -3"},
+      {"a,b\n1,2\n", CsvOptions().features({"a"}).targets({"a"}),
+       "column 'a' (position 0) selected twice"},
+      {"a\n1\n", {}, "no feature columns"},
+      {"a,b\n\"1,2\n", {}, "line 2, character 1: unterminated quoted field"},
+      {"a,b\n\"1\"x,2\n", {}, "line 2, character 4: expected the delimiter ','"},
+  };
+  for (const auto& c : cases) {
+    const auto p = dir.write("bad.csv", c.text);
+    const std::string m = error_of(p, c.options);
+    EXPECT_TRUE(contains(m, p + ": ")) << m;
+    EXPECT_TRUE(contains(m, c.expect)) << "input: " << c.text << "\n  -> " << m;
+  }
+  EXPECT_TRUE(contains(error_of(dir.write("ok.csv", "1,2\n") + ".missing"), "cannot open"));
+  EXPECT_TRUE(contains(error_of("/"), "directory"));
+}
+
+TEST(CsvFuzz, RandomTextGivesDataOrDataErrors) {
+  TempDir dir;
+  std::mt19937_64 rng(77);
+  const std::string alphabet = "0123456789,,,\n\n\"\" .-+eEnaif;\t\rx\0\xff";
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::string text(rng() % 80, ' ');
+    for (char& ch : text) ch = iter % 3 == 0 ? char(rng()) : alphabet[rng() % alphabet.size()];
+    const auto p = dir.write("fuzz.csv", text);
+    for (auto header : {CsvHeader::automatic, CsvHeader::absent}) {
+      try {
+        CsvDataset<double, std::int64_t> d(p, CsvOptions().header(header).targets({0}));
+        ASSERT_GT(d.size(), 0u);
+        ASSERT_EQ(d.features().shape(0), d.size());
+      } catch (const DataError& e) {
+        ASSERT_TRUE(contains(e.what(), p)) << e.what();
+      }
+    }
+  }
+}
+
+}  // namespace
