@@ -1,0 +1,178 @@
+# Checks that a tutorial's README shows the code of its main.cpp, not a copy that drifted.
+#
+#   cmake -DSOURCE=main.cpp -DREADME=README.md -P check_readme.cmake
+#
+# In main.cpp a region is the lines between a marker `// [name]` and `// [end]` (each on a
+# line of its own). In README.md the same region is the ```cpp block right after a line
+# `<!-- [name] -->`. The region's common indentation is removed before comparing, so code
+# from inside a function reads flush left in the README. The check fails when a region of
+# main.cpp is missing from the README, when a README block names no region, when a block
+# differs from its region (the first differing line is shown). The README may show the
+# regions in any order (a function defined after main() can be explained where it is
+# called).
+#
+# With -DUPDATE=ON the README's blocks are rewritten from main.cpp instead (for authors,
+# after editing main.cpp); the other checks still apply.
+#
+# Only string operations are used (no CMake lists), so code full of ';' and '[' is safe.
+
+cmake_minimum_required(VERSION 3.20)
+
+if(NOT SOURCE OR NOT README)
+  message(FATAL_ERROR "usage: cmake -DSOURCE=main.cpp -DREADME=README.md -P check_readme.cmake")
+endif()
+file(READ "${SOURCE}" src)
+file(READ "${README}" doc)
+string(REPLACE "\r\n" "\n" src "${src}")
+string(REPLACE "\r\n" "\n" doc "${doc}")
+
+# Removes the indentation shared by all non-blank lines of `text` (spaces only).
+function(dedent out text)
+  set(t "\n${text}")
+  # Blank lines do not count: strip their trailing spaces first.
+  string(REGEX REPLACE "\n +\n" "\n\n" t "${t}")
+  string(REGEX REPLACE "\n +\n" "\n\n" t "${t}")
+  while(NOT t MATCHES "\n[^ \n]" AND t MATCHES "\n ")
+    string(REPLACE "\n " "\n" t "${t}")
+  endwhile()
+  string(SUBSTRING "${t}" 1 -1 t)
+  set(${out} "${t}" PARENT_SCOPE)
+endfunction()
+
+# Regions of main.cpp, in order: names in src_names (space separated), bodies in
+# variables region_<name>.
+set(src_names "")
+set(rest "${src}")
+set(failed FALSE)
+while(rest MATCHES "// \\[([A-Za-z0-9_-]+)\\] *\n")
+  set(name "${CMAKE_MATCH_1}")
+  set(marker "${CMAKE_MATCH_0}")
+  if(name STREQUAL "end")
+    message(SEND_ERROR "${SOURCE}: '// [end]' without an opening '// [name]' marker")
+    set(failed TRUE)
+    break()
+  endif()
+  string(FIND "${rest}" "${marker}" at)
+  string(LENGTH "${marker}" len)
+  math(EXPR at "${at} + ${len}")
+  string(SUBSTRING "${rest}" ${at} -1 rest)
+  string(FIND "${rest}" "// [end]" stop)
+  if(stop EQUAL -1)
+    message(SEND_ERROR "${SOURCE}: region '${name}' has no '// [end]' marker")
+    set(failed TRUE)
+    break()
+  endif()
+  string(SUBSTRING "${rest}" 0 ${stop} body)
+  # Drop the indentation before the end marker (the body keeps its last newline).
+  if(body MATCHES " +$")
+    string(REGEX REPLACE " +$" "" body "${body}")
+  endif()
+  if(body MATCHES "// \\[[A-Za-z0-9_-]+\\] *\n")
+    message(SEND_ERROR "${SOURCE}: region '${name}' contains another marker before its '// [end]'")
+    set(failed TRUE)
+  endif()
+  if(" ${src_names} " MATCHES " ${name} ")
+    message(SEND_ERROR "${SOURCE}: region '${name}' is defined twice")
+    set(failed TRUE)
+  endif()
+  dedent(body "${body}")
+  set(region_${name} "${body}")
+  string(APPEND src_names " ${name}")
+  string(SUBSTRING "${rest}" ${stop} -1 rest)
+  string(LENGTH "// [end]" len)
+  string(SUBSTRING "${rest}" ${len} -1 rest)
+endwhile()
+
+# Blocks of the README, in order. `updated` is the README with every block replaced by
+# its region, written back in UPDATE mode.
+set(doc_names "")
+set(rest "${doc}")
+set(updated "")
+while(rest MATCHES "<!-- \\[([A-Za-z0-9_-]+)\\] -->\n```cpp\n")
+  set(name "${CMAKE_MATCH_1}")
+  set(marker "${CMAKE_MATCH_0}")
+  string(FIND "${rest}" "${marker}" at)
+  string(LENGTH "${marker}" len)
+  math(EXPR at "${at} + ${len}")
+  string(SUBSTRING "${rest}" 0 ${at} before)
+  string(APPEND updated "${before}")
+  string(SUBSTRING "${rest}" ${at} -1 rest)
+  string(FIND "${rest}" "```" stop)
+  if(stop EQUAL -1)
+    message(SEND_ERROR "${README}: block '${name}' is not closed with ```")
+    set(failed TRUE)
+    break()
+  endif()
+  string(SUBSTRING "${rest}" 0 ${stop} block)
+  string(SUBSTRING "${rest}" ${stop} -1 rest)
+  string(APPEND doc_names " ${name}")
+  if(NOT DEFINED region_${name})
+    message(SEND_ERROR "${README}: block '${name}' has no region '// [${name}]' in ${SOURCE}")
+    set(failed TRUE)
+    string(APPEND updated "${block}")
+    continue()
+  endif()
+  string(APPEND updated "${region_${name}}")
+  if(UPDATE)
+    continue()
+  endif()
+  if(NOT block STREQUAL region_${name})
+    # Show the first line that differs.
+    set(a "${region_${name}}")
+    set(b "${block}")
+    set(line 1)
+    while(TRUE)
+      string(FIND "${a}" "\n" ea)
+      string(FIND "${b}" "\n" eb)
+      if(ea EQUAL -1 OR eb EQUAL -1)
+        break()
+      endif()
+      string(SUBSTRING "${a}" 0 ${ea} la)
+      string(SUBSTRING "${b}" 0 ${eb} lb)
+      if(NOT la STREQUAL lb)
+        break()
+      endif()
+      math(EXPR ea "${ea} + 1")
+      math(EXPR eb "${eb} + 1")
+      string(SUBSTRING "${a}" ${ea} -1 a)
+      string(SUBSTRING "${b}" ${eb} -1 b)
+      math(EXPR line "${line} + 1")
+    endwhile()
+    string(FIND "${a}" "\n" ea)
+    string(FIND "${b}" "\n" eb)
+    string(SUBSTRING "${a}" 0 ${ea} la)
+    string(SUBSTRING "${b}" 0 ${eb} lb)
+    message(SEND_ERROR "${README}: block '${name}' differs from ${SOURCE} at line ${line} of "
+                       "the block:\n  main.cpp: ${la}\n  README:   ${lb}")
+    set(failed TRUE)
+  endif()
+endwhile()
+
+string(APPEND updated "${rest}")
+if(UPDATE)
+  if(NOT updated STREQUAL doc)
+    file(WRITE "${README}" "${updated}")
+    message(STATUS "${README}: code blocks updated from ${SOURCE}")
+  endif()
+endif()
+
+foreach(kind src doc)
+  string(STRIP "${${kind}_names}" ${kind}_names)
+endforeach()
+string(REPLACE " " ";" src_list "${src_names}")
+foreach(name IN LISTS src_list)
+  if(NOT " ${doc_names} " MATCHES " ${name} ")
+    message(SEND_ERROR "${README}: region '${name}' of ${SOURCE} is not shown "
+                       "(add '<!-- [${name}] -->' and a ```cpp block)")
+    set(failed TRUE)
+  endif()
+endforeach()
+if(src_names STREQUAL "")
+  message(SEND_ERROR "${SOURCE}: no '// [name]' ... '// [end]' regions")
+  set(failed TRUE)
+endif()
+if(failed)
+  message(FATAL_ERROR "README out of sync with ${SOURCE}")
+endif()
+string(REPLACE " " ", " shown "${src_names}")
+message(STATUS "README in sync with main.cpp: ${shown}")
