@@ -1,18 +1,173 @@
 #!/usr/bin/env bash
-# Release build, then every benchmark in bench/, one after another (never in parallel:
-# concurrent runs would skew each other's timings).
+# Benchmarks xgrad against LibTorch and the hardware limits, and writes docs/benchmarks.md.
+#
+#   scripts/bench.sh [--no-doc] [--quick]
+#
+# Installs what is missing (as root; LibTorch only when apt can get libtorch-dev), builds the
+# benchmark programs in Release (with their LibTorch peers when libtorch-dev is installed),
+# runs every workload one after another (never in parallel: concurrent runs skew each
+# other's timings) and writes the Markdown tables, the machine facts and this command to
+# docs/benchmarks.md (--no-doc: print only). --quick: fewer repetitions and a smaller
+# streaming file, for a smoke test.
+#
+# Environment: XGRAD_THREADS (default 1) is the one thread setting, applied to OpenBLAS and
+# LibTorch alike (OPENBLAS_NUM_THREADS and OMP_NUM_THREADS are set from it);
+# XGRAD_BENCH_REPS overrides every program's repetition count; XGRAD_BENCH_BUILD_DIR
+# (default build-bench) is the build directory; XGRAD_BENCH_TORCH=OFF skips LibTorch.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DXGRAD_BUILD_BENCH=ON
-cmake --build build -j"$(nproc)"
-
-shopt -s nullglob
-export LC_ALL=C
-for src in bench/*.cpp; do
-  name=$(basename "$src" .cpp)
-  echo
-  echo "===== $name ====="
-  "build/bench/$name"
+write_doc=1
+quick=0
+for a in "$@"; do
+  case "$a" in
+    --no-doc) write_doc=0 ;;
+    --quick) quick=1 ;;
+    *)
+      echo "usage: scripts/bench.sh [--no-doc] [--quick]" >&2
+      exit 2
+      ;;
+  esac
 done
+command_line="scripts/bench.sh${*:+ $*}"
+
+bash scripts/deps.sh
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+torch=${XGRAD_BENCH_TORCH:-ON}
+if [ "$torch" = ON ] && ! installed libtorch-dev; then
+  if [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y libtorch-dev; then
+    :
+  else
+    echo "bench.sh: libtorch-dev is not installed; running without the LibTorch peers" >&2
+    echo "          (install it with: sudo apt-get install -y libtorch-dev)" >&2
+    torch=OFF
+  fi
+fi
+
+build=${XGRAD_BENCH_BUILD_DIR:-build-bench}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DXGRAD_BUILD_BENCH=ON \
+  -DXGRAD_BENCH_TORCH="$torch" >/dev/null
+programs=(machine_info w1_seed_linreg w2_full_linreg w3_mlp w4_tanh_chain stream_npy blas_gemm)
+cmake --build "$build" -j"$(nproc)" --target "${programs[@]}"
+
+export LC_ALL=C
+export XGRAD_THREADS=${XGRAD_THREADS:-1}
+export OPENBLAS_NUM_THREADS=$XGRAD_THREADS OMP_NUM_THREADS=$XGRAD_THREADS
+stream_args=(--gib 2)
+if [ "$quick" = 1 ]; then
+  export XGRAD_BENCH_REPS=${XGRAD_BENCH_REPS:-3}
+  stream_args=(--gib 0.25)
+fi
+
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+for p in "${programs[@]}"; do
+  echo
+  echo "===== $p ====="
+  args=()
+  [ "$p" = stream_npy ] && args=("${stream_args[@]}")
+  "$build/bench/$p" "${args[@]}" | tee "$log/$p.txt"
+done
+
+[ "$write_doc" = 1 ] || exit 0
+
+# ---------------------------------------------------------------- docs/benchmarks.md
+md_rows() {  # the Markdown table of one program
+  echo "| workload | variant | min | median | max | median per unit | LibTorch / this (median; min) |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  grep '^MD |' "$log/$1.txt" | sed 's/^MD //'
+}
+md_notes() { grep '^MDNOTE ' "$log/$1.txt" | sed 's/^MDNOTE /- /' || true; }
+fact() { grep "^$1: " "$log/machine_info.txt" | head -1 | sed "s/^$1: //"; }
+
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+{
+  cat <<EOF
+# Benchmarks
+
+xgrad side by side with LibTorch (PyTorch's C++ frontend) and with what the hardware can
+do, per workload of issue 6. Every program runs its variants in the same process, A B A B
+(one warm-up run of each, then repetitions in turn), and reports min / median / max over
+the repetitions; the ratio column is LibTorch's median over the variant's median (> 1: the
+variant is faster than LibTorch), with the ratio of the minima beside it.
+
+Regenerate this page with \`$command_line\` (it rewrites the file). Section "Changes and
+their effect" at the end is kept by hand and survives regeneration.
+
+## Machine and settings
+
+| | |
+|---|---|
+| CPU | ${cpu:-unknown} |
+| cores (nproc) | $(nproc) |
+| OpenBLAS core | $(fact openblas_core) |
+| OpenBLAS build | $(fact openblas_config) |
+| threads | $(fact threads) for OpenBLAS (xgrad's matrix products) and LibTorch (intra-op; 1 inter-op); XGRAD_THREADS=$XGRAD_THREADS |
+| LibTorch | $(fact libtorch) |
+| compiler | $(c++ --version | head -1) |
+| xgrad commit | $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)') |
+| date | $(date -u +%Y-%m-%d) |
+| command | \`$command_line\` |
+
+Timings on a shared 2-core machine are noisy; the medians of alternating runs are what to
+compare, and ratios are more stable than absolute times.
+
+## 1. Seed linear regression (overhead-bound)
+
+Targets: LibTorch / xgrad >= 35; xgrad within 50x of the hand-written loop.
+
+$(md_rows w1_seed_linreg)
+
+$(md_notes w1_seed_linreg)
+
+## 2. Full-batch linear regression (memory-bound)
+
+Target: LibTorch / xgrad >= 2, reading X once per step where the graph allows it; GB/s
+against a plain read of X.
+
+$(md_rows w2_full_linreg)
+
+$(md_notes w2_full_linreg)
+
+## 3. MLP on Fashion-MNIST (GEMM-bound)
+
+Target: LibTorch / xgrad >= 1.0; GFLOP/s against the same products on OpenBLAS directly.
+
+$(md_rows w3_mlp)
+
+$(md_notes w3_mlp)
+
+## 4. Chain of 100000 scalar tanh steps (graph building)
+
+Target: LibTorch / xgrad >= 10 per op, graph building, differentiation and compilation
+included (both sides build, differentiate, run and free the whole chain every run).
+
+$(md_rows w4_tanh_chain)
+
+$(md_notes w4_tanh_chain)
+
+## 5. Streaming a .npy file through the DataLoader
+
+Rows per second and peak resident memory of one SGD epoch streamed from a .npy file
+(\`stream_npy ${stream_args[*]}\`), beside a plain sequential read() of the same file.
+
+\`\`\`
+$(grep -v '^generating\|^  written' "$log/stream_npy.txt")
+\`\`\`
+
+## BLAS check
+
+\`\`\`
+$(cat "$log/blas_gemm.txt")
+\`\`\`
+EOF
+  # The hand-kept section, carried over from the previous page.
+  if [ -f docs/benchmarks.md ] && grep -q '^## Changes and their effect' docs/benchmarks.md; then
+    echo
+    sed -n '/^## Changes and their effect/,$p' docs/benchmarks.md
+  fi
+} >"$log/benchmarks.md"
+mv "$log/benchmarks.md" docs/benchmarks.md
+echo
+echo "wrote docs/benchmarks.md"

@@ -1,8 +1,10 @@
 // Reverse accumulation over a topological order; every adjoint is a graph node.
 #include "xgrad/autodiff.hpp"
 
+#include <cstdint>
 #include <unordered_map>
 
+#include "ops/common.hpp"
 #include "topo.hpp"
 #include "xgrad/ops.hpp"
 
@@ -51,38 +53,53 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
   }
   NodeId root = y.id();
   std::vector<NodeId> order = detail::topo_order(g, std::span<const NodeId>(&root, 1));
-  std::size_t n = g.size();
-  std::vector<char> is_x(n, 0), rel(n, 0), reached(n, 0);
-  for (const Expr<T>& x : xs) is_x[x.id()] = 1;
+  // Only nodes up to the root matter (the rest cannot reach it); one flag byte and one
+  // adjoint id per node keep these arrays small for graphs of a million nodes.
+  enum : std::uint8_t { kIsX = 1, kRel = 2, kReached = 4 };
+  const std::size_t n = static_cast<std::size_t>(root) + 1;
+  std::vector<std::uint8_t> flag(n, 0);
+  for (const Expr<T>& x : xs) {
+    if (x.id() < n) flag[x.id()] |= kIsX;
+  }
   for (NodeId id : order) {
-    reached[id] = 1;
-    bool r = is_x[id];
-    for (NodeId in : g.node(id).inputs) r = r || rel[in];
-    rel[id] = r;
+    bool r = flag[id] & kIsX;
+    for (NodeId in : detail::GraphAccess::inputs(g, id)) r = r || (flag[in] & kRel);
+    flag[id] |= static_cast<std::uint8_t>(kReached | (r ? kRel : 0));
   }
   // Contributions are collected and summed when their node is reached: by then every
   // consumer (later in the order) has contributed. Most nodes get exactly one, kept
   // inline; only the others pay for a list.
-  std::vector<Expr<T>> adj(n);
+  constexpr NodeId kNoAdj = ~NodeId{0};
+  std::vector<NodeId> adj(n, kNoAdj);
   std::unordered_map<NodeId, std::vector<Expr<T>>> more;
-  adj[root] = seed;
+  adj[root] = seed.id();
   std::vector<Expr<T>> grads;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     NodeId id = *it;
-    if (!rel[id]) continue;
+    if (!(flag[id] & kRel)) continue;
     if (auto m = more.find(id); m != more.end()) {
-      m->second.insert(m->second.begin(), adj[id]);
-      adj[id] = total(m->second);
+      m->second.insert(m->second.begin(), Expr<T>(&g, adj[id]));
+      adj[id] = total(m->second).id();
       more.erase(m);
     }
-    if (!adj[id]) continue;
+    if (adj[id] == kNoAdj) continue;
     const Node<T>& node = g.node(id);
     if (node.kind != NodeKind::op) continue;
-    grads.assign(node.inputs.size(), Expr<T>());
-    node.op->backward(node, g.expr(id), adj[id], grads);
+    // Operands that lead to no x get the "not needed" marker (an invalid handle), so
+    // built-in rules skip building gradients nobody will read.
+    grads.resize(node.inputs.size());
+    for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+      grads[i] = (flag[node.inputs[i]] & kRel) ? Expr<T>()
+                                               : Expr<T>(nullptr, detail::kGradNotNeeded);
+    }
+    node.op->backward(node, Expr<T>(&g, id), Expr<T>(&g, adj[id]), grads);
     for (std::size_t i = 0; i < node.inputs.size(); ++i) {
       NodeId in = node.inputs[i];
-      if (!grads[i] || !rel[in]) continue;
+      if (!grads[i] || !(flag[in] & kRel)) continue;
+      if (&grads[i].graph() != &g) {
+        throw GraphError("grad: the rule of '" + std::string(node.op->name()) +
+                         "' gave a node of another graph");
+      }
       const Shape& gs = grads[i].shape();
       const Shape& xs_ = g.node(in).shape;
       if (gs.size() != xs_.size()) {
@@ -90,8 +107,8 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
                          std::to_string(i) + " a gradient of shape " + shape_str(gs) + " for " +
                          g.describe(in));
       }
-      if (!adj[in]) {
-        adj[in] = grads[i];
+      if (adj[in] == kNoAdj) {
+        adj[in] = grads[i].id();
       } else {
         more[in].push_back(grads[i]);
       }
@@ -100,9 +117,9 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
   std::vector<Expr<T>> out;
   out.reserve(xs.size());
   for (const Expr<T>& x : xs) {
-    if (adj[x.id()]) {
-      out.push_back(adj[x.id()]);
-    } else if (reached[x.id()] || opts.allow_unconnected) {
+    if (x.id() < n && adj[x.id()] != kNoAdj) {
+      out.push_back(Expr<T>(&g, adj[x.id()]));
+    } else if ((x.id() < n && (flag[x.id()] & kReached)) || opts.allow_unconnected) {
       out.push_back(zeros_for(x));  // connected only through zero-gradient ops
     } else {
       throw GraphError("grad: " + g.describe(y.id()) + " does not depend on " + g.describe(x.id()) +

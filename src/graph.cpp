@@ -3,8 +3,11 @@
 #include "xgrad/graph.hpp"
 
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
+#include <new>
 #include <sstream>
 
 #include "xgrad/ops.hpp"
@@ -64,19 +67,7 @@ int Op<T>::shape_source(const Node<T>&, const Graph<T>&) const {
 
 namespace {
 
-std::size_t hash_combine(std::size_t h, std::size_t v) {
-  return h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
-}
-
-template <class T>
-std::size_t node_hash(const void* op, const std::vector<NodeId>& inputs, const Attrs& a) {
-  std::size_t h = std::hash<const void*>{}(op);
-  for (NodeId i : inputs) h = hash_combine(h, i);
-  for (Dim d : a.ints) h = hash_combine(h, std::hash<Dim>{}(d));
-  h = hash_combine(h, std::hash<double>{}(a.real));
-  h = hash_combine(h, std::hash<double>{}(a.real2));
-  return hash_combine(h, (a.flag ? 1u : 0u) | (a.flag2 ? 2u : 0u));
-}
+constexpr NodeId kNone = ~NodeId{0};
 
 const char* kind_name(NodeKind k) {
   switch (k) {
@@ -97,18 +88,57 @@ Shape shape_of(const xt::xarray<T>& v) {
   return Shape(v.shape().begin(), v.shape().end());
 }
 
+void check_rank(const Shape& s) {
+  if (s.size() > max_rank) {
+    throw ShapeError("rank " + std::to_string(s.size()) + " of shape " + shape_str(s) +
+                     " exceeds the supported maximum " + std::to_string(max_rank));
+  }
+}
+
 }  // namespace
 
 template <class T>
-Graph<T>::Graph() : interned_(std::make_unique<std::unordered_multimap<std::size_t, NodeId>>()) {}
+Graph<T>::Graph() = default;
+
+namespace {
+
+void* chunk_alloc(std::size_t bytes, std::size_t align) {
+  void* p = std::aligned_alloc(align, (bytes + align - 1) / align * align);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+}  // namespace
 
 template <class T>
-Graph<T>::~Graph() = default;
+Graph<T>::~Graph() {
+  for (std::size_t i = 0; i < size_; ++i) at(static_cast<NodeId>(i)).~Node<T>();
+  for (Node<T>* c : chunks_) std::free(c);
+}
+
+template <class T>
+Node<T>& Graph<T>::new_node() {
+  if (size_ >= std::numeric_limits<NodeId>::max() - 1) {
+    throw GraphError("graph is full (" + std::to_string(size_) + " nodes)");
+  }
+  NodeId id = static_cast<NodeId>(size_);
+  std::size_t k = chunk_of(id);
+  if (k == chunks_.size()) {
+    chunks_.reserve(k + 1);
+    chunks_.push_back(static_cast<Node<T>*>(
+        chunk_alloc(sizeof(Node<T>) * (kFirstChunk << k), alignof(Node<T>))));
+  }
+  uses_of_.emplace_back();
+  in_begin_.push_back(static_cast<std::uint32_t>(in_ids_.size()));
+  Node<T>* n = new (&at(id)) Node<T>();
+  ++size_;
+  return *n;
+}
 
 template <class T>
 void Graph<T>::out_of_range(NodeId id) const {
   throw GraphError("node id " + std::to_string(id) + " is out of range (graph has " +
-                   std::to_string(nodes_.size()) + " nodes)");
+                   std::to_string(size_) + " nodes)");
 }
 template <class T>
 Expr<T> Graph<T>::expr(NodeId id) {
@@ -119,7 +149,7 @@ Expr<T> Graph<T>::expr(NodeId id) {
 template <class T>
 void Graph<T>::set_name(NodeId id, std::string name) {
   node(id);
-  nodes_[id].name = std::move(name);
+  at(id).name = std::move(name);
 }
 
 template <class T>
@@ -134,7 +164,7 @@ std::string Graph<T>::describe(NodeId id) const {
 template <class T>
 bool Graph<T>::is_scalar_constant(NodeId id, T v) const {
   const Node<T>& n = node(id);
-  return n.kind == NodeKind::constant && n.shape.empty() && n.value() == v;
+  return n.kind == NodeKind::constant && n.shape.empty() && n.value.data()[0] == v;
 }
 
 template <class T>
@@ -145,7 +175,7 @@ bool Graph<T>::same_runtime_shape(NodeId a, NodeId b) const {
   if (std::find(sa.begin(), sa.end(), open) == sa.end()) return true;
   auto root = [this](NodeId id) {
     for (;;) {
-      const Node<T>& n = nodes_[id];
+      const Node<T>& n = at(id);
       if (n.kind != NodeKind::op) return id;
       int k = n.op->shape_source(n, *this);
       if (k < 0) return id;
@@ -158,24 +188,12 @@ bool Graph<T>::same_runtime_shape(NodeId a, NodeId b) const {
 template <class T>
 xt::xarray<T>& Graph<T>::value(Expr<T> e) {
   if (&e.graph() != this) throw GraphError("value(): the handle belongs to another graph");
-  Node<T>& n = nodes_[e.id()];
+  node(e.id());
+  Node<T>& n = at(e.id());
   if (n.kind != NodeKind::parameter && n.kind != NodeKind::constant) {
     throw GraphError("value(): " + describe(e.id()) + " is not a parameter or constant");
   }
-  return n.value;
-}
-
-template <class T>
-Expr<T> Graph<T>::add_node(Node<T> n) {
-  if (nodes_.size() >= std::numeric_limits<NodeId>::max()) {
-    throw GraphError("graph is full (" + std::to_string(nodes_.size()) + " nodes)");
-  }
-  if (n.shape.size() > max_rank) {
-    throw ShapeError("rank " + std::to_string(n.shape.size()) + " of shape " + shape_str(n.shape) +
-                     " exceeds the supported maximum " + std::to_string(max_rank));
-  }
-  nodes_.push_back(std::move(n));
-  return Expr<T>(this, static_cast<NodeId>(nodes_.size() - 1));
+  return n.value.get();
 }
 
 template <class T>
@@ -192,62 +210,67 @@ Expr<T> Graph<T>::input(std::string name, Shape shape, DType dtype) {
                      " graph takes inputs of its own type or integer labels, not " +
                      dtype_name(dtype));
   }
-  Node<T> n;
+  check_rank(shape);
+  Node<T>& n = new_node();
   n.kind = NodeKind::input;
   n.shape = std::move(shape);
   n.name = std::move(name);
   n.dtype = dtype;
-  return add_node(std::move(n));
+  return Expr<T>(this, static_cast<NodeId>(size_ - 1));
 }
 
 template <class T>
 Expr<T> Graph<T>::parameter(std::string name, xt::xarray<T> value) {
-  Node<T> n;
+  Shape s = shape_of(value);
+  check_rank(s);
+  Node<T>& n = new_node();
   n.kind = NodeKind::parameter;
-  n.shape = shape_of(value);
+  n.shape = std::move(s);
   n.name = std::move(name);
   n.value = std::move(value);
-  return add_node(std::move(n));
+  return Expr<T>(this, static_cast<NodeId>(size_ - 1));
 }
 
 template <class T>
 Expr<T> Graph<T>::constant(xt::xarray<T> value, std::string name) {
   if (value.dimension() == 0 && name.empty()) return scalar(value());
-  Node<T> n;
+  Shape s = shape_of(value);
+  check_rank(s);
+  Node<T>& n = new_node();
   n.kind = NodeKind::constant;
-  n.shape = shape_of(value);
+  n.shape = std::move(s);
   n.name = std::move(name);
   n.value = std::move(value);
-  return add_node(std::move(n));
+  return Expr<T>(this, static_cast<NodeId>(size_ - 1));
 }
 
 template <class T>
 Expr<T> Graph<T>::scalar(T v) {
   // Scalars are interned by bit pattern, so every "2" in a formula is one node and
-  // identical expressions over it merge.
+  // identical expressions over it merge. A scalar renamed since is not reused.
   std::uint64_t bits = 0;
   std::memcpy(&bits, &v, sizeof(T));
-  Attrs key;
-  key.ints = {static_cast<Dim>(bits)};
-  std::size_t h = node_hash<T>(nullptr, {}, key);
-  auto [lo, hi] = interned_->equal_range(h);
-  for (auto it = lo; it != hi; ++it) {
-    const Node<T>& n = nodes_[it->second];
-    if (n.kind == NodeKind::constant && n.shape.empty() && n.name.empty() &&
-        std::memcmp(n.value.data(), &v, sizeof(T)) == 0) {
-      return Expr<T>(this, it->second);
-    }
-  }
-  Node<T> n;
+  auto [it, fresh] = scalars_.try_emplace(bits, kNone);
+  if (!fresh && at(it->second).name.empty()) return Expr<T>(this, it->second);
+  Node<T>& n = new_node();
   n.kind = NodeKind::constant;
   n.value = xt::xarray<T>(v);
-  Expr<T> e = add_node(std::move(n));
-  interned_->emplace(h, e.id());
-  return e;
+  it->second = static_cast<NodeId>(size_ - 1);
+  return Expr<T>(this, it->second);
 }
 
 template <class T>
 Expr<T> Graph<T>::apply(const Op<T>& op, std::vector<NodeId> inputs, Attrs attrs) {
+  return apply(op, std::span<const NodeId>(inputs), std::move(attrs));
+}
+
+template <class T>
+Expr<T> Graph<T>::apply(const Op<T>& op, std::initializer_list<NodeId> inputs, Attrs attrs) {
+  return apply(op, std::span<const NodeId>(inputs.begin(), inputs.size()), std::move(attrs));
+}
+
+template <class T>
+Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs attrs) {
   // Operand shapes go to a reused scratch list, so building a million-node graph does not
   // allocate a list per node. It is only read before simplify(), which may re-enter apply().
   std::vector<Shape>& shapes = scratch_shapes_;
@@ -273,7 +296,7 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::vector<NodeId> inputs, Attrs attrs
   if (all_constant) {
     std::vector<ConstTensor<T>> in;
     for (NodeId i : inputs) {
-      const Node<T>& n = nodes_[i];
+      const Node<T>& n = at(i);
       in.push_back({n.value.data(), n.shape, n.value.size()});
     }
     std::vector<std::size_t> ushape(out.begin(), out.end());
@@ -282,21 +305,45 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::vector<NodeId> inputs, Attrs attrs
     return constant(std::move(value));
   }
 
-  std::size_t h = node_hash<T>(&op, inputs, attrs);
-  auto [lo, hi] = interned_->equal_range(h);
-  for (auto it = lo; it != hi; ++it) {
-    const Node<T>& n = nodes_[it->second];
-    if (n.op == &op && n.inputs == inputs && n.attrs == attrs) return Expr<T>(this, it->second);
+  // An identical node consumes every operand: scan the consumers of the least used one.
+  auto same = [&](NodeId c) {
+    const Node<T>& n = at(c);
+    return n.op == &op && std::equal(n.inputs.begin(), n.inputs.end(), inputs.begin(), inputs.end()) &&
+           n.attrs == attrs;
+  };
+  if (inputs.empty()) {
+    for (NodeId c : leaf_ops_) {
+      if (same(c)) return Expr<T>(this, c);
+    }
+  } else {
+    NodeId least = inputs[0];
+    for (NodeId i : inputs) {
+      if (uses_of_[i].count < uses_of_[least].count) least = i;
+    }
+    for (std::uint32_t r = uses_of_[least].first; r != kNone; r = uses_[r].next) {
+      if (same(uses_[r].user)) return Expr<T>(this, uses_[r].user);
+    }
   }
-  Node<T> n;
+  check_rank(out);
+  Node<T>& n = new_node();
   n.kind = NodeKind::op;
   n.op = &op;
-  n.inputs = std::move(inputs);
+  n.inputs = NodeInputs(inputs);
   n.attrs = std::move(attrs);
   n.shape = std::move(out);
-  Expr<T> e = add_node(std::move(n));
-  interned_->emplace(h, e.id());
-  return e;
+  NodeId id = static_cast<NodeId>(size_ - 1);
+  if (inputs.empty()) leaf_ops_.push_back(id);
+  if (in_ids_.size() + inputs.size() >= kNone) {
+    throw GraphError("graph is full (too many operand references)");
+  }
+  in_ids_.insert(in_ids_.end(), inputs.begin(), inputs.end());
+  for (NodeId i : inputs) {
+    if (uses_.size() >= kNone) throw GraphError("graph is full (too many operand references)");
+    uses_.push_back({id, uses_of_[i].first});
+    uses_of_[i].first = static_cast<std::uint32_t>(uses_.size() - 1);
+    ++uses_of_[i].count;
+  }
+  return Expr<T>(this, id);
 }
 
 template class Op<float>;

@@ -1,9 +1,7 @@
-// Reachability and topological order of the nodes a set of roots depends on, with
-// Boost.Graph. Internal to src/.
+// Reachability and topological order of the nodes a set of roots depends on. Internal to
+// src/.
 #pragma once
 
-#include <boost/graph/compressed_sparse_row_graph.hpp>
-#include <boost/graph/topological_sort.hpp>
 #include <span>
 #include <vector>
 
@@ -11,42 +9,44 @@
 
 namespace xgrad::detail {
 
+/// The graph's packed operand lists, for sweeps over many nodes.
+struct GraphAccess {
+  /// Operands of node id (valid until the graph grows).
+  template <class T>
+  static std::span<const NodeId> inputs(const Graph<T>& g, NodeId id) {
+    std::size_t b = g.in_begin_[id];
+    std::size_t e = id + 1 < g.in_begin_.size() ? g.in_begin_[id + 1] : g.in_ids_.size();
+    return {g.in_ids_.data() + b, e - b};
+  }
+};
+
 /// Nodes the roots depend on (roots included), inputs before the nodes that use them.
-/// Reachability uses an explicit stack and Boost's DFS is iterative, so chains of
-/// hundreds of thousands of nodes do not exhaust the call stack.
+/// A node's inputs always have smaller ids (Graph::apply only refers to existing nodes),
+/// so increasing id order is a topological order: one backward sweep from the largest
+/// root marks what is reachable, and the marked ids in increasing order are the answer.
+/// No recursion and no stack, and only the packed operand lists are read, so chains of
+/// millions of nodes cost one pass over a few bytes per node.
 template <class T>
 std::vector<NodeId> topo_order(const Graph<T>& g, std::span<const NodeId> roots) {
-  std::vector<NodeId> reach;
-  std::vector<char> seen(g.size(), 0);
-  std::vector<NodeId> stack(roots.begin(), roots.end());
-  while (!stack.empty()) {
-    NodeId id = stack.back();
-    stack.pop_back();
-    if (seen[id]) continue;
-    seen[id] = 1;
-    reach.push_back(id);
-    for (NodeId in : g.node(id).inputs) {
-      if (!seen[in]) stack.push_back(in);
-    }
+  if (roots.empty()) return {};
+  NodeId top = 0;
+  for (NodeId r : roots) {
+    g.node(r);  // bounds check
+    top = std::max(top, r);
   }
-  std::vector<std::uint32_t> index(g.size(), 0);
-  for (std::size_t i = 0; i < reach.size(); ++i) index[reach[i]] = static_cast<std::uint32_t>(i);
-  // A compressed-sparse-row graph is built from one edge array: two allocations instead
-  // of one per vertex, which matters for graphs of a million nodes.
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> edges;
-  for (NodeId id : reach) {
-    for (NodeId in : g.node(id).inputs) edges.emplace_back(index[in], index[id]);
+  std::vector<char> seen(static_cast<std::size_t>(top) + 1, 0);
+  for (NodeId r : roots) seen[r] = 1;
+  std::size_t count = 0;
+  for (std::size_t id = top + 1; id-- > 0;) {
+    if (!seen[id]) continue;
+    ++count;
+    for (NodeId in : GraphAccess::inputs(g, static_cast<NodeId>(id))) seen[in] = 1;
   }
-  using BG =
-      boost::compressed_sparse_row_graph<boost::directedS, boost::no_property, boost::no_property,
-                                         boost::no_property, std::uint32_t, std::uint32_t>;
-  BG bg(boost::edges_are_unsorted_multi_pass, edges.begin(), edges.end(), reach.size());
-  std::vector<BG::vertex_descriptor> rev;
-  rev.reserve(reach.size());
-  boost::topological_sort(bg, std::back_inserter(rev));
   std::vector<NodeId> order;
-  order.reserve(reach.size());
-  for (auto it = rev.rbegin(); it != rev.rend(); ++it) order.push_back(reach[*it]);
+  order.reserve(count);
+  for (std::size_t id = 0; id <= top; ++id) {
+    if (seen[id]) order.push_back(static_cast<NodeId>(id));
+  }
   return order;
 }
 

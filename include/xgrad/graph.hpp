@@ -2,9 +2,12 @@
 /// @brief Graph, Node, Op and the Expr handle: the data model every other piece works on.
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -94,6 +97,11 @@ template <class T>
 class Graph;
 template <class T>
 class Expr;
+/// @cond INTERNAL
+namespace detail {
+struct GraphAccess;  // src/: the graph's compact operand lists
+}  // namespace detail
+/// @endcond
 template <class T>
 struct Node;
 
@@ -129,19 +137,195 @@ class Op {
   virtual Expr<T> simplify(Graph<T>& g, std::span<const NodeId> in, const Attrs& a) const;
 };
 
+/// The operand ids of a node: a read-only sequence of NodeId (range-for, size(),
+/// operator[], comparison, conversion to std::vector and std::span). Up to three ids live
+/// inline, so building a node with three or fewer operands allocates nothing for them.
+class NodeInputs {
+ public:
+  using value_type = NodeId;             ///< Element type.
+  using size_type = std::size_t;         ///< Size type.
+  using const_iterator = const NodeId*;  ///< Iterator (read-only).
+  using iterator = const NodeId*;        ///< Iterator (read-only).
+
+  /// No operands.
+  NodeInputs() = default;
+  /// Copies the given ids.
+  NodeInputs(std::span<const NodeId> ids) { assign(ids); }  // NOLINT(google-explicit-constructor)
+  /// Copies the given ids.
+  NodeInputs(std::initializer_list<NodeId> ids)  // NOLINT(google-explicit-constructor)
+      : NodeInputs(std::span<const NodeId>(ids.begin(), ids.size())) {}
+  /// Copies the given ids.
+  NodeInputs(const std::vector<NodeId>& ids)  // NOLINT(google-explicit-constructor)
+      : NodeInputs(std::span<const NodeId>(ids)) {}
+  /// Copies.
+  NodeInputs(const NodeInputs& o) { assign(o); }
+  /// Moves (steals a heap list).
+  NodeInputs(NodeInputs&& o) noexcept { steal(o); }
+  /// Copies.
+  NodeInputs& operator=(const NodeInputs& o) {
+    if (this != &o) {
+      release();
+      assign(o);
+    }
+    return *this;
+  }
+  /// Moves.
+  NodeInputs& operator=(NodeInputs&& o) noexcept {
+    if (this != &o) {
+      release();
+      steal(o);
+    }
+    return *this;
+  }
+  ~NodeInputs() { release(); }
+
+  /// First id.
+  const NodeId* data() const { return size_ <= kInline ? inline_ : heap_; }
+  /// First id.
+  const NodeId* begin() const { return data(); }
+  /// One past the last id.
+  const NodeId* end() const { return data() + size_; }
+  /// Number of operands.
+  std::size_t size() const { return size_; }
+  /// True without operands.
+  bool empty() const { return size_ == 0; }
+  /// Operand i (unchecked).
+  NodeId operator[](std::size_t i) const { return data()[i]; }
+  /// The ids as a span.
+  operator std::span<const NodeId>() const { return {data(), size_}; }  // NOLINT
+  /// The ids as a vector.
+  operator std::vector<NodeId>() const { return {begin(), end()}; }  // NOLINT
+  /// Same ids in the same order.
+  friend bool operator==(const NodeInputs& a, const NodeInputs& b) {
+    return a.size_ == b.size_ && std::equal(a.begin(), a.end(), b.begin());
+  }
+  /// Same ids in the same order.
+  friend bool operator==(const NodeInputs& a, const std::vector<NodeId>& b) {
+    return a.size_ == b.size() && std::equal(a.begin(), a.end(), b.begin());
+  }
+
+ private:
+  static constexpr std::uint32_t kInline = 3;
+  void assign(std::span<const NodeId> ids) {
+    size_ = static_cast<std::uint32_t>(ids.size());
+    NodeId* d = inline_;
+    if (size_ > kInline) d = heap_ = new NodeId[size_];
+    std::copy(ids.begin(), ids.end(), d);
+  }
+  void steal(NodeInputs& o) {
+    size_ = o.size_;
+    if (size_ > kInline) {
+      heap_ = o.heap_;
+    } else {
+      std::copy(o.inline_, o.inline_ + size_, inline_);
+    }
+    o.size_ = 0;
+  }
+  void release() {
+    if (size_ > kInline) delete[] heap_;
+    size_ = 0;
+  }
+  union {
+    NodeId inline_[kInline];
+    NodeId* heap_;
+  };
+  std::uint32_t size_ = 0;
+};
+
+/// The value a parameter or constant node owns: an xt::xarray<T> kept out of line, so
+/// that op and input nodes, which own none, stay small. Reads like the array itself
+/// (data(), size(), shape(), element access, conversion to xt::xarray<T>&); empty (no
+/// elements, shape (0,)) for nodes without a value.
+template <class T>
+class NodeValue {
+ public:
+  /// No value.
+  NodeValue() = default;
+  /// Owns v.
+  NodeValue(xt::xarray<T> v)  // NOLINT(google-explicit-constructor)
+      : v_(std::make_unique<xt::xarray<T>>(std::move(v))) {}
+  /// Deep copy.
+  NodeValue(const NodeValue& o) : v_(o.v_ ? std::make_unique<xt::xarray<T>>(*o.v_) : nullptr) {}
+  /// Moves.
+  NodeValue(NodeValue&&) noexcept = default;
+  /// Deep copy.
+  NodeValue& operator=(const NodeValue& o) {
+    if (this != &o) v_ = o.v_ ? std::make_unique<xt::xarray<T>>(*o.v_) : nullptr;
+    return *this;
+  }
+  /// Moves.
+  NodeValue& operator=(NodeValue&&) noexcept = default;
+  /// Replaces the value.
+  NodeValue& operator=(xt::xarray<T> v) {
+    if (v_) {
+      *v_ = std::move(v);
+    } else {
+      v_ = std::make_unique<xt::xarray<T>>(std::move(v));
+    }
+    return *this;
+  }
+
+  /// True when the node owns a value.
+  bool has_value() const { return v_ != nullptr; }
+  /// The array (an empty one for nodes without a value).
+  const xt::xarray<T>& get() const { return v_ ? *v_ : empty(); }
+  /// The array, created empty on first use.
+  xt::xarray<T>& get() {
+    if (!v_) v_ = std::make_unique<xt::xarray<T>>(xt::xarray<T>::from_shape({0}));
+    return *v_;
+  }
+  /// The array.
+  operator const xt::xarray<T>&() const { return get(); }  // NOLINT(google-explicit-constructor)
+  /// The array.
+  operator xt::xarray<T>&() { return get(); }  // NOLINT(google-explicit-constructor)
+  /// First element (nullptr without a value).
+  const T* data() const { return v_ ? v_->data() : nullptr; }
+  /// First element.
+  T* data() { return v_ ? v_->data() : nullptr; }
+  /// Number of elements (0 without a value).
+  std::size_t size() const { return v_ ? v_->size() : 0; }
+  /// Extents.
+  const auto& shape() const { return get().shape(); }
+  /// Extent of axis i.
+  std::size_t shape(std::size_t i) const { return get().shape(i); }
+  /// Rank.
+  std::size_t dimension() const { return get().dimension(); }
+  /// First element, for range-for over the values.
+  auto begin() const { return get().begin(); }
+  /// Past the last element.
+  auto end() const { return get().end(); }
+  /// Element access, as on the array.
+  template <class... I>
+  const T& operator()(I... i) const {
+    return get()(i...);
+  }
+  /// Element access, as on the array.
+  template <class... I>
+  T& operator()(I... i) {
+    return get()(i...);
+  }
+
+ private:
+  static const xt::xarray<T>& empty() {
+    static const xt::xarray<T> e = xt::xarray<T>::from_shape({0});
+    return e;
+  }
+  std::unique_ptr<xt::xarray<T>> v_;
+};
+
 /// A node of the graph. Inputs always have smaller ids than the node, so the graph is a
 /// DAG by construction.
 template <class T>
 struct Node {
   NodeKind kind = NodeKind::op;  ///< What the node is.
+  DType dtype = dtype_of<T>();   ///< Accepted element type, for inputs.
   const Op<T>* op = nullptr;     ///< The operation, for op nodes.
-  std::vector<NodeId> inputs;    ///< Operands, for op nodes.
+  NodeInputs inputs;             ///< Operands, for op nodes.
   Attrs attrs;                   ///< Op attributes.
   Shape shape;                   ///< Static shape; may hold open dimensions.
   std::string name;              ///< User-given name, or empty.
-  DType dtype = dtype_of<T>();   ///< Accepted element type, for inputs.
   /// Owned value, for parameters and constants (empty, and allocation-free, for the rest).
-  xt::xarray<T> value = xt::xarray<T>::from_shape({0});
+  NodeValue<T> value;
 };
 
 /// A cheap handle to a node: a graph pointer and an id. Arithmetic on handles builds new
@@ -202,13 +386,17 @@ class Graph {
   /// Creates (or reuses an identical) op node after shape inference, identities and
   /// constant folding. Builders of ops call this; user-defined ops may too.
   Expr<T> apply(const Op<T>& op, std::vector<NodeId> inputs, Attrs attrs = {});
+  /// apply() with a braced list of operands, without building a vector.
+  Expr<T> apply(const Op<T>& op, std::initializer_list<NodeId> inputs, Attrs attrs = {});
+  /// apply() with operands in a span.
+  Expr<T> apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs attrs = {});
 
   /// Number of nodes.
-  std::size_t size() const { return nodes_.size(); }
+  std::size_t size() const { return size_; }
   /// Node by id (bounds-checked).
   const Node<T>& node(NodeId id) const {
-    if (id >= nodes_.size()) out_of_range(id);
-    return nodes_[id];
+    if (id >= size_) out_of_range(id);
+    return at(id);
   }
   /// Handle for a node id (bounds-checked).
   Expr<T> expr(NodeId id);
@@ -227,11 +415,49 @@ class Graph {
   bool is_constant(NodeId id) const { return node(id).kind == NodeKind::constant; }
 
  private:
-  Expr<T> add_node(Node<T> n);
+  // Nodes live in chunks that never move, so references stay valid while the graph grows
+  // and no node is ever copied or moved. Chunk k holds kFirstChunk << k nodes: small
+  // graphs stay small, large ones need few, large chunks.
+  static constexpr unsigned kFirstBits = 8;
+  static constexpr std::size_t kFirstChunk = std::size_t{1} << kFirstBits;
+  static std::size_t chunk_of(NodeId id) {
+    return static_cast<std::size_t>(std::bit_width((std::size_t{id} >> kFirstBits) + 1)) - 1;
+  }
+  static std::size_t chunk_start(std::size_t k) { return (kFirstChunk << k) - kFirstChunk; }
+  Node<T>& at(NodeId id) {
+    std::size_t k = chunk_of(id);
+    return chunks_[k][id - chunk_start(k)];
+  }
+  const Node<T>& at(NodeId id) const {
+    std::size_t k = chunk_of(id);
+    return chunks_[k][id - chunk_start(k)];
+  }
+  Node<T>& new_node();  // default-constructed, appended; its id is size() - 1
   [[noreturn]] void out_of_range(NodeId id) const;
+  // Common-subexpression elimination by use lists: an identical node, if one exists,
+  // consumes every operand of the new one, so apply() scans the consumers of the operand
+  // that has the fewest. Lists of recent nodes are short and hot in cache, where a global
+  // hash table would cost a cache miss per node on large graphs.
+  struct Use {
+    NodeId user;         // the consuming node
+    std::uint32_t next;  // next use record of the same operand, or ~0
+  };
+  struct Uses {
+    std::uint32_t first = ~std::uint32_t{0};  // newest use record, or ~0
+    std::uint32_t count = 0;                  // number of use records
+  };
   std::vector<Shape> scratch_shapes_;
-  std::deque<Node<T>> nodes_;
-  std::unique_ptr<std::unordered_multimap<std::size_t, NodeId>> interned_;
+  std::vector<Node<T>*> chunks_;
+  std::size_t size_ = 0;
+  friend struct detail::GraphAccess;
+  // Operand ids of every node, node after node (a copy of Node::inputs packed for the
+  // sweeps of topological ordering, which then never touch the nodes themselves).
+  std::vector<std::uint32_t> in_begin_;  // per node: first operand in in_ids_
+  std::vector<NodeId> in_ids_;
+  std::vector<Uses> uses_of_;   // per node
+  std::vector<Use> uses_;       // use records, appended per operand of each op node
+  std::vector<NodeId> leaf_ops_;  // op nodes without operands
+  std::unordered_map<std::uint64_t, NodeId> scalars_;  // bit pattern -> interned scalar
 };
 
 extern template class Graph<float>;

@@ -36,6 +36,17 @@ Expr<T> make(Attrs attrs, Expr<T> first, E... rest) {
   return g.apply(instance<O<T>>(), {first.id(), rest.id()...}, std::move(attrs));
 }
 
+/// What autodiff puts in grads[i] before calling Op::backward when operand i needs no
+/// gradient (it leads to none of the requested xs): an invalid handle, so rules that
+/// ignore it behave as before, with an id built-in rules recognise to skip the work.
+inline constexpr NodeId kGradNotNeeded = ~NodeId{0} - 1;
+
+/// False when autodiff marked operand i as needing no gradient.
+template <class T>
+bool wants_grad(std::span<const Expr<T>> gr, std::size_t i) {
+  return gr[i].valid() || gr[i].id() != kGradNotNeeded;
+}
+
 /// Input handle i of a node, for gradient rules.
 template <class T>
 Expr<T> arg(Expr<T> out, const Node<T>& node, std::size_t i) {
@@ -156,24 +167,97 @@ void strided_loop(std::span<const Dim> shape, const std::array<const std::ptrdif
   }
 }
 
-/// out = f(a, b) with NumPy broadcasting; fast paths for equal shapes and scalars.
+// Elementwise loops are compiled for AVX-512, AVX2 and baseline x86-64, picked at load
+// time by the CPU (GCC target_clones; glibc ifunc), with the vectoriser enabled for them
+// whatever the build's optimisation level. Results are bit-identical across the clones:
+// no floating-point contraction or reassociation is allowed.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(XGRAD_NO_MULTIVERSIONING)
+#define XGRAD_KERNEL                                                                   \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"),        \
+                 optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+#else
+#define XGRAD_KERNEL
+#endif
+
+/// y[i] = f(x[i]).
+template <class T, class F>
+XGRAD_KERNEL void map1(const T* __restrict x, T* __restrict y, std::size_t n, F f) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+/// y[i] = f(x[i]) where y may be x.
+template <class T, class F>
+XGRAD_KERNEL void map1_inplace(const T* x, T* y, std::size_t n, F f) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+/// y[i] = f(a[i], b[i]).
+template <class T, class F>
+XGRAD_KERNEL void map2(const T* a, const T* b, T* y, std::size_t n, F f) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+}
+/// y[i] = f(a[i], b).
+template <class T, class F>
+XGRAD_KERNEL void map2_scalar_b(const T* a, T b, T* y, std::size_t n, F f) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(a[i], b);
+}
+/// y[i] = f(a, b[i]).
+template <class T, class F>
+XGRAD_KERNEL void map2_scalar_a(T a, const T* b, T* y, std::size_t n, F f) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(a, b[i]);
+}
+/// y[r, j] = f(a[r, j], b[j]) for rows r of length m (b broadcast along rows), or with
+/// the roles swapped when row_is_a.
+template <class T, class F>
+XGRAD_KERNEL void map2_rows(const T* full, const T* row, T* y, std::size_t rows, std::size_t m,
+                            bool row_is_a, F f) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* x = full + r * m;
+    T* z = y + r * m;
+    if (row_is_a) {
+      for (std::size_t j = 0; j < m; ++j) z[j] = f(row[j], x[j]);
+    } else {
+      for (std::size_t j = 0; j < m; ++j) z[j] = f(x[j], row[j]);
+    }
+  }
+}
+
+/// True when `small` is a trailing block of `big` (after dropping leading 1s), so that
+/// broadcasting repeats it whole along the leading axes.
+inline bool is_row_of(std::span<const Dim> small, std::span<const Dim> big) {
+  std::size_t k = 0;
+  while (k < small.size() && small[k] == 1) ++k;
+  std::size_t r = small.size() - k;
+  if (r > big.size()) return false;
+  return std::equal(small.begin() + static_cast<std::ptrdiff_t>(k), small.end(),
+                    big.end() - static_cast<std::ptrdiff_t>(r));
+}
+
+/// out = f(a, b) with NumPy broadcasting; fast paths for equal shapes, scalars and an
+/// operand repeated along leading axes (a bias row).
 template <class T, class F>
 void binary_map(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, F f) {
   T* o = out.data;
   const T* pa = a.data;
   const T* pb = b.data;
+  if (out.size == 0) return;
   if (a.size == out.size && b.size == out.size) {
-    for (std::size_t i = 0; i < out.size; ++i) o[i] = f(pa[i], pb[i]);
+    map2(pa, pb, o, out.size, f);
     return;
   }
   if (b.size == 1 && a.size == out.size) {
-    T bv = pb[0];
-    for (std::size_t i = 0; i < out.size; ++i) o[i] = f(pa[i], bv);
+    map2_scalar_b(pa, pb[0], o, out.size, f);
     return;
   }
   if (a.size == 1 && b.size == out.size) {
-    T av = pa[0];
-    for (std::size_t i = 0; i < out.size; ++i) o[i] = f(av, pb[i]);
+    map2_scalar_a(pa[0], pb, o, out.size, f);
+    return;
+  }
+  if (a.size == out.size && b.size && is_row_of(b.shape, out.shape)) {
+    map2_rows(pa, pb, o, out.size / b.size, b.size, false, f);
+    return;
+  }
+  if (b.size == out.size && a.size && is_row_of(a.shape, out.shape)) {
+    map2_rows(pb, pa, o, out.size / a.size, a.size, true, f);
     return;
   }
   std::array<std::ptrdiff_t, max_rank> sa{}, sb{}, so{};
@@ -188,6 +272,41 @@ void binary_map(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, F f) {
                     for (std::size_t j = 0; j < n; ++j) z[j] = f(x[j * step[0]], y[j * step[1]]);
                   });
 }
+
+/// Marker bases of built-in op classes, read by op_traits().
+struct ElementwiseMarker {};  ///< out = f(operands) per element, NumPy broadcasting
+struct MatmulMarker {};       ///< MatmulOp
+struct ShapeOnlyMarker {};    ///< forward() reads operand shapes, never their values
+/// ReduceOp: kind 1 = sum, 2 = mean, 0 = other (max).
+struct ReduceMarker {
+  int reduce_kind = 0;
+};
+
+/// What the executor (src/function.cpp) may assume about a built-in op, beyond calling
+/// Op::forward. User ops are plain (all false).
+struct OpTraits {
+  /// forward() copies operand 0 unchanged whenever its run-time size equals the output's
+  /// (reshape, squeeze, unsqueeze, reshape_like, and broadcast_to / sum_to between equal
+  /// sizes): the output may share the operand's buffer instead.
+  bool copy_when_same_size = false;
+  /// Elementwise with broadcasting: forward() on a block of rows of the output, given the
+  /// same rows of full-shaped operands and whole operands that broadcast along rows,
+  /// computes those rows.
+  bool elementwise = false;
+  /// MatmulOp (attributes: flag / flag2 transpose the operands).
+  bool matmul = false;
+  /// forward() reads only operand shapes (size, zeros_like).
+  bool shape_only = false;
+  /// A sum (1) or mean (2) reduction; 0 otherwise.
+  int reduce_kind = 0;
+};
+
+/// out += op(a) @ op(b) for 2-d a, 1-d or 2-d b (MatmulOp's forward with beta = 1).
+template <class T>
+void matmul_accumulate(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, const Attrs& attrs);
+/// Traits of op (a lookup by address among the built-in op singletons).
+template <class T>
+OpTraits op_traits(const Op<T>& op);
 
 /// Runtime check used by kernels whose operand shapes were open at build time.
 inline void require(bool ok, std::string_view op, const std::string& what) {

@@ -14,14 +14,18 @@ namespace {
 /// An elementwise op of one operand, defined by D: D::name, D::f(x) and
 /// D::grad(x, y, g) (or D::nondiff for ops with zero gradient).
 template <class T, class D>
-class UnaryOp final : public Op<T> {
+class UnaryOp final : public Op<T>, public ElementwiseMarker {
  public:
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override { return in[0]; }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    const T* x = in[0].data;
-    T* y = out.data;
-    for (std::size_t i = 0; i < out.size; ++i) y[i] = D::f(x[i], a);
+    // Scalar attributes are copied so the vectorised loop need not reload them.
+    const Attrs attrs{{}, a.real, a.real2, a.flag, a.flag2};
+    if (in[0].data == out.data) {
+      map1_inplace(in[0].data, out.data, out.size, [attrs](T v) { return D::f(v, attrs); });
+    } else {
+      map1(in[0].data, out.data, out.size, [attrs](T v) { return D::f(v, attrs); });
+    }
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
     if constexpr (!D::nondiff) gr[0] = D::grad(arg(y, n, 0), y, g, n.attrs);
@@ -53,6 +57,13 @@ class UnaryOp final : public Op<T> {
 struct Diff {
   static constexpr bool nondiff = false;
 };
+
+// Fused gradients of tanh and sigmoid (one node instead of three; defined with the
+// binary ops below).
+template <class T>
+Expr<T> tanh_grad(Expr<T> y, Expr<T> g);
+template <class T>
+Expr<T> sigmoid_grad(Expr<T> y, Expr<T> g);
 
 struct NegD : Diff {
   static constexpr std::string_view name = "neg";
@@ -181,7 +192,7 @@ struct TanhD : Diff {
   }
   template <class T>
   static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) {
-    return g * (T(1) - square(y));
+    return tanh_grad(y, g);  // g*(1 - square(y))
   }
 };
 struct SigmoidD : Diff {
@@ -195,7 +206,7 @@ struct SigmoidD : Diff {
   }
   template <class T>
   static Expr<T> grad(Expr<T>, Expr<T> y, Expr<T> g, const Attrs&) {
-    return g * (y * (T(1) - y));
+    return sigmoid_grad(y, g);  // g*(y*(1 - y))
   }
 };
 struct ReluD : Diff {
@@ -286,7 +297,7 @@ Expr<T> binary(Expr<T> a, Expr<T> b);
 template <class T>
 Expr<T> strip_broadcast(Graph<T>& g, Expr<T> x, Expr<T> partner) {
   const Node<T>& n = x.node();
-  if (n.kind != NodeKind::op || n.op->name() != "broadcast_to" || n.inputs.size() != 2) return {};
+  if (n.kind != NodeKind::op || n.inputs.size() != 2 || n.op->name() != "broadcast_to") return {};
   if (!g.same_runtime_shape(n.inputs[1], partner.id())) return {};
   Expr<T> s = g.expr(n.inputs[0]);
   if (s.rank() > partner.rank()) return {};
@@ -296,7 +307,7 @@ Expr<T> strip_broadcast(Graph<T>& g, Expr<T> x, Expr<T> partner) {
 /// An elementwise op of two broadcast operands, defined by D: D::name, D::f(a, b), and
 /// D::grad(a, b, y, g, i) for operand i (before reduction to the operand's shape).
 template <class T, class D>
-class BinaryOp final : public Op<T> {
+class BinaryOp final : public Op<T>, public ElementwiseMarker {
  public:
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
@@ -309,12 +320,15 @@ class BinaryOp final : public Op<T> {
     if constexpr (!D::nondiff) {
       Expr<T> a = arg(y, n, 0), b = arg(y, n, 1);
       for (std::size_t i = 0; i < 2; ++i) {
+        if (!wants_grad<T>(gr, i)) continue;
         if (Expr<T> gi = D::grad(a, b, y, g, i)) gr[i] = unbroadcast(gi, i == 0 ? a : b);
       }
     }
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
-    if constexpr (D::infix) {
+    if constexpr (requires { D::print(args); }) {
+      return D::print(args);
+    } else if constexpr (D::infix) {
       return args[0] + D::symbol + args[1];
     } else {
       return Op<T>::format(args, a);
@@ -427,7 +441,10 @@ struct MulD : BinDiff {
   }
   template <class T>
   static Expr<T> grad(Expr<T> a, Expr<T> b, Expr<T>, Expr<T> g, std::size_t i) {
-    return i == 0 ? g * b : g * a;
+    // A scalar constant factor goes straight to the left, where simplify() would move it.
+    Expr<T> other = i == 0 ? b : a;
+    if (other.shape().empty() && other.graph().is_constant(other.id())) return other * g;
+    return g * other;
   }
   template <class T>
   static Expr<T> simplify(Graph<T>& g, Expr<T> a, Expr<T> b) {
@@ -531,6 +548,62 @@ template <class T, class D>
 Expr<T> binary(Expr<T> a, Expr<T> b) {
   Graph<T>& g = same_graph(D::name, a, b);
   return g.apply(instance<BinaryOp<T, D>>(), {a.id(), b.id()});
+}
+
+/// g*(1 - y^2) from y = tanh(x) and the incoming gradient g, as one node. It prints as
+/// the three ops it replaces and gives bit-identical values (same operations, same order).
+struct TanhGradD : BinDiff {
+  static constexpr std::string_view name = "tanh_grad";
+  static constexpr bool assoc = true;
+  static constexpr int prec = 20;
+  template <class T>
+  static T f(T y, T g) {
+    return g * (T(1) - y * y);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> y, Expr<T> g, Expr<T>, Expr<T> G, std::size_t i) {
+    if (i == 1) return tanh_grad(y, G);  // d/dg = 1 - y^2
+    return G * (g * (T(-2) * y));        // d/dy = -2 y g
+  }
+  static std::string print(std::span<const std::string> args) {
+    return args[1] + "*(1 - square(" + args[0] + "))";
+  }
+  template <class T>
+  static Expr<T> simplify(Graph<T>& gr, Expr<T> y, Expr<T> g) {
+    if (drops_to(y, g, T(1))) return gr.scalar(T(1)) - square(y);  // seed gradient 1
+    return {};
+  }
+};
+/// g*(y*(1 - y)) from y = sigmoid(x) and the incoming gradient g, as one node.
+struct SigmoidGradD : BinDiff {
+  static constexpr std::string_view name = "sigmoid_grad";
+  static constexpr bool assoc = true;
+  static constexpr int prec = 20;
+  template <class T>
+  static T f(T y, T g) {
+    return g * (y * (T(1) - y));
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> y, Expr<T> g, Expr<T>, Expr<T> G, std::size_t i) {
+    if (i == 1) return sigmoid_grad(y, G);          // d/dg = y (1 - y)
+    return G * (g * (T(1) - T(2) * y));             // d/dy = g (1 - 2y)
+  }
+  static std::string print(std::span<const std::string> args) {
+    return args[1] + "*" + args[0] + "*(1 - " + args[0] + ")";
+  }
+  template <class T>
+  static Expr<T> simplify(Graph<T>& gr, Expr<T> y, Expr<T> g) {
+    if (drops_to(y, g, T(1))) return y * (gr.scalar(T(1)) - y);
+    return {};
+  }
+};
+template <class T>
+Expr<T> tanh_grad(Expr<T> y, Expr<T> g) {
+  return binary<T, TanhGradD>(y, g);
+}
+template <class T>
+Expr<T> sigmoid_grad(Expr<T> y, Expr<T> g) {
+  return binary<T, SigmoidGradD>(y, g);
 }
 struct MaxD : BinDiff {
   static constexpr std::string_view name = "maximum";

@@ -13,7 +13,7 @@ using cxxblas::Transpose;
 
 /// Product of 1-d and 2-d operands; flag / flag2 transpose a 2-d left / right operand.
 template <class T>
-class MatmulOp final : public Op<T> {
+class MatmulOp final : public Op<T>, public MatmulMarker {
  public:
   std::string_view name() const override { return "matmul"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
@@ -41,16 +41,22 @@ class MatmulOp final : public Op<T> {
     return out;
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    const ConstTensor<T>& x = in[0];
-    const ConstTensor<T>& y = in[1];
+    product(in[0], in[1], out, a, T(0));
+  }
+  /// out = op(x) @ op(y) + beta * out.
+  static void product(const ConstTensor<T>& x, const ConstTensor<T>& y, Tensor<T> out,
+                      const Attrs& a, T beta) {
     using I = xt::blas_index_t;
     if (x.shape.size() == 1 && y.shape.size() == 1) {
       T r = 0;
       cxxblas::dot<I>(static_cast<I>(x.size), x.data, 1, y.data, 1, r);
-      out.data[0] = r;
+      out.data[0] = r + beta * out.data[0];
       return;
     }
     if (out.size == 0) return;
+    auto empty_product = [&] {
+      if (beta == T(0)) std::fill(out.data, out.data + out.size, T(0));
+    };
     if (y.shape.size() == 1 || x.shape.size() == 1) {
       // Matrix-vector in either order is one gemv on the 2-d operand.
       bool left = x.shape.size() == 2;
@@ -58,53 +64,49 @@ class MatmulOp final : public Op<T> {
       const ConstTensor<T>& v = left ? y : x;
       bool trans = left ? a.flag : !a.flag2;
       I rows = static_cast<I>(A.shape[0]), cols = static_cast<I>(A.shape[1]);
-      if (rows * cols == 0) {
-        std::fill(out.data, out.data + out.size, T(0));
-        return;
-      }
+      if (rows * cols == 0) return empty_product();
       cxxblas::gemv<I>(StorageOrder::RowMajor, trans ? Transpose::Trans : Transpose::NoTrans, rows,
-                       cols, T(1), A.data, std::max<I>(cols, 1), v.data, 1, T(0), out.data, 1);
+                       cols, T(1), A.data, std::max<I>(cols, 1), v.data, 1, beta, out.data, 1);
       return;
     }
     I m = static_cast<I>(out.shape[0]), n = static_cast<I>(out.shape[1]);
     I k = static_cast<I>(a.flag ? x.shape[0] : x.shape[1]);
-    if (k == 0) {
-      std::fill(out.data, out.data + out.size, T(0));
-      return;
-    }
+    if (k == 0) return empty_product();
     cxxblas::gemm<I>(StorageOrder::RowMajor, a.flag ? Transpose::Trans : Transpose::NoTrans,
                      a.flag2 ? Transpose::Trans : Transpose::NoTrans, m, n, k, T(1), x.data,
                      std::max<I>(static_cast<I>(x.shape[1]), 1), y.data,
-                     std::max<I>(static_cast<I>(y.shape[1]), 1), T(0), out.data, std::max<I>(n, 1));
+                     std::max<I>(static_cast<I>(y.shape[1]), 1), beta, out.data, std::max<I>(n, 1));
   }
   void backward(const Node<T>& nd, Expr<T> out, Expr<T> g, std::span<Expr<T>> gr) const override {
     Expr<T> A = arg(out, nd, 0), B = arg(out, nd, 1);
     bool ta = nd.attrs.flag, tb = nd.attrs.flag2;
+    // Only the gradients autodiff asks for: the one of a data operand is never built.
+    const bool want_a = wants_grad<T>(gr, 0), want_b = wants_grad<T>(gr, 1);
+    gr[0] = gr[1] = Expr<T>();
     std::size_t ra = A.rank(), rb = B.rank();
     if (ra == 1 && rb == 1) {  // dot
-      gr[0] = g * B;
-      gr[1] = g * A;
+      if (want_a) gr[0] = g * B;
+      if (want_b) gr[1] = g * A;
     } else if (ra == 2 && rb == 2) {
       if (!ta && !tb) {
-        gr[0] = matmul(g, B, false, true);
-        gr[1] = matmul(A, g, true, false);
+        if (want_a) gr[0] = matmul(g, B, false, true);
+        if (want_b) gr[1] = matmul(A, g, true, false);
       } else if (ta && !tb) {
-        gr[0] = matmul(B, g, false, true);
-        gr[1] = matmul(A, g, false, false);
+        if (want_a) gr[0] = matmul(B, g, false, true);
+        if (want_b) gr[1] = matmul(A, g, false, false);
       } else if (!ta && tb) {
-        gr[0] = matmul(g, B, false, false);
-        gr[1] = matmul(g, A, true, false);
+        if (want_a) gr[0] = matmul(g, B, false, false);
+        if (want_b) gr[1] = matmul(g, A, true, false);
       } else {
-        gr[0] = matmul(B, g, true, true);
-        gr[1] = matmul(g, A, true, true);
+        if (want_a) gr[0] = matmul(B, g, true, true);
+        if (want_b) gr[1] = matmul(g, A, true, true);
       }
     } else if (ra == 2) {  // y = op(A) v
-      Expr<T> outer = ta ? outer_product(B, g) : outer_product(g, B);
-      gr[0] = outer;
-      gr[1] = matmul(A, g, !ta, false);
+      if (want_a) gr[0] = ta ? outer_product(B, g) : outer_product(g, B);
+      if (want_b) gr[1] = matmul(A, g, !ta, false);
     } else {  // y = v op(B)
-      gr[0] = matmul(B, g, tb, false);
-      gr[1] = tb ? outer_product(g, A) : outer_product(A, g);
+      if (want_a) gr[0] = matmul(B, g, tb, false);
+      if (want_b) gr[1] = tb ? outer_product(g, A) : outer_product(A, g);
     }
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
@@ -166,6 +168,16 @@ class TransposeOp final : public Op<T> {
 };
 
 }  // namespace
+
+template <class T>
+void matmul_accumulate(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, const Attrs& attrs) {
+  MatmulOp<T>::product(a, b, out, attrs, T(1));
+}
+template void matmul_accumulate(ConstTensor<float>, ConstTensor<float>, Tensor<float>,
+                                const Attrs&);
+template void matmul_accumulate(ConstTensor<double>, ConstTensor<double>, Tensor<double>,
+                                const Attrs&);
+
 }  // namespace detail
 
 template <class T>

@@ -24,8 +24,9 @@ inline KeptShape kept_shape(std::span<const Dim> in, const std::vector<Dim>& axe
 /// A reduction defined by D: D::name, D::init, D::acc(a, x) and D::finish(acc, count).
 /// ints = normalised axes, flag = keepdims.
 template <class T, class D>
-class ReduceOp final : public Op<T> {
+class ReduceOp final : public Op<T>, public ReduceMarker {
  public:
+  ReduceOp() : ReduceMarker{D::reduce_kind} {}
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     Shape out;
@@ -102,6 +103,7 @@ Expr<T> reduced_count(Expr<T> x, const std::vector<Dim>& axes) {
 
 struct ReduceSumD {
   static constexpr std::string_view name = "sum";
+  static constexpr int reduce_kind = 1;
   static constexpr bool needs_elements = false;
   template <class U>
   static U init() {
@@ -122,6 +124,7 @@ struct ReduceSumD {
 };
 struct ReduceMeanD {
   static constexpr std::string_view name = "mean";
+  static constexpr int reduce_kind = 2;
   static constexpr bool needs_elements = false;
   template <class U>
   static U init() {
@@ -142,6 +145,7 @@ struct ReduceMeanD {
 };
 struct ReduceMaxD {
   static constexpr std::string_view name = "max";
+  static constexpr int reduce_kind = 0;
   static constexpr bool needs_elements = true;
   template <class U>
   static U init() {
@@ -199,7 +203,7 @@ class NormOp final : public Op<T> {
 
 /// Run-time product of extents over axes (ints; empty = all); no gradient.
 template <class T>
-class SizeOfOp final : public Op<T> {
+class SizeOfOp final : public Op<T>, public ShapeOnlyMarker {
  public:
   std::string_view name() const override { return "size"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {

@@ -203,7 +203,7 @@ class SumToOp final : public Op<T> {
 
 /// Zeros of the operand's run-time shape.
 template <class T>
-class ZerosLikeOp final : public Op<T> {
+class ZerosLikeOp final : public Op<T>, public ShapeOnlyMarker {
  public:
   std::string_view name() const override { return "zeros_like"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override { return in[0]; }
@@ -440,6 +440,24 @@ Expr<T> build(std::initializer_list<Expr<T>> xs, Attrs a = {}) {
 }
 
 }  // namespace
+
+template <class T>
+OpTraits op_traits(const Op<T>& op) {
+  OpTraits t;
+  const Op<T>* p = &op;
+  t.copy_when_same_size =
+      p == &instance<ReshapeOp<T>>() || p == &instance<ReshapeLikeOp<T>>() ||
+      p == &instance<SqueezeOp<T>>() || p == &instance<UnsqueezeOp<T>>() ||
+      p == &instance<BroadcastOp<T>>() || p == &instance<SumToOp<T>>();
+  t.elementwise = dynamic_cast<const ElementwiseMarker*>(p) != nullptr;
+  t.matmul = dynamic_cast<const MatmulMarker*>(p) != nullptr;
+  t.shape_only = dynamic_cast<const ShapeOnlyMarker*>(p) != nullptr;
+  if (const auto* r = dynamic_cast<const ReduceMarker*>(p)) t.reduce_kind = r->reduce_kind;
+  return t;
+}
+template OpTraits op_traits(const Op<float>&);
+template OpTraits op_traits(const Op<double>&);
+
 }  // namespace detail
 
 using detail::build;

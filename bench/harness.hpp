@@ -1,0 +1,329 @@
+// Shared by the workload benchmarks (bench/w*.cpp): one thread setting for xgrad's BLAS
+// and LibTorch, A B A B timing with min / median / max, LibTorch / xgrad ratios, Markdown
+// rows for scripts/bench.sh, and counting of heap allocations.
+//
+// Threads: XGRAD_THREADS, else OPENBLAS_NUM_THREADS, else 1, capped at the number of
+// hardware threads. It is applied to OpenBLAS (openblas_set_num_threads, shared by xgrad
+// and LibTorch, which links the same libopenblas) and to LibTorch's intra-op pool
+// (torch::set_num_threads) with one inter-op thread, so no variant gets more cores than
+// another and the machine is never oversubscribed.
+//
+// Repetitions: XGRAD_BENCH_REPS (default per program), after one warm-up run of every
+// variant. Each repetition runs every variant once, in a fixed order (A B C A B C ...),
+// so slow drifts of the machine (other jobs, thermal) hit every variant alike. The heap
+// is trimmed before every timed run (settle_heap), so no variant pays for another's frees.
+//
+// Include this header in exactly one translation unit per program: it replaces the
+// global allocation functions (counting versions, enabled only inside count_allocations).
+#pragma once
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifdef XGRAD_BENCH_HAVE_TORCH
+#include <torch/torch.h>
+#endif
+
+extern "C" {
+void openblas_set_num_threads(int);
+int openblas_get_num_threads(void);
+char* openblas_get_corename(void);
+}
+
+// ------------------------------------------------------------------ allocation counting
+// Every malloc-family call and operator new is counted while enabled, split by caller:
+// code in this executable (xgrad is linked statically; xtensor is header-only) versus
+// shared libraries (OpenBLAS, LibTorch).
+namespace bench::alloc {
+inline std::atomic<bool> enabled{false};
+inline std::atomic<long> own{0};
+inline std::atomic<long> foreign{0};
+}  // namespace bench::alloc
+
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+#define XGRAD_BENCH_COUNT_MALLOC 1
+extern "C" char __executable_start[];
+extern "C" char __etext[];
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void __libc_free(void*);
+void* __libc_memalign(std::size_t, std::size_t);
+}
+namespace bench::alloc {
+inline void count(const void* from) {
+  if (!enabled.load(std::memory_order_relaxed)) return;
+  auto a = reinterpret_cast<std::uintptr_t>(from);
+  bool mine = a >= reinterpret_cast<std::uintptr_t>(__executable_start) &&
+              a < reinterpret_cast<std::uintptr_t>(__etext);
+  (mine ? own : foreign).fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace bench::alloc
+#define XGRAD_BENCH_COUNT() bench::alloc::count(__builtin_return_address(0))
+extern "C" {
+__attribute__((noinline)) void* malloc(std::size_t n) noexcept {
+  XGRAD_BENCH_COUNT();
+  return __libc_malloc(n);
+}
+__attribute__((noinline)) void* calloc(std::size_t k, std::size_t n) noexcept {
+  XGRAD_BENCH_COUNT();
+  return __libc_calloc(k, n);
+}
+__attribute__((noinline)) void* realloc(void* p, std::size_t n) noexcept {
+  XGRAD_BENCH_COUNT();
+  return __libc_realloc(p, n);
+}
+void free(void* p) noexcept { __libc_free(p); }
+__attribute__((noinline)) void* memalign(std::size_t align, std::size_t n) noexcept {
+  XGRAD_BENCH_COUNT();
+  return __libc_memalign(align, n);
+}
+__attribute__((noinline)) void* aligned_alloc(std::size_t align, std::size_t n) noexcept {
+  XGRAD_BENCH_COUNT();
+  return __libc_memalign(align, n);
+}
+__attribute__((noinline)) int posix_memalign(void** out, std::size_t align,
+                                             std::size_t n) noexcept {
+  if (align < sizeof(void*) || (align & (align - 1)) != 0) return EINVAL;
+  XGRAD_BENCH_COUNT();
+  void* p = __libc_memalign(align, n);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+}  // extern "C"
+// operator new goes through malloc above, so it is counted there (caller: libstdc++,
+// a shared library). Count it at the call site instead, by replacing it here.
+__attribute__((noinline)) void* operator new(std::size_t n) {
+  XGRAD_BENCH_COUNT();
+  if (void* p = __libc_malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+__attribute__((noinline)) void* operator new[](std::size_t n) {
+  XGRAD_BENCH_COUNT();
+  if (void* p = __libc_malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+__attribute__((noinline)) void* operator new(std::size_t n, std::align_val_t a) {
+  XGRAD_BENCH_COUNT();
+  std::size_t al = std::max(static_cast<std::size_t>(a), sizeof(void*));
+  if (void* p = __libc_memalign(al, n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+__attribute__((noinline)) void* operator new[](std::size_t n, std::align_val_t a) {
+  XGRAD_BENCH_COUNT();
+  std::size_t al = std::max(static_cast<std::size_t>(a), sizeof(void*));
+  if (void* p = __libc_memalign(al, n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { __libc_free(p); }
+void operator delete[](void* p) noexcept { __libc_free(p); }
+void operator delete(void* p, std::size_t) noexcept { __libc_free(p); }
+void operator delete[](void* p, std::size_t) noexcept { __libc_free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { __libc_free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { __libc_free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { __libc_free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { __libc_free(p); }
+#endif
+
+namespace bench {
+
+/// Heap allocations made while f ran: by this executable's code (xgrad, xtensor, the
+/// benchmark itself) and by shared libraries (OpenBLAS, LibTorch). -1 where not counted.
+struct AllocCount {
+  long own = -1;
+  long foreign = -1;
+};
+template <class F>
+AllocCount count_allocations(F&& f) {
+#ifdef XGRAD_BENCH_COUNT_MALLOC
+  alloc::own.store(0);
+  alloc::foreign.store(0);
+  alloc::enabled.store(true);
+  f();
+  alloc::enabled.store(false);
+  return {alloc::own.load(), alloc::foreign.load()};
+#else
+  f();
+  return {};
+#endif
+}
+
+// ------------------------------------------------------------------ threads
+
+/// The one thread setting (see the top of this file).
+inline int thread_setting() {
+  int n = 1;
+  if (const char* s = std::getenv("XGRAD_THREADS"); s && *s) {
+    n = std::atoi(s);
+  } else if (const char* o = std::getenv("OPENBLAS_NUM_THREADS"); o && *o) {
+    n = std::atoi(o);
+  }
+  int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::clamp(n, 1, hw);
+}
+
+/// Applies the thread setting to OpenBLAS and LibTorch; prints it. Call first in main.
+inline int setup_threads(const char* program) {
+  int n = thread_setting();
+  openblas_set_num_threads(n);
+#ifdef XGRAD_BENCH_HAVE_TORCH
+  torch::set_num_threads(n);
+  torch::set_num_interop_threads(1);
+  std::printf("%s: threads %d (OpenBLAS %d, core %s; LibTorch %d intra-op, 1 inter-op)\n",
+              program, n, openblas_get_num_threads(), openblas_get_corename(),
+              torch::get_num_threads());
+#else
+  std::printf("%s: threads %d (OpenBLAS %d, core %s; LibTorch not built)\n", program, n,
+              openblas_get_num_threads(), openblas_get_corename());
+#endif
+  return n;
+}
+
+inline int reps(int fallback) {
+  if (const char* s = std::getenv("XGRAD_BENCH_REPS"); s && *s) return std::max(1, std::atoi(s));
+  return fallback;
+}
+
+// ------------------------------------------------------------------ timing
+
+using Clock = std::chrono::steady_clock;
+
+/// One contender: a name, a kind ("xgrad", "LibTorch", "limit"...) and the run to time.
+struct Variant {
+  Variant(std::string n, std::string k, std::function<void()> r)
+      : name(std::move(n)), kind(std::move(k)), run(std::move(r)) {}
+  std::string name;
+  std::string kind;
+  std::function<void()> run;
+  std::vector<double> seconds;  // filled by compare()
+  double min() const { return *std::min_element(seconds.begin(), seconds.end()); }
+  double max() const { return *std::max_element(seconds.begin(), seconds.end()); }
+  double median() const {
+    std::vector<double> s = seconds;
+    std::sort(s.begin(), s.end());
+    std::size_t n = s.size();
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+  }
+};
+
+/// Returns the heap to a clean state between runs (glibc): frees parked by the previous
+/// variant (LibTorch frees a hundred thousand autograd nodes in workload 4) are merged and
+/// handed back now, instead of inside the next variant's timed region, where the next
+/// large malloc would consolidate them. Every variant then starts from the same heap and
+/// pays for the fresh memory it touches.
+inline void settle_heap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+inline double seconds_of(const std::function<void()>& f) {
+  settle_heap();
+  auto t0 = Clock::now();
+  f();
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// Warm-up (one run of each), then `repetitions` rounds running every variant once in
+/// order: A B A B ...
+/// XGRAD_BENCH_ONLY=KIND keeps only the variants of that kind (for profiling one side).
+inline void compare(std::vector<Variant>& vs, int repetitions) {
+  if (const char* only = std::getenv("XGRAD_BENCH_ONLY"); only && *only) {
+    std::erase_if(vs, [&](const Variant& v) { return v.kind != only; });
+    if (vs.empty()) {
+      std::fprintf(stderr, "XGRAD_BENCH_ONLY=%s matches no variant\n", only);
+      std::exit(2);
+    }
+  }
+  for (Variant& v : vs) v.run();
+  for (int r = 0; r < repetitions; ++r) {
+    for (Variant& v : vs) v.seconds.push_back(seconds_of(v.run));
+  }
+}
+
+/// "1.23 ms"-style rendering of a duration.
+inline std::string human(double s) {
+  char buf[64];
+  if (s >= 1) {
+    std::snprintf(buf, sizeof buf, "%.3f s", s);
+  } else if (s >= 1e-3) {
+    std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
+  } else if (s >= 1e-6) {
+    std::snprintf(buf, sizeof buf, "%.2f us", s * 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f ns", s * 1e9);
+  }
+  return buf;
+}
+
+/// Prints a human table and Markdown rows ("MD " prefix, collected by scripts/bench.sh):
+/// | workload | variant | min | median | max | per unit (median) | LibTorch / this |.
+/// `unit` is what one run consists of ("5000 steps"), `units` their number, `ref` the
+/// variant the LibTorch / variant ratio is taken against ("LibTorch" kind, first one).
+inline void report(const std::string& workload, const std::vector<Variant>& vs, double units,
+                   const std::string& unit_name) {
+  const Variant* torch = nullptr;
+  for (const Variant& v : vs) {
+    if (v.kind == "LibTorch") {
+      torch = &v;
+      break;
+    }
+  }
+  std::printf("\n%-44s %11s %11s %11s %12s %10s\n", workload.c_str(), "min", "median", "max",
+              ("per " + unit_name).c_str(), "LT/this");
+  for (const Variant& v : vs) {
+    std::string ratio = "";
+    if (torch) {
+      char b[64];
+      std::snprintf(b, sizeof b, "%.2fx", torch->median() / v.median());
+      ratio = b;
+    }
+    std::printf("%-44s %11s %11s %11s %12s %10s\n", v.name.c_str(), human(v.min()).c_str(),
+                human(v.median()).c_str(), human(v.max()).c_str(),
+                human(v.median() / units).c_str(), ratio.c_str());
+  }
+  for (const Variant& v : vs) {
+    std::string ratio = "";
+    if (torch && &v != torch) {
+      char b[96];
+      std::snprintf(b, sizeof b, "**%.2fx** (min %.2fx)", torch->median() / v.median(),
+                    torch->min() / v.min());
+      ratio = b;
+    } else if (torch) {
+      ratio = "1";
+    }
+    std::printf("MD | %s | %s | %s | %s | %s | %s | %s |\n", workload.c_str(), v.name.c_str(),
+                human(v.min()).c_str(), human(v.median()).c_str(), human(v.max()).c_str(),
+                human(v.median() / units).c_str(), ratio.c_str());
+  }
+}
+
+/// A free-form Markdown note line for scripts/bench.sh ("MDNOTE " prefix).
+template <class... A>
+void note(const char* fmt, A... args) {
+  char buf[1024];
+  std::snprintf(buf, sizeof buf, fmt, args...);
+  std::printf("%s\nMDNOTE %s\n", buf, buf);
+}
+
+/// Keeps a value alive for the optimiser.
+template <class V>
+void keep(const V& v) {
+  asm volatile("" : : "g"(&v) : "memory");
+}
+
+}  // namespace bench

@@ -1,0 +1,191 @@
+// Workload 2: full-batch linear regression, X 100000 x 100 float64 (80 MB), y = X w + noise,
+// loss = mean((X beta - y)^2), 100 gradient-descent steps (lr 0.1) from beta = 0.
+// Memory-bound: the gradient 2/n X^T (X beta - y) needs X twice per step unless the two
+// products share one pass over it.
+//
+// Variants (one run = 100 steps from beta = 0):
+//   xgrad      compile({loss, grad}) once, then f.run(feeds) + optim::GradientDescent
+//   LibTorch   X.mv(beta), loss.backward(), torch::optim::SGD
+//   BLAS 2 passes      dgemv (X beta), residual, dgemv (X^T r): what a graph without
+//                      fusion can do at best
+//   BLAS 1 pass        rows of X in 40 KiB blocks: r = X_b beta - y_b, g += X_b^T r, so
+//                      the second product finds the block in cache (the limit of a
+//                      graph that reads X once per step through BLAS)
+// Also: a plain read of X (OpenBLAS dasum) for the memory bandwidth, and GB/s of each
+// variant counted as bytes of X per step / time per step.
+//
+//   w2_full_linreg [ROWS] [COLS] [STEPS]
+#include "harness.hpp"
+
+#include <cmath>
+#include <random>
+#include <xgrad/xgrad.hpp>
+#include <xtensor-blas/xblas.hpp>
+
+namespace {
+
+void gemv(bool trans, std::size_t rows, std::size_t cols, double alpha, const double* A,
+          const double* x, double beta, double* y) {
+  using I = xt::blas_index_t;
+  cxxblas::gemv<I>(cxxblas::StorageOrder::RowMajor,
+                   trans ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans,
+                   static_cast<I>(rows), static_cast<I>(cols), alpha, A, static_cast<I>(cols), x,
+                   1, beta, y, 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench::setup_threads("w2_full_linreg");
+  const std::size_t n = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 100000;
+  const std::size_t k = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 100;
+  const int steps = argc > 3 ? std::atoi(argv[3]) : 100;
+  const double lr = 0.1;
+
+  xt::xarray<double> X = xt::xarray<double>::from_shape({n, k});
+  xt::xarray<double> y = xt::xarray<double>::from_shape({n});
+  {
+    std::mt19937_64 rng(7);
+    std::normal_distribution<double> nd;
+    std::vector<double> w(k);
+    for (auto& v : w) v = nd(rng);
+    for (std::size_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (std::size_t j = 0; j < k; ++j) s += (X(i, j) = nd(rng)) * w[j];
+      y(i) = s + 0.1 * nd(rng);
+    }
+  }
+  const double bytes_x = static_cast<double>(n * k * sizeof(double));
+
+  std::vector<bench::Variant> vs;
+  std::vector<double> final_loss;  // per variant, of the last run (checked equal)
+
+  // ---- xgrad
+  xgrad::Graph<double> g;
+  auto Xi = g.input("X", {xgrad::open, static_cast<xgrad::Dim>(k)});
+  auto yi = g.input("y", {xgrad::open});
+  auto beta = g.parameter("beta", xt::zeros<double>({k}));
+  auto loss = xgrad::mse(xgrad::matmul(Xi, beta), yi);
+  auto f = xgrad::compile({loss, xgrad::grad(loss, {beta})[0]});
+  xgrad::optim::GradientDescent<double> gd({beta}, lr);
+  double xg_loss = 0;
+  auto xgrad_steps = [&](int m) {
+    for (int i = 0; i < m; ++i) {
+      const auto& out = f.run({{Xi, X}, {yi, y}});
+      xg_loss = out[0]();
+      gd.step(out, 1);
+    }
+  };
+  vs.push_back({"xgrad (Function + GradientDescent)", "xgrad", [&] {
+                  g.value(beta).fill(0);
+                  xgrad_steps(steps);
+                }});
+
+#ifdef XGRAD_BENCH_HAVE_TORCH
+  auto tX = torch::from_blob(X.data(), {static_cast<long>(n), static_cast<long>(k)},
+                             torch::kFloat64);
+  auto ty = torch::from_blob(y.data(), {static_cast<long>(n)}, torch::kFloat64);
+  auto tb = torch::zeros({static_cast<long>(k)}, torch::dtype(torch::kFloat64).requires_grad(true));
+  torch::optim::SGD sgd({tb}, torch::optim::SGDOptions(lr));
+  double t_loss = 0;
+  auto torch_steps = [&](int m) {
+    for (int i = 0; i < m; ++i) {
+      sgd.zero_grad();
+      auto l = (tX.mv(tb) - ty).square().mean();
+      l.backward();
+      t_loss = l.item<double>();
+      sgd.step();
+    }
+  };
+  vs.push_back({"LibTorch (eager + backward + optim::SGD)", "LibTorch", [&] {
+                  {
+                    torch::NoGradGuard ng;
+                    tb.zero_();
+                  }
+                  torch_steps(steps);
+                }});
+#endif
+
+  // ---- direct BLAS, two passes over X per step
+  std::vector<double> b2(k), r2(n), g2(k);
+  double blas_loss = 0;
+  vs.push_back({"BLAS dgemv x2 (two passes over X)", "limit", [&] {
+                  std::fill(b2.begin(), b2.end(), 0.0);
+                  for (int it = 0; it < steps; ++it) {
+                    std::copy(y.data(), y.data() + n, r2.data());
+                    gemv(false, n, k, 1.0, X.data(), b2.data(), -1.0, r2.data());  // Xb - y
+                    double l = 0;
+                    for (double v : r2) l += v * v;
+                    blas_loss = l / static_cast<double>(n);
+                    gemv(true, n, k, 2.0 / static_cast<double>(n), X.data(), r2.data(), 0.0,
+                         g2.data());
+                    for (std::size_t j = 0; j < k; ++j) b2[j] -= lr * g2[j];
+                  }
+                }});
+
+  // ---- by hand, one pass over X per step (blocks of rows stay in cache between the two
+  // products)
+  std::vector<double> b1(k), g1(k), r1(n);
+  double hand_loss = 0;
+  // 40 KiB blocks of X stay in the level-1 cache between the two products.
+  const std::size_t block = std::max<std::size_t>(1, (40 * 1024) / (k * sizeof(double)));
+  vs.push_back({"BLAS dgemv x2 per cache block (one pass)", "limit", [&] {
+                  std::fill(b1.begin(), b1.end(), 0.0);
+                  for (int it = 0; it < steps; ++it) {
+                    std::fill(g1.begin(), g1.end(), 0.0);
+                    double l = 0;
+                    for (std::size_t r0 = 0; r0 < n; r0 += block) {
+                      std::size_t m = std::min(block, n - r0);
+                      const double* Xb = X.data() + r0 * k;
+                      double* rb = r1.data() + r0;
+                      std::copy(y.data() + r0, y.data() + r0 + m, rb);
+                      gemv(false, m, k, 1.0, Xb, b1.data(), -1.0, rb);
+                      for (std::size_t i = 0; i < m; ++i) l += rb[i] * rb[i];
+                      gemv(true, m, k, 2.0 / static_cast<double>(n), Xb, rb, 1.0, g1.data());
+                    }
+                    hand_loss = l / static_cast<double>(n);
+                    for (std::size_t j = 0; j < k; ++j) b1[j] -= lr * g1[j];
+                  }
+                }});
+
+  // ---- a plain read of X (OpenBLAS dasum: vectorised, one pass), twice per step
+  double sink = 0;
+  vs.push_back({"plain read of X (dasum), x2 per step", "read", [&] {
+                  using I = xt::blas_index_t;
+                  for (int it = 0; it < 2 * steps; ++it) {
+                    double s = 0;
+                    cxxblas::asum<I>(static_cast<I>(n * k), X.data(), 1, s);
+                    sink += s;
+                  }
+                }});
+
+  bench::compare(vs, bench::reps(7));
+  char title[128];
+  std::snprintf(title, sizeof title, "2. full-batch linreg %zux%zu f64, %d GD steps", n, k, steps);
+  bench::report(title, vs, steps, "step");
+  bench::keep(sink);
+
+  // The runs must agree on the final loss.
+  auto close = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max(1.0, b); };
+  if (!close(xg_loss, blas_loss) || !close(hand_loss, blas_loss)) {
+    std::fprintf(stderr, "final losses differ: xgrad %.17g, BLAS %.17g, hand %.17g\n", xg_loss,
+                 blas_loss, hand_loss);
+    return 1;
+  }
+#ifdef XGRAD_BENCH_HAVE_TORCH
+  if (!close(t_loss, blas_loss)) {
+    std::fprintf(stderr, "final losses differ: LibTorch %.17g, BLAS %.17g\n", t_loss, blas_loss);
+    return 1;
+  }
+#endif
+  for (const auto& v : vs) {
+    double per_step = v.median() / steps;
+    double gbs = (v.kind == "read" ? 2 : 1) * bytes_x / per_step / 1e9;
+    bench::note("%s: %.1f GB/s of X per step (%s per step)", v.name.c_str(), gbs,
+                bench::human(per_step).c_str());
+  }
+  bench::AllocCount a = bench::count_allocations([&] { xgrad_steps(5); });
+  bench::note("heap allocations in 5 steady-state xgrad steps: %ld (shared libraries: %ld)", a.own,
+              a.foreign);
+  return 0;
+}
