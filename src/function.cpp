@@ -126,10 +126,11 @@ Function<T>::Function(std::vector<Expr<T>> outputs, CompileOptions opts)
   }
   m.outputs = std::move(outputs);
   m.opts = opts;
-  m.order = detail::topo_order(*m.g, roots);
+  m.order = detail::execution_order(*m.g, roots);
   const std::size_t n = m.order.size();
   // Positions by node id, over the id range the order spans.
-  std::vector<std::uint32_t> pos(n ? static_cast<std::size_t>(m.order.back()) + 1 : 0, 0);
+  std::vector<std::uint32_t> pos(
+      n ? static_cast<std::size_t>(*std::max_element(m.order.begin(), m.order.end())) + 1 : 0, 0);
   m.slots.resize(n);
   m.steps.reserve(n);
   std::size_t max_in = 0, op_ranks = 0;
