@@ -52,6 +52,7 @@ programs=(machine_info w1_seed_linreg w2_full_linreg w3_mlp w4_tanh_chain stream
 cmake --build "$build" -j"$(nproc)" --target "${programs[@]}"
 
 export LC_ALL=C
+cores=$(nproc --all)  # before OMP_NUM_THREADS is set: nproc honours it
 export XGRAD_THREADS=${XGRAD_THREADS:-1}
 export OPENBLAS_NUM_THREADS=$XGRAD_THREADS OMP_NUM_THREADS=$XGRAD_THREADS
 stream_args=(--gib 2)
@@ -82,6 +83,9 @@ md_notes() { grep '^MDNOTE ' "$log/$1.txt" | sed 's/^MDNOTE /- /' || true; }
 fact() { grep "^$1: " "$log/machine_info.txt" | head -1 | sed "s/^$1: //"; }
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+cpu_id="family $(lscpu | sed -n 's/^CPU family: *//p' | head -1), model $(lscpu | sed -n 's/^Model: *//p' | head -1)"
+simd=$(grep -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | paste -sd ' ')
+caches=$(lscpu | sed -n 's/^L\([123d]*\) cache: *\(.*\)/L\1 \2/p' | tr '\n' ';' | sed 's/;$//; s/;/, /g')
 {
   cat <<EOF
 # Benchmarks
@@ -99,8 +103,9 @@ their effect" at the end is kept by hand and survives regeneration.
 
 | | |
 |---|---|
-| CPU | ${cpu:-unknown} |
-| cores (nproc) | $(nproc) |
+| CPU | ${cpu:-unknown} ($cpu_id; ${simd:-no AVX}) |
+| caches | ${caches:-unknown} |
+| cores | $cores |
 | OpenBLAS core | $(fact openblas_core) |
 | OpenBLAS build | $(fact openblas_config) |
 | threads | $(fact threads) for OpenBLAS (xgrad's matrix products) and LibTorch (intra-op; 1 inter-op); XGRAD_THREADS=$XGRAD_THREADS |
