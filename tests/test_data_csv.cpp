@@ -3,51 +3,23 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 #include <xgrad/data/data.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "data_test_util.hpp"
+
 namespace {
 
-namespace fs = std::filesystem;
 using xgrad::data::CsvDataset;
 using xgrad::data::CsvHeader;
 using xgrad::data::CsvOptions;
 using xgrad::data::DataError;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/xgrad_csv_XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  // Writes a file (removing any old one first: rewriting a truncated file is slow on ext4).
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string p = path_ + "/" + name;
-    std::remove(p.c_str());
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-
- private:
-  std::string path_;
-};
+using xgrad_test::contains;
+using xgrad_test::TempDir;
 
 // The DataError message of reading a file, or "no error".
 std::string error_of(const std::string& path, const CsvOptions& o = {}) {

@@ -16,6 +16,8 @@
 #include <xgrad/data/data.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "data_test_util.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -24,39 +26,9 @@ using xgrad::data::DataError;
 using xgrad::data::IdxDataset;
 using xgrad::data::IdxOptions;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/xgrad_idx_XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  // Writes a file (removing any old one first: rewriting a truncated file is slow on ext4).
-  std::string write(const std::string& name, const std::string& bytes) const {
-    const std::string p = path_ + "/" + name;
-    std::remove(p.c_str());
-    std::ofstream(p, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-    return p;
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using xgrad_test::contains;
+using xgrad_test::read_bytes;
+using xgrad_test::TempDir;
 
 // An IDX file: magic 00 00 type ndims, big-endian dims, then the (big-endian) data.
 std::string idx_bytes(unsigned char type, const std::vector<std::uint32_t>& dims,

@@ -20,6 +20,8 @@
 #include <xgrad/data/data.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "data_test_util.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -29,41 +31,10 @@ using xgrad::data::NpyDataset;
 using xgrad::data::NpyWriter;
 using xgrad::data::Stored;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
-
-// A fresh directory, removed with its content.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/xgrad_npy_XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// Replaces the file (removing it first: rewriting a truncated file is slow on ext4).
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::remove(path.c_str());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), std::streamsize(bytes.size()));
-}
+using xgrad_test::contains;
+using xgrad_test::read_bytes;
+using xgrad_test::TempDir;
+using xgrad_test::write_bytes;
 
 // A .npy file with this header dictionary (padded as NumPy pads it) and raw data.
 std::string npy_bytes(const std::string& dict, const std::string& data, int major = 1) {

@@ -1,0 +1,64 @@
+// Helpers shared by the data-file tests (test_data_csv.cpp, test_data_idx.cpp,
+// test_data_npy.cpp): a scratch directory, byte-exact file reading and writing, and a
+// substring test for error messages.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace xgrad_test {
+
+/// Whether `sub` occurs in `s`: DataError messages are checked for the parts they name.
+inline bool contains(const std::string& s, const std::string& sub) {
+  return s.find(sub) != std::string::npos;
+}
+
+/// The bytes of a file, to compare what a writer produced.
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// Replaces a file by these bytes, removing it first (rewriting a truncated file is slow on ext4).
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::remove(path.c_str());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+/// A fresh directory under $TMPDIR (else /tmp), removed with its content: no files left behind.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/xgrad_data_XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  /// Writes the file `name` in this directory (see write_bytes); returns its path.
+  std::string write(const std::string& name, const std::string& bytes) const {
+    const std::string p = file(name);
+    write_bytes(p, bytes);
+    return p;
+  }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace xgrad_test
