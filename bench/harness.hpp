@@ -13,28 +13,28 @@
 // so slow drifts of the machine (other jobs, thermal) hit every variant alike. The heap
 // is trimmed before every timed run (settle_heap), so no variant pays for another's frees.
 //
-// Include this header in exactly one translation unit per program: it replaces the
-// global allocation functions (counting versions, enabled only inside count_allocations).
+// Include this header in exactly one translation unit per program: through counting.hpp it
+// replaces the global allocation functions (counting versions, enabled only inside
+// count_allocations).
 #pragma once
 
 #include <malloc.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <new>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #ifdef XGRAD_BENCH_HAVE_TORCH
 #include <torch/torch.h>
 #endif
+
+#include "counting.hpp"  // tests/alloc/counting.hpp
 
 extern "C" {
 void openblas_set_num_threads(int);
@@ -42,104 +42,11 @@ int openblas_get_num_threads(void);
 char* openblas_get_corename(void);
 }
 
-// ------------------------------------------------------------------ allocation counting
-// Every malloc-family call and operator new is counted while enabled, split by caller:
-// code in this executable (xgrad is linked statically; xtensor is header-only) versus
-// shared libraries (OpenBLAS, LibTorch).
-namespace bench::alloc {
-inline std::atomic<bool> enabled{false};
-inline std::atomic<long> own{0};
-inline std::atomic<long> foreign{0};
-}  // namespace bench::alloc
-
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
-#define XGRAD_BENCH_COUNT_MALLOC 1
-extern "C" char __executable_start[];
-extern "C" char __etext[];
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void __libc_free(void*);
-void* __libc_memalign(std::size_t, std::size_t);
-}
-namespace bench::alloc {
-inline void count(const void* from) {
-  if (!enabled.load(std::memory_order_relaxed)) return;
-  auto a = reinterpret_cast<std::uintptr_t>(from);
-  bool mine = a >= reinterpret_cast<std::uintptr_t>(__executable_start) &&
-              a < reinterpret_cast<std::uintptr_t>(__etext);
-  (mine ? own : foreign).fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace bench::alloc
-#define XGRAD_BENCH_COUNT() bench::alloc::count(__builtin_return_address(0))
-extern "C" {
-__attribute__((noinline)) void* malloc(std::size_t n) noexcept {
-  XGRAD_BENCH_COUNT();
-  return __libc_malloc(n);
-}
-__attribute__((noinline)) void* calloc(std::size_t k, std::size_t n) noexcept {
-  XGRAD_BENCH_COUNT();
-  return __libc_calloc(k, n);
-}
-__attribute__((noinline)) void* realloc(void* p, std::size_t n) noexcept {
-  XGRAD_BENCH_COUNT();
-  return __libc_realloc(p, n);
-}
-void free(void* p) noexcept { __libc_free(p); }
-__attribute__((noinline)) void* memalign(std::size_t align, std::size_t n) noexcept {
-  XGRAD_BENCH_COUNT();
-  return __libc_memalign(align, n);
-}
-__attribute__((noinline)) void* aligned_alloc(std::size_t align, std::size_t n) noexcept {
-  XGRAD_BENCH_COUNT();
-  return __libc_memalign(align, n);
-}
-__attribute__((noinline)) int posix_memalign(void** out, std::size_t align,
-                                             std::size_t n) noexcept {
-  if (align < sizeof(void*) || (align & (align - 1)) != 0) return EINVAL;
-  XGRAD_BENCH_COUNT();
-  void* p = __libc_memalign(align, n);
-  if (!p) return ENOMEM;
-  *out = p;
-  return 0;
-}
-}  // extern "C"
-// operator new goes through malloc above, so it is counted there (caller: libstdc++,
-// a shared library). Count it at the call site instead, by replacing it here.
-__attribute__((noinline)) void* operator new(std::size_t n) {
-  XGRAD_BENCH_COUNT();
-  if (void* p = __libc_malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-__attribute__((noinline)) void* operator new[](std::size_t n) {
-  XGRAD_BENCH_COUNT();
-  if (void* p = __libc_malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-__attribute__((noinline)) void* operator new(std::size_t n, std::align_val_t a) {
-  XGRAD_BENCH_COUNT();
-  std::size_t al = std::max(static_cast<std::size_t>(a), sizeof(void*));
-  if (void* p = __libc_memalign(al, n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-__attribute__((noinline)) void* operator new[](std::size_t n, std::align_val_t a) {
-  XGRAD_BENCH_COUNT();
-  std::size_t al = std::max(static_cast<std::size_t>(a), sizeof(void*));
-  if (void* p = __libc_memalign(al, n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { __libc_free(p); }
-void operator delete[](void* p) noexcept { __libc_free(p); }
-void operator delete(void* p, std::size_t) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::size_t) noexcept { __libc_free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { __libc_free(p); }
-#endif
-
 namespace bench {
+
+// ------------------------------------------------------------------ allocation counting
+// The counting replacements of the allocation functions come from tests/alloc/counting.hpp
+// (shared with the allocation tests); here the counts are summed per caller.
 
 /// Heap allocations made while f ran: by this executable's code (xgrad, xtensor, the
 /// benchmark itself) and by shared libraries (OpenBLAS, LibTorch). -1 where not counted.
@@ -149,17 +56,9 @@ struct AllocCount {
 };
 template <class F>
 AllocCount count_allocations(F&& f) {
-#ifdef XGRAD_BENCH_COUNT_MALLOC
-  alloc::own.store(0);
-  alloc::foreign.store(0);
-  alloc::enabled.store(true);
-  f();
-  alloc::enabled.store(false);
-  return {alloc::own.load(), alloc::foreign.load()};
-#else
-  f();
-  return {};
-#endif
+  alloc_counting::Counts c = alloc_counting::count_allocations(std::forward<F>(f));
+  if (!alloc_counting::counts_malloc) return {};
+  return {c.own(), c.foreign()};
 }
 
 // ------------------------------------------------------------------ threads

@@ -1,195 +1,39 @@
-// A compiled Function, once planned, runs without allocating: global operator new/delete
-// (every overload) are replaced by counting versions here, and on glibc without
-// AddressSanitizer the malloc family is interposed as well, which also catches xtensor
-// containers (their xsimd aligned allocator calls malloc, not operator new).
-// malloc calls are split by caller: code in this executable (xgrad is linked statically,
-// xtensor is header-only) must not allocate; calls made inside shared libraries are
-// reported but not failed. The BLAS is one: OpenBLAS 0.3.21's AVX-512 small-matrix dgemm
-// kernel (dgemm_small_kernel_b0_nn_SKYLAKEX) mallocs a buffer on every call for some
-// shapes, e.g. row-major 8x16 @ 16x3 (OPENBLAS_CORETYPE=Haswell avoids that kernel).
+// A compiled Function, once planned, runs without allocating: counting.hpp replaces global
+// operator new/delete (every overload), and on glibc without AddressSanitizer interposes
+// the malloc family as well, which also catches xtensor containers (their xsimd aligned
+// allocator calls malloc, not operator new).
+// operator new must not be called at all; malloc calls are split by caller: code in this
+// executable (xgrad is linked statically, xtensor is header-only) must not allocate;
+// calls made inside shared libraries are reported but not failed. The BLAS is one:
+// OpenBLAS 0.3.21's AVX-512 small-matrix dgemm kernel (dgemm_small_kernel_b0_nn_SKYLAKEX)
+// mallocs a buffer on every call for some shapes, e.g. row-major 8x16 @ 16x3
+// (OPENBLAS_CORETYPE=Haswell avoids that kernel).
 // This file is its own executable (see tests/CMakeLists.txt).
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <random>
+#include <utility>
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define XGRAD_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XGRAD_TEST_ASAN 1
-#endif
-#endif
-#if defined(__GLIBC__) && !defined(XGRAD_TEST_ASAN)
-#define XGRAD_COUNT_MALLOC 1
-#endif
-
-namespace counting {
-std::atomic<bool> enabled{false};
-std::atomic<long> news{0};
-std::atomic<long> mallocs{0};          // malloc family, called from this executable
-std::atomic<long> foreign_mallocs{0};  // malloc family, called from a shared library
-
-inline void count(std::atomic<long>& c) {
-  if (enabled.load(std::memory_order_relaxed)) c.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace counting
-
-#ifdef XGRAD_COUNT_MALLOC
-// Bounds of this executable's code, provided by the GNU linker.
-extern "C" char __executable_start[];
-extern "C" char __etext[];
-
-namespace counting {
-// Counts one malloc-family call made from return address `from`.
-inline void count_malloc(const void* from) {
-  if (!enabled.load(std::memory_order_relaxed)) return;
-  auto a = reinterpret_cast<std::uintptr_t>(from);
-  bool own = a >= reinterpret_cast<std::uintptr_t>(__executable_start) &&
-             a < reinterpret_cast<std::uintptr_t>(__etext);
-  (own ? mallocs : foreign_mallocs).fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace counting
-#define XGRAD_COUNT_MALLOC_CALL() counting::count_malloc(__builtin_return_address(0))
-
-// glibc's own allocator entry points: the interposed malloc family forwards to them, so
-// memory from any of these functions may be released by any other.
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void __libc_free(void*);
-void* __libc_memalign(std::size_t, std::size_t);
-
-__attribute__((noinline)) void* malloc(std::size_t n) noexcept {
-  XGRAD_COUNT_MALLOC_CALL();
-  return __libc_malloc(n);
-}
-__attribute__((noinline)) void* calloc(std::size_t k, std::size_t n) noexcept {
-  XGRAD_COUNT_MALLOC_CALL();
-  return __libc_calloc(k, n);
-}
-__attribute__((noinline)) void* realloc(void* p, std::size_t n) noexcept {
-  XGRAD_COUNT_MALLOC_CALL();
-  return __libc_realloc(p, n);
-}
-void free(void* p) noexcept { __libc_free(p); }
-__attribute__((noinline)) void* memalign(std::size_t align, std::size_t n) noexcept {
-  XGRAD_COUNT_MALLOC_CALL();
-  return __libc_memalign(align, n);
-}
-__attribute__((noinline)) void* aligned_alloc(std::size_t align, std::size_t n) noexcept {
-  XGRAD_COUNT_MALLOC_CALL();
-  return __libc_memalign(align, n);
-}
-__attribute__((noinline)) int posix_memalign(void** out, std::size_t align,
-                                             std::size_t n) noexcept {
-  if (align < sizeof(void*) || (align & (align - 1)) != 0) return EINVAL;
-  XGRAD_COUNT_MALLOC_CALL();
-  void* p = __libc_memalign(align, n);
-  if (!p) return ENOMEM;
-  *out = p;
-  return 0;
-}
-}  // extern "C"
-
-namespace {
-void* raw_alloc(std::size_t n) { return __libc_malloc(n ? n : 1); }
-void* raw_aligned(std::size_t n, std::size_t align) { return __libc_memalign(align, n ? n : 1); }
-void raw_free(void* p) { __libc_free(p); }
-}  // namespace
-#else
-namespace {
-void* raw_alloc(std::size_t n) { return std::malloc(n ? n : 1); }
-void* raw_aligned(std::size_t n, std::size_t align) {
-  std::size_t size = (n + align - 1) / align * align;
-  return std::aligned_alloc(align, size ? size : align);
-}
-void raw_free(void* p) { std::free(p); }
-}  // namespace
-#endif
-
-namespace {
-void* counted_new(std::size_t n) {
-  counting::count(counting::news);
-  if (void* p = raw_alloc(n)) return p;
-  throw std::bad_alloc();
-}
-void* counted_new(std::size_t n, std::align_val_t a) {
-  counting::count(counting::news);
-  std::size_t align = static_cast<std::size_t>(a);
-  if (align < sizeof(void*)) align = sizeof(void*);
-  if (void* p = raw_aligned(n, align)) return p;
-  throw std::bad_alloc();
-}
-void* counted_new_nothrow(std::size_t n) noexcept {
-  counting::count(counting::news);
-  return raw_alloc(n);
-}
-void* counted_new_nothrow(std::size_t n, std::align_val_t a) noexcept {
-  counting::count(counting::news);
-  std::size_t align = static_cast<std::size_t>(a);
-  if (align < sizeof(void*)) align = sizeof(void*);
-  return raw_aligned(n, align);
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_new(n); }
-void* operator new[](std::size_t n) { return counted_new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_new_nothrow(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  return counted_new_nothrow(n);
-}
-void* operator new(std::size_t n, std::align_val_t a) { return counted_new(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counted_new(n, a); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_new_nothrow(n, a);
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_new_nothrow(n, a);
-}
-
-void operator delete(void* p) noexcept { raw_free(p); }
-void operator delete[](void* p) noexcept { raw_free(p); }
-void operator delete(void* p, std::size_t) noexcept { raw_free(p); }
-void operator delete[](void* p, std::size_t) noexcept { raw_free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { raw_free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { raw_free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { raw_free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { raw_free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { raw_free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { raw_free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { raw_free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { raw_free(p); }
+#include "counting.hpp"
 
 namespace {
 
-struct Counts {
-  long news = 0;
-  long mallocs = 0;
-  long foreign_mallocs = 0;
-};
+using Counts = alloc_counting::Counts;
 
-/// Counts allocations made while f runs; reports those made inside shared libraries.
+/// alloc_counting::count_allocations, noting the malloc calls made inside shared libraries.
 template <class F>
 Counts count_allocations(F&& f) {
-  counting::news.store(0);
-  counting::mallocs.store(0);
-  counting::foreign_mallocs.store(0);
-  counting::enabled.store(true);
-  f();
-  counting::enabled.store(false);
-  Counts c{counting::news.load(), counting::mallocs.load(), counting::foreign_mallocs.load()};
-  if (c.foreign_mallocs) {
+  Counts c = alloc_counting::count_allocations(std::forward<F>(f));
+  if (c.malloc_foreign) {
     std::printf("note: %ld malloc calls from shared libraries (e.g. the BLAS), not counted\n",
-                c.foreign_mallocs);
+                c.malloc_foreign);
   }
   return c;
 }
@@ -220,17 +64,17 @@ TEST(AllocCounter, SeesEveryKindOfAllocation) {
     std::vector<double> v(100);
     escape(v.data());
   });
-  EXPECT_EQ(c.news, 5);
-#ifdef XGRAD_COUNT_MALLOC
-  Counts m = count_allocations([] {
-    void* p = std::malloc(32);
-    escape(p);
-    std::free(p);
-    xt::xarray<double> x = xt::zeros<double>({3, 3});  // xsimd's aligned allocator
-    escape(x.data());
-  });
-  EXPECT_GE(m.mallocs, 2);
-#endif
+  EXPECT_EQ(c.news(), 5);
+  if constexpr (alloc_counting::counts_malloc) {
+    Counts m = count_allocations([] {
+      void* p = std::malloc(32);
+      escape(p);
+      std::free(p);
+      xt::xarray<double> x = xt::zeros<double>({3, 3});  // xsimd's aligned allocator
+      escape(x.data());
+    });
+    EXPECT_GE(m.malloc_own, 2);
+  }
 }
 
 // The seed's linear-regression step: loss and gradient of sum((y - X beta)^2) / 2, X (?, 3).
@@ -255,8 +99,8 @@ TEST(NoAlloc, LinearRegressionStep) {
       for (int j = 0; j < 3; ++j) b[j] -= 0.01 * d[j];
     }
   });
-  EXPECT_EQ(c.news, 0) << "operator new calls in 100 runs";
-  EXPECT_EQ(c.mallocs, 0) << "malloc-family calls in 100 runs";
+  EXPECT_EQ(c.news(), 0) << "operator new calls in 100 runs";
+  EXPECT_EQ(c.malloc_own, 0) << "malloc-family calls in 100 runs";
   EXPECT_EQ(step.plan_count(), 1u);
   EXPECT_LT(step.run({{Xi, X}, {yi, y}})[0](), first);
 }
@@ -332,8 +176,8 @@ TEST(NoAlloc, MlpCrossEntropyStepAndReplanning) {
   Counts c8 = count_allocations([&] {
     for (int it = 0; it < 100; ++it) last = m.train(x8, y8);
   });
-  EXPECT_EQ(c8.news, 0) << "operator new calls in 100 runs, batch 8";
-  EXPECT_EQ(c8.mallocs, 0) << "malloc-family calls in 100 runs, batch 8";
+  EXPECT_EQ(c8.news(), 0) << "operator new calls in 100 runs, batch 8";
+  EXPECT_EQ(c8.malloc_own, 0) << "malloc-family calls in 100 runs, batch 8";
   EXPECT_EQ(m.step.plan_count(), 1u);
   EXPECT_LT(last, first);
 
@@ -343,8 +187,8 @@ TEST(NoAlloc, MlpCrossEntropyStepAndReplanning) {
   Counts c5 = count_allocations([&] {
     for (int it = 0; it < 100; ++it) m.train(x5, y5);
   });
-  EXPECT_EQ(c5.news, 0) << "operator new calls in 100 runs, batch 5";
-  EXPECT_EQ(c5.mallocs, 0) << "malloc-family calls in 100 runs, batch 5";
+  EXPECT_EQ(c5.news(), 0) << "operator new calls in 100 runs, batch 5";
+  EXPECT_EQ(c5.malloc_own, 0) << "malloc-family calls in 100 runs, batch 5";
   EXPECT_EQ(m.step.plan_count(), 2u);
 
   // Back to the first size: one more plan, still no allocation per run afterwards.
@@ -353,8 +197,8 @@ TEST(NoAlloc, MlpCrossEntropyStepAndReplanning) {
   Counts again = count_allocations([&] {
     for (int it = 0; it < 100; ++it) m.train(x8, y8);
   });
-  EXPECT_EQ(again.news, 0);
-  EXPECT_EQ(again.mallocs, 0);
+  EXPECT_EQ(again.news(), 0);
+  EXPECT_EQ(again.malloc_own, 0);
 }
 
 TEST(NoAlloc, SinglePrecisionStep) {
@@ -369,8 +213,8 @@ TEST(NoAlloc, SinglePrecisionStep) {
   Counts c = count_allocations([&] {
     for (int it = 0; it < 100; ++it) step.run({{X, xv}});
   });
-  EXPECT_EQ(c.news, 0);
-  EXPECT_EQ(c.mallocs, 0);
+  EXPECT_EQ(c.news(), 0);
+  EXPECT_EQ(c.malloc_own, 0);
 }
 
 }  // namespace
@@ -391,18 +235,17 @@ void check(const char* name, O make) {
   auto o = make(P{x, y});
   const auto& out = f.run();
   auto first = count_allocations([&] { o->step(out[0](), out, 1); });
-#if !defined(__SANITIZE_ADDRESS__)
   // The first step creates state (xtensor buffers come from malloc), proving the counter
-  // sees it; under ASan malloc is not counted, so only the zero below is checked there.
-  EXPECT_GT(first.news + first.mallocs, 0) << name;
-#else
-  (void)first;
-#endif
+  // sees it; where malloc is not counted (ASan), only the zero below is checked.
+  if (alloc_counting::counts_malloc) {
+    EXPECT_GT(first.news() + first.malloc_own, 0) << name;
+  }
   o->step(out[0](), out, 1);
   auto c = count_allocations([&] {
     for (int i = 0; i < 5; ++i) o->step(out[0](), out, 1);
   });
-  EXPECT_EQ(c.news + c.mallocs, 0) << name << " news " << c.news << " mallocs " << c.mallocs;
+  EXPECT_EQ(c.news() + c.malloc_own, 0)
+      << name << " news " << c.news() << " mallocs " << c.malloc_own;
 }
 TEST(OptimNoAlloc, AllOptimizersAllOptions) {
   opt::Options all{.maximize = true,
