@@ -19,27 +19,21 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "cli.hpp"
 #include "figures.hpp"
 
 int main(int argc, char** argv) {
   int every = 1;
   unsigned seed = 7;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string arg = argv[i];
-    if (i + 1 < argc && arg == "--every") {
-      every = std::max(1, std::atoi(argv[i + 1]));
-    } else if (i + 1 < argc && arg == "--seed") {
-      seed = static_cast<unsigned>(std::strtoul(argv[i + 1], nullptr, 10));
-    } else {
-      std::cerr << "usage: " << argv[0] << " [--every K] [--seed S]\n";
-      return 2;
-    }
+  if (!cli::parse(argc, argv,
+                  {{"--every", "K", [&](const char* v) { every = std::max(1, std::atoi(v)); }},
+                   {"--seed", "S", [&](const char* v) {
+                      seed = static_cast<unsigned>(std::strtoul(v, nullptr, 10));
+                    }}})) {
+    return 2;
   }
   bool ok = true;
-  auto check = [&ok](bool passed, const std::string& what) {
-    if (!passed) std::cout << "CHECK FAILED: " << what << "\n";
-    ok = ok && passed;
-  };
+  const auto check = cli::checker(ok);
   std::cout << std::setprecision(10);
 
   // [function]
