@@ -25,9 +25,9 @@ struct Function<T>::Impl {
   };
   struct Slot {
     T* data = nullptr;
-    std::size_t size = 0;        // run-time element count
-    const Dim* dims = nullptr;   // run-time shape: the node's own (declared) shape unless
-    std::uint32_t rank = 0;      //   kChanged, then in a Bound, a leaf shape or the pool
+    std::size_t size = 0;       // run-time element count
+    const Dim* dims = nullptr;  // run-time shape: the node's own (declared) shape unless
+    std::uint32_t rank = 0;     //   kChanged, then in a Bound, a leaf shape or the pool
     std::uint8_t flags = 0;
     std::span<const Dim> shape() const { return {dims, rank}; }
   };
@@ -40,8 +40,9 @@ struct Function<T>::Impl {
     std::uint32_t in_count;
   };
   struct Bound {
-    std::uint32_t pos;  // slot of the input node
-    const void* data = nullptr;
+    std::uint32_t pos;           // slot of the input node
+    const void* data = nullptr;  // null for an empty value: `given` says whether bound
+    bool given = false;
     DType dtype = DType::float64;
     std::vector<T> converted;  // integer inputs, converted to T once per run
     Shape shape;               // run-time shape of the last binding
@@ -62,13 +63,13 @@ struct Function<T>::Impl {
   std::vector<std::uint32_t> out_pos;
   // ---- execution schedule: single steps and row-tiled groups (see plan_groups)
   enum class Role : std::uint8_t { rows, alias, sum, mean, matmul_acc };
-  struct Tile {                   // a slot read or written a block of rows at a time
+  struct Tile {  // a slot read or written a block of rows at a time
     std::uint32_t slot;
-    std::size_t row;              // elements per row
-    bool full = false;            // the rows live in the slot's own buffer
-    std::int32_t same_as = -1;    // an alias member's output: the tile it shares
-    T* scratch = nullptr;         // else a block of rows x row elements
-    T* data = nullptr;            // current tile
+    std::size_t row;            // elements per row
+    bool full = false;          // the rows live in the slot's own buffer
+    std::int32_t same_as = -1;  // an alias member's output: the tile it shares
+    T* scratch = nullptr;       // else a block of rows x row elements
+    T* data = nullptr;          // current tile
     std::array<Dim, max_rank> dims{};
     std::uint32_t rank = 0;
   };
@@ -95,8 +96,8 @@ struct Function<T>::Impl {
   std::vector<Group> groups;
   std::vector<Unit> units;             // what execute() runs, in order
   std::vector<std::uint32_t> aliased;  // steps that do not run: their output shares a buffer
-  std::vector<Dim> pool;            // run-time shapes of op results that differ from declared
-  std::vector<Shape> scratch;       // operand shapes for infer_shape
+  std::vector<Dim> pool;               // run-time shapes of op results that differ from declared
+  std::vector<Shape> scratch;          // operand shapes for infer_shape
   std::vector<xt::xarray<T>> results;
   std::vector<T> arena;
   std::size_t plans = 0;
@@ -107,6 +108,17 @@ struct Function<T>::Impl {
   void plan_groups(const std::vector<int>& out_index);
   void plan_buffers();
   void run_group(Group& gr, const Step*& current);
+  /// With check_finite: throws naming the step and the flat index (from `first`) of the
+  /// first non-finite value among data[0, n).
+  void check_values(const Step& st, const T* data, std::size_t n, std::size_t first = 0) const {
+    if (!opts.check_finite) return;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(data[i])) {
+        throw ValueError("check_finite: " + g->describe(st.id) + " produced " +
+                         std::to_string(data[i]) + " at flat index " + std::to_string(first + i));
+      }
+    }
+  }
   void bind(std::span<const Feed<T>> feeds);
   void bind_and_plan(std::span<const Feed<T>> feeds);
   void execute();
@@ -148,7 +160,7 @@ Function<T>::Function(std::vector<Expr<T>> outputs, CompileOptions opts)
     switch (nd.kind) {
       case NodeKind::input:
         m.inputs.push_back(Expr<T>(m.g, id));
-        m.bound.push_back({static_cast<std::uint32_t>(p), nullptr, nd.dtype, {}, {}});
+        m.bound.push_back({static_cast<std::uint32_t>(p), nullptr, false, nd.dtype, {}, {}});
         break;
       case NodeKind::parameter:
       case NodeKind::constant:
@@ -280,7 +292,7 @@ void Function<T>::Impl::bind(std::span<const Feed<T>> feeds) {
 
 template <class T>
 void Function<T>::Impl::bind_and_plan(std::span<const Feed<T>> feeds) {
-  for (Bound& b : bound) b.data = nullptr;
+  for (Bound& b : bound) b.given = false;
   bool reshape = !planned;
   for (const Feed<T>& f : feeds) {
     if (&f.input.graph() != g) throw BindingError("run: a bound node belongs to another graph");
@@ -313,6 +325,7 @@ void Function<T>::Impl::bind_and_plan(std::span<const Feed<T>> feeds) {
                          " cannot take a value of shape " + dims_str(vs));
     }
     it->data = v.data();
+    it->given = true;
     it->dtype = v.dtype();
     if (!same_dims(it->shape, vs)) {
       it->shape.assign(vs.begin(), vs.end());
@@ -320,7 +333,7 @@ void Function<T>::Impl::bind_and_plan(std::span<const Feed<T>> feeds) {
     }
   }
   for (const Bound& b : bound) {
-    if (!b.data) {
+    if (!b.given) {
       throw BindingError("run: input " + g->describe(order[b.pos]) + " is not bound");
     }
   }
@@ -373,7 +386,8 @@ void Function<T>::Impl::plan_shapes() {
     set_leaf(slots[b.pos], b.pos, b.shape);
     if (b.dtype != dtype_of<T>()) b.converted.resize(slots[b.pos].size);
   }
-  for (std::size_t i = 0; i < leaves.size(); ++i) set_leaf(slots[leaves[i]], leaves[i], leaf_shapes[i]);
+  for (std::size_t i = 0; i < leaves.size(); ++i)
+    set_leaf(slots[leaves[i]], leaves[i], leaf_shapes[i]);
 
   pool.clear();
   std::vector<std::pair<std::uint32_t, std::size_t>> pooled;  // slot, offset in pool
@@ -455,7 +469,8 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
   groups.clear();
   units.clear();
   bool worth = false;
-  for (const Bound& b : bound) worth = worth || slots[b.pos].size * sizeof(T) >= kTileMinStreamBytes;
+  for (const Bound& b : bound)
+    worth = worth || slots[b.pos].size * sizeof(T) >= kTileMinStreamBytes;
   for (std::uint32_t p : leaves) worth = worth || slots[p].size * sizeof(T) >= kTileMinStreamBytes;
   if (!worth) {
     for (std::size_t st = 0; st < steps.size(); ++st)
@@ -543,8 +558,8 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
     };
     Role role{};
     std::size_t streamed = 0;
-    if (cur >= 0 && role_in(static_cast<Dim>(groups[static_cast<std::size_t>(cur)].n), &role,
-                            &streamed)) {
+    if (cur >= 0 &&
+        role_in(static_cast<Dim>(groups[static_cast<std::size_t>(cur)].n), &role, &streamed)) {
       // joins the open group
     } else if (cur >= 0 && !reads_member) {
       groups[static_cast<std::size_t>(cur)].pre.push_back(static_cast<std::uint32_t>(si));
@@ -621,11 +636,11 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
       for (std::uint32_t k = 0; k < st.in_count; ++k) {
         std::uint32_t p = step_inputs[st.in_begin + k];
         std::int32_t t = tile_of(p);
-        bool rows_operand = gid[p] == id ? !reduced[p]
-                                         : slots[p].rank >= 1 && rows_of(p) == static_cast<Dim>(gr.n) &&
-                                               (m.role != Role::rows || !traits(st.op).matmul || k == 0) &&
-                                               (!traits(st.op).elementwise ||
-                                                slots[p].rank == slots[st.out].rank);
+        bool rows_operand =
+            gid[p] == id ? !reduced[p]
+                         : slots[p].rank >= 1 && rows_of(p) == static_cast<Dim>(gr.n) &&
+                               (m.role != Role::rows || !traits(st.op).matmul || k == 0) &&
+                               (!traits(st.op).elementwise || slots[p].rank == slots[st.out].rank);
         if (t < 0 && rows_operand) t = add_tile(p, gid[p] != id);
         gr.arg_tile.push_back(rows_operand ? t : -1);
       }
@@ -633,13 +648,14 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
         bool escapes = out_index[st.out] >= 0 || unit_of[st.out] != ~std::uint32_t{0};
         if (m.role == Role::alias && escapes) m.role = Role::rows;  // copy into its full buffer
         m.out_tile = add_tile(st.out, escapes);
-        if (m.role == Role::alias) gr.tiles[static_cast<std::size_t>(m.out_tile)].same_as =
-            gr.arg_tile[m.arg_begin];
+        if (m.role == Role::alias)
+          gr.tiles[static_cast<std::size_t>(m.out_tile)].same_as = gr.arg_tile[m.arg_begin];
       }
     }
     std::size_t row_bytes = 0;
     for (const Tile& t : gr.tiles) row_bytes += t.row * sizeof(T);
-    std::size_t rows = std::clamp<std::size_t>(kTileBytes / std::max<std::size_t>(row_bytes, 1), 1, gr.n);
+    std::size_t rows =
+        std::clamp<std::size_t>(kTileBytes / std::max<std::size_t>(row_bytes, 1), 1, gr.n);
     gr.rows = rows >= 16 ? rows / 8 * 8 : rows;
   }
 }
@@ -669,8 +685,7 @@ void Function<T>::Impl::plan_buffers() {
         const Step& st = steps[u.index];
         Slot& o = slots[st.out];
         if (out_index[st.out] < 0 && st.in_count >= 1 &&
-            slots[step_inputs[st.in_begin]].size == o.size &&
-            traits(st.op).copy_when_same_size) {
+            slots[step_inputs[st.in_begin]].size == o.size && traits(st.op).copy_when_same_size) {
           o.flags |= kAlias;
           owner[st.out] = owner[step_inputs[st.in_begin]];
           aliased.push_back(u.index);
@@ -733,7 +748,8 @@ void Function<T>::Impl::plan_buffers() {
   std::vector<std::size_t> offset(slots.size(), 0);
   std::vector<std::size_t> length(slots.size(), 0);
   auto define = [&](std::uint32_t o) {
-    if (out_index[o] < 0 && !(slots[o].flags & kAlias)) offset[o] = allocate(slots[o].size, &length[o]);
+    if (out_index[o] < 0 && !(slots[o].flags & kAlias))
+      offset[o] = allocate(slots[o].size, &length[o]);
   };
   std::vector<std::pair<std::size_t, std::size_t>> tile_blocks;  // group, tile -> offset
   std::vector<std::size_t> tile_offsets;
@@ -750,7 +766,8 @@ void Function<T>::Impl::plan_buffers() {
       for (Tile& t : gr.tiles) {
         if (t.full && slots[t.slot].flags & kOp) {
           bool member_result = false;
-          for (const Member& m : gr.members) member_result = member_result || steps[m.step].out == t.slot;
+          for (const Member& m : gr.members)
+            member_result = member_result || steps[m.step].out == t.slot;
           if (member_result) define(t.slot);
         } else if (!t.full && t.same_as < 0) {
           std::size_t len = 0;
@@ -774,7 +791,9 @@ void Function<T>::Impl::plan_buffers() {
   // Align the arena base so every block starts on a cache line.
   T* base = arena.data() +
             (kAlign - reinterpret_cast<std::uintptr_t>(arena.data()) % kAlign) % kAlign / sizeof(T);
-  auto at = [&](std::size_t off) { return off & kSmall ? base + big_top + (off & ~kSmall) : base + off; };
+  auto at = [&](std::size_t off) {
+    return off & kSmall ? base + big_top + (off & ~kSmall) : base + off;
+  };
   for (const Step& st : steps) {
     Slot& o = slots[st.out];
     if (out_index[st.out] >= 0) {
@@ -840,47 +859,52 @@ void Function<T>::Impl::run_group(Group& gr, const Step*& current) {
           Tile& t = gr.tiles[static_cast<std::size_t>(m.out_tile)];
           Tensor<T> out{t.data, {t.dims.data(), t.rank}, rows * t.row};
           st.op->forward(in, out, *st.attrs);
-          if (opts.check_finite) {
-            for (std::size_t i = 0; i < out.size; ++i) {
-              if (!std::isfinite(out.data[i])) {
-                throw ValueError("check_finite: " + g->describe(st.id) + " produced " +
-                                 std::to_string(out.data[i]) + " at flat index " +
-                                 std::to_string(r0 * t.row + i));
-              }
-            }
-          }
+          check_values(st, out.data, out.size, r0 * t.row);
           break;
         }
         case Role::sum:
         case Role::mean: {
           T part = 0;
           st.op->forward(in, Tensor<T>{&part, {}, 1}, *st.attrs);
-          m.acc += m.role == Role::mean ? static_cast<double>(part) * static_cast<double>(args[0].size)
-                                        : static_cast<double>(part);
+          m.acc += m.role == Role::mean
+                       ? static_cast<double>(part) * static_cast<double>(args[0].size)
+                       : static_cast<double>(part);
           break;
         }
-        case Role::matmul_acc:
+        case Role::matmul_acc: {
+          // Operand 0 is a block of rows; when it lies in its full array, the next block
+          // follows it in memory and is prefetched while this product runs.
+          std::int32_t ti = gr.arg_tile[m.arg_begin];
+          bool in_place = ti >= 0 && gr.tiles[static_cast<std::size_t>(ti)].full;
+          std::size_t next = in_place ? std::min(gr.rows, gr.n - r0 - rows) : 0;
           detail::matmul_accumulate(args[0], args[1], Tensor<T>{o.data, o.shape(), o.size},
-                                    *st.attrs);
+                                    *st.attrs, next);
           break;
+        }
         case Role::alias:
           break;
       }
     }
   }
+  // Results accumulated over the blocks are final only now: set and check them.
   for (Member& m : gr.members) {
-    if (m.role != Role::sum && m.role != Role::mean) continue;
+    if (m.role == Role::rows || m.role == Role::alias) continue;
     const Step& st = steps[m.step];
+    current = &st;
     Slot& o = slots[st.out];
-    double total = static_cast<double>(slots[step_inputs[st.in_begin]].size);
-    o.data[0] = static_cast<T>(m.role == Role::mean ? m.acc / total : m.acc);
+    if (m.role != Role::matmul_acc) {
+      double total = static_cast<double>(slots[step_inputs[st.in_begin]].size);
+      o.data[0] = static_cast<T>(m.role == Role::mean ? m.acc / total : m.acc);
+    }
+    check_values(st, o.data, o.size);
   }
 }
 
 template <class T>
 void Function<T>::Impl::execute() {
   // Alias outputs take their operand's buffer, which is only known once inputs are bound.
-  for (std::uint32_t si : aliased) slots[steps[si].out].data = slots[step_inputs[steps[si].in_begin]].data;
+  for (std::uint32_t si : aliased)
+    slots[steps[si].out].data = slots[step_inputs[steps[si].in_begin]].data;
   const Step* current = nullptr;
   try {
     for (const Unit& u : units) {
@@ -897,14 +921,7 @@ void Function<T>::Impl::execute() {
       Slot& o = slots[st.out];
       st.op->forward(std::span<const ConstTensor<T>>(args.data(), st.in_count),
                      Tensor<T>{o.data, o.shape(), o.size}, *st.attrs);
-      if (opts.check_finite) {
-        for (std::size_t i = 0; i < o.size; ++i) {
-          if (!std::isfinite(o.data[i])) {
-            throw ValueError("check_finite: " + g->describe(st.id) + " produced " +
-                             std::to_string(o.data[i]) + " at flat index " + std::to_string(i));
-          }
-        }
-      }
+      check_values(st, o.data, o.size);
     }
   } catch (const ShapeError& e) {
     throw ShapeError("while running " + g->describe(current->id) + ": " + strip_prefix(e.what()));

@@ -203,6 +203,23 @@ TEST(FunctionBinding, XtensorVectorAndScalar) {
   EXPECT_FLOAT_EQ(rf(), 12.f);
 }
 
+// An empty batch (whose container may report a null data pointer) is a binding like any
+// other: sums are 0, products empty; forgetting an input is still reported.
+TEST(FunctionBinding, EmptyBatchIsBound) {
+  Graph<double> g;
+  auto X = g.input("X", {xgrad::open, 2});
+  auto x = g.input("x", {xgrad::open});
+  auto w = g.constant(xt::xarray<double>{1.0, 2.0});
+  auto f = xgrad::compile({xgrad::sum(x), xgrad::matmul(X, w)});
+  std::vector<double> none;
+  const auto& r = f.run({{x, none}, {X, xt::xarray<double>::from_shape({0, 2})}});
+  EXPECT_EQ(r[0](), 0.0);
+  EXPECT_EQ(r[1].size(), 0u);
+  EXPECT_THROW(f.run({{x, none}}), xgrad::BindingError);
+  std::vector<double> one = {4.0};
+  EXPECT_EQ(f.run({{x, one}, {X, xt::xarray<double>{{1.0, 1.0}}}})[1](0), 3.0);
+}
+
 // An input may declare a float dtype other than the graph's; it must be converted (or
 // rejected when the input is declared), never reinterpreted.
 TEST(FunctionBinding, FloatInputOfOtherPrecisionIsRejected) {

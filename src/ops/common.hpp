@@ -173,8 +173,8 @@ void strided_loop(std::span<const Dim> shape, const std::array<const std::ptrdif
 // no floating-point contraction or reassociation is allowed.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(__SANITIZE_ADDRESS__) && !defined(XGRAD_NO_MULTIVERSIONING)
-#define XGRAD_KERNEL                                                                   \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"),        \
+#define XGRAD_KERNEL                                                           \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
                  optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
 #else
 #define XGRAD_KERNEL
@@ -302,8 +302,12 @@ struct OpTraits {
 };
 
 /// out += op(a) @ op(b) for 2-d a, 1-d or 2-d b (MatmulOp's forward with beta = 1).
+/// `next_rows`: a is a block of rows of a larger row-major array, and this many rows follow
+/// it in memory and will be read next; a matrix-vector product then prefetches them while it
+/// works on a, so the memory stream does not pause (see gemv.hpp).
 template <class T>
-void matmul_accumulate(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, const Attrs& attrs);
+void matmul_accumulate(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, const Attrs& attrs,
+                       std::size_t next_rows = 0);
 /// Traits of op (a lookup by address among the built-in op singletons).
 template <class T>
 OpTraits op_traits(const Op<T>& op);

@@ -1,0 +1,174 @@
+
+
+// Matrix-vector kernels with a prefetch running ahead of the rows (see gemv.hpp), compiled
+// for AVX-512 and for AVX2 + FMA and chosen once, at the first call, by what the CPU has.
+#include "gemv.hpp"
+
+#include <algorithm>
+#include <atomic>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace xgrad::detail {
+namespace {
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define XGRAD_GEMV_X86 1
+
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx512f,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,fma")
+#endif
+namespace avx512 {
+template <class T>
+struct V;
+template <>
+struct V<double> {
+  using type = __m512d;
+  static constexpr std::size_t W = 8;
+  static type zero() { return _mm512_setzero_pd(); }
+  static type load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, type v) { _mm512_storeu_pd(p, v); }
+  static type set1(double x) { return _mm512_set1_pd(x); }
+  static type fma(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
+  // Summed through memory: GCC 12 warns inside every AVX-512 lane-extracting intrinsic
+  // (an uninitialised placeholder operand), and this runs once per row only.
+  static double sum(type v) {
+    alignas(64) double t[W];
+    _mm512_store_pd(t, v);
+    return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+  }
+};
+template <>
+struct V<float> {
+  using type = __m512;
+  static constexpr std::size_t W = 16;
+  static type zero() { return _mm512_setzero_ps(); }
+  static type load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, type v) { _mm512_storeu_ps(p, v); }
+  static type set1(float x) { return _mm512_set1_ps(x); }
+  static type fma(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
+  static float sum(type v) {
+    alignas(64) float t[W];
+    _mm512_store_ps(t, v);
+    float s = 0;
+    for (std::size_t i = 0; i < 8; ++i) s += t[i] + t[i + 8];
+    return s;
+  }
+};
+#include "gemv_kernels.inc"
+}  // namespace avx512
+#ifdef __clang__
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace avx2 {
+template <class T>
+struct V;
+template <>
+struct V<double> {
+  using type = __m256d;
+  static constexpr std::size_t W = 4;
+  static type zero() { return _mm256_setzero_pd(); }
+  static type load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
+  static type set1(double x) { return _mm256_set1_pd(x); }
+  static type fma(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
+  static double sum(type v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+};
+template <>
+struct V<float> {
+  using type = __m256;
+  static constexpr std::size_t W = 8;
+  static type zero() { return _mm256_setzero_ps(); }
+  static type load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
+  static type set1(float x) { return _mm256_set1_ps(x); }
+  static type fma(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
+  static float sum(type v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+  }
+};
+#include "gemv_kernels.inc"
+}  // namespace avx2
+#ifdef __clang__
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+/// Instruction set of this CPU: 2 AVX-512, 1 AVX2 + FMA, 0 neither (BLAS instead).
+int detected() {
+  static const int l = __builtin_cpu_supports("avx512f")                                 ? 2
+                       : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
+                                                                                         : 0;
+  return l;
+}
+#else
+int detected() { return 0; }
+#endif
+
+std::atomic<int> cap{2};  // gemv_limit_isa
+
+int level() { return std::min(detected(), cap.load(std::memory_order_relaxed)); }
+
+}  // namespace
+
+int gemv_isa() { return level(); }
+
+int gemv_limit_isa(int isa) { return cap.exchange(std::clamp(isa, 0, 2)); }
+
+template <class T>
+bool gemv_own(std::size_t cols) {
+  // The output of A^T v (cols elements) is updated for every row: it must stay in L1.
+  return level() > 0 && cols * sizeof(T) <= 16384;
+}
+
+template <class T>
+void gemv_dots(const T* A, std::size_t rows, std::size_t cols, const T* x, T beta, T* out) {
+#ifdef XGRAD_GEMV_X86
+  if (level() == 2) return avx512::gemv_dots(A, rows, cols, x, beta, out);
+  return avx2::gemv_dots(A, rows, cols, x, beta, out);
+#else
+  (void)A, (void)rows, (void)cols, (void)x, (void)beta, (void)out;
+#endif
+}
+
+template <class T>
+void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out,
+                std::size_t next_rows) {
+#ifdef XGRAD_GEMV_X86
+  if (level() == 2) return avx512::gemv_axpys(A, rows, cols, v, beta, out, next_rows);
+  return avx2::gemv_axpys(A, rows, cols, v, beta, out, next_rows);
+#else
+  (void)A, (void)rows, (void)cols, (void)v, (void)beta, (void)out, (void)next_rows;
+#endif
+}
+
+template bool gemv_own<float>(std::size_t);
+template bool gemv_own<double>(std::size_t);
+template void gemv_dots(const float*, std::size_t, std::size_t, const float*, float, float*);
+template void gemv_dots(const double*, std::size_t, std::size_t, const double*, double, double*);
+template void gemv_axpys(const float*, std::size_t, std::size_t, const float*, float, float*,
+                         std::size_t);
+template void gemv_axpys(const double*, std::size_t, std::size_t, const double*, double, double*,
+                         std::size_t);
+
+}  // namespace xgrad::detail
