@@ -54,28 +54,37 @@ std::vector<NodeId> topo_order(const Graph<T>& g, std::span<const NodeId> roots)
 
 /// The order a compiled Function executes in: the reachable nodes ordered by Boost.Graph's
 /// topological_sort (graph algorithms come from Boost, which also rejects a cycle should
-/// one ever appear), over a compressed-sparse-row copy of their edges built in two
-/// allocations. Boost's DFS is iterative, so deep chains do not exhaust the stack.
+/// one ever appear). The sort runs on the reversed edges (node -> operand): listed node by
+/// node they are already sorted by source, so the compressed-sparse-row graph is built in
+/// one pass without sorting, and the DFS finishing order of the reversed graph is directly
+/// an order with operands first. Boost's DFS is iterative: deep chains do not exhaust the
+/// stack.
 template <class T>
 std::vector<NodeId> execution_order(const Graph<T>& g, std::span<const NodeId> roots) {
   std::vector<NodeId> reach = topo_order(g, roots);
   if (reach.empty()) return reach;
   std::vector<std::uint32_t> index(static_cast<std::size_t>(reach.back()) + 1, 0);
-  for (std::size_t i = 0; i < reach.size(); ++i) index[reach[i]] = static_cast<std::uint32_t>(i);
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> edges;
-  for (NodeId id : reach) {
-    for (NodeId in : GraphAccess::inputs(g, id)) edges.emplace_back(index[in], index[id]);
+  std::size_t n_edges = 0;
+  for (std::size_t i = 0; i < reach.size(); ++i) {
+    index[reach[i]] = static_cast<std::uint32_t>(i);
+    n_edges += GraphAccess::inputs(g, reach[i]).size();
   }
-  using BG = boost::compressed_sparse_row_graph<boost::directedS, boost::no_property,
-                                                boost::no_property, boost::no_property,
-                                                std::uint32_t, std::uint32_t>;
-  BG bg(boost::edges_are_unsorted_multi_pass, edges.begin(), edges.end(), reach.size());
-  std::vector<std::uint32_t> rev;
-  rev.reserve(reach.size());
-  boost::topological_sort(bg, std::back_inserter(rev));
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> edges;
+  edges.reserve(n_edges);
+  for (std::size_t i = 0; i < reach.size(); ++i) {
+    for (NodeId in : GraphAccess::inputs(g, reach[i]))
+      edges.emplace_back(static_cast<std::uint32_t>(i), index[in]);
+  }
+  using BG =
+      boost::compressed_sparse_row_graph<boost::directedS, boost::no_property, boost::no_property,
+                                         boost::no_property, std::uint32_t, std::uint32_t>;
+  BG reversed(boost::edges_are_sorted, edges.begin(), edges.end(), reach.size());
+  std::vector<std::uint32_t> finished;
+  finished.reserve(reach.size());
+  boost::topological_sort(reversed, std::back_inserter(finished));
   std::vector<NodeId> order;
   order.reserve(reach.size());
-  for (auto it = rev.rbegin(); it != rev.rend(); ++it) order.push_back(reach[*it]);
+  for (std::uint32_t i : finished) order.push_back(reach[i]);
   return order;
 }
 
