@@ -449,8 +449,10 @@ namespace {
 constexpr std::size_t kTileMinStreamBytes = std::size_t{2} << 20;
 // ...in blocks of rows whose operands and results take about this many bytes, so that a
 // block read from memory by one step is still in the level-1 cache (48 KiB on current x86
-// cores) for the next: on the 100000 x 100 regression, 40 KiB blocks (40 rows) ran 4.0 ms
-// per step against 4.2 ms at 32 KiB and 4.4-4.5 ms at 64 KiB (the block then spills to L2).
+// cores) for the next: on the 100000 x 100 regression with BLAS products, 40 KiB blocks
+// (40 rows) ran 4.0 ms per step against 4.2 ms at 32 KiB and 4.4-4.5 ms at 64 KiB (the
+// block then spills to L2); with the prefetching kernels of gemv.hpp, 8 to 40 KiB ran
+// alike (3.88-3.90 ms).
 constexpr std::size_t kTileBytes = std::size_t{40} << 10;
 
 }  // namespace
@@ -871,16 +873,10 @@ void Function<T>::Impl::run_group(Group& gr, const Step*& current) {
                        : static_cast<double>(part);
           break;
         }
-        case Role::matmul_acc: {
-          // Operand 0 is a block of rows; when it lies in its full array, the next block
-          // follows it in memory and is prefetched while this product runs.
-          std::int32_t ti = gr.arg_tile[m.arg_begin];
-          bool in_place = ti >= 0 && gr.tiles[static_cast<std::size_t>(ti)].full;
-          std::size_t next = in_place ? std::min(gr.rows, gr.n - r0 - rows) : 0;
+        case Role::matmul_acc:
           detail::matmul_accumulate(args[0], args[1], Tensor<T>{o.data, o.shape(), o.size},
-                                    *st.attrs, next);
+                                    *st.attrs);
           break;
-        }
         case Role::alias:
           break;
       }

@@ -302,12 +302,8 @@ struct OpTraits {
 };
 
 /// out += op(a) @ op(b) for 2-d a, 1-d or 2-d b (MatmulOp's forward with beta = 1).
-/// `next_rows`: a is a block of rows of a larger row-major array, and this many rows follow
-/// it in memory and will be read next; a matrix-vector product then prefetches them while it
-/// works on a, so the memory stream does not pause (see gemv.hpp).
 template <class T>
-void matmul_accumulate(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, const Attrs& attrs,
-                       std::size_t next_rows = 0);
+void matmul_accumulate(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, const Attrs& attrs);
 /// Traits of op (a lookup by address among the built-in op singletons).
 template <class T>
 OpTraits op_traits(const Op<T>& op);

@@ -152,13 +152,12 @@ void gemv_dots(const T* A, std::size_t rows, std::size_t cols, const T* x, T bet
 }
 
 template <class T>
-void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out,
-                std::size_t next_rows) {
+void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out) {
 #ifdef XGRAD_GEMV_X86
-  if (level() == 2) return avx512::gemv_axpys(A, rows, cols, v, beta, out, next_rows);
-  return avx2::gemv_axpys(A, rows, cols, v, beta, out, next_rows);
+  if (level() == 2) return avx512::gemv_axpys(A, rows, cols, v, beta, out);
+  return avx2::gemv_axpys(A, rows, cols, v, beta, out);
 #else
-  (void)A, (void)rows, (void)cols, (void)v, (void)beta, (void)out, (void)next_rows;
+  (void)A, (void)rows, (void)cols, (void)v, (void)beta, (void)out;
 #endif
 }
 
@@ -166,9 +165,7 @@ template bool gemv_own<float>(std::size_t);
 template bool gemv_own<double>(std::size_t);
 template void gemv_dots(const float*, std::size_t, std::size_t, const float*, float, float*);
 template void gemv_dots(const double*, std::size_t, std::size_t, const double*, double, double*);
-template void gemv_axpys(const float*, std::size_t, std::size_t, const float*, float, float*,
-                         std::size_t);
-template void gemv_axpys(const double*, std::size_t, std::size_t, const double*, double, double*,
-                         std::size_t);
+template void gemv_axpys(const float*, std::size_t, std::size_t, const float*, float, float*);
+template void gemv_axpys(const double*, std::size_t, std::size_t, const double*, double, double*);
 
 }  // namespace xgrad::detail

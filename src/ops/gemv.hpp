@@ -26,11 +26,7 @@ template <class T>
 void gemv_dots(const T* A, std::size_t rows, std::size_t cols, const T* x, T beta, T* out);
 
 /// out[j] = sum_i v[i] A[i, j] + beta * out[j] (A^T v) for a row-major rows x cols matrix A.
-/// When A is a block of a larger array whose next `next_rows` rows are read next (by a
-/// row-tiled group), they are prefetched into the level-2 cache along the way: this product
-/// usually finds A in cache, and memory would otherwise sit idle while it runs.
 template <class T>
-void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out,
-                std::size_t next_rows = 0);
+void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out);
 
 }  // namespace xgrad::detail

@@ -44,9 +44,9 @@ class MatmulOp final : public Op<T>, public MatmulMarker {
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
     product(in[0], in[1], out, a, T(0));
   }
-  /// out = op(x) @ op(y) + beta * out; next_rows as for matmul_accumulate.
+  /// out = op(x) @ op(y) + beta * out.
   static void product(const ConstTensor<T>& x, const ConstTensor<T>& y, Tensor<T> out,
-                      const Attrs& a, T beta, std::size_t next_rows = 0) {
+                      const Attrs& a, T beta) {
     using I = xt::blas_index_t;
     if (x.shape.size() == 1 && y.shape.size() == 1) {
       T r = 0;
@@ -68,7 +68,7 @@ class MatmulOp final : public Op<T>, public MatmulMarker {
       if (rows * cols == 0) return empty_product();
       if (gemv_own<T>(static_cast<std::size_t>(cols))) {
         auto r = static_cast<std::size_t>(rows), c = static_cast<std::size_t>(cols);
-        return trans ? gemv_axpys(A.data, r, c, v.data, beta, out.data, next_rows)
+        return trans ? gemv_axpys(A.data, r, c, v.data, beta, out.data)
                      : gemv_dots(A.data, r, c, v.data, beta, out.data);
       }
       cxxblas::gemv<I>(StorageOrder::RowMajor, trans ? Transpose::Trans : Transpose::NoTrans, rows,
@@ -176,14 +176,13 @@ class TransposeOp final : public Op<T> {
 }  // namespace
 
 template <class T>
-void matmul_accumulate(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, const Attrs& attrs,
-                       std::size_t next_rows) {
-  MatmulOp<T>::product(a, b, out, attrs, T(1), next_rows);
+void matmul_accumulate(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, const Attrs& attrs) {
+  MatmulOp<T>::product(a, b, out, attrs, T(1));
 }
-template void matmul_accumulate(ConstTensor<float>, ConstTensor<float>, Tensor<float>, const Attrs&,
-                                std::size_t);
+template void matmul_accumulate(ConstTensor<float>, ConstTensor<float>, Tensor<float>,
+                                const Attrs&);
 template void matmul_accumulate(ConstTensor<double>, ConstTensor<double>, Tensor<double>,
-                                const Attrs&, std::size_t);
+                                const Attrs&);
 
 }  // namespace detail
 
