@@ -82,9 +82,8 @@ inline int setup_threads(const char* program) {
 #ifdef XGRAD_BENCH_HAVE_TORCH
   torch::set_num_threads(n);
   torch::set_num_interop_threads(1);
-  std::printf("%s: threads %d (OpenBLAS %d, core %s; LibTorch %d intra-op, 1 inter-op)\n",
-              program, n, openblas_get_num_threads(), openblas_get_corename(),
-              torch::get_num_threads());
+  std::printf("%s: threads %d (OpenBLAS %d, core %s; LibTorch %d intra-op, 1 inter-op)\n", program,
+              n, openblas_get_num_threads(), openblas_get_corename(), torch::get_num_threads());
 #else
   std::printf("%s: threads %d (OpenBLAS %d, core %s; LibTorch not built)\n", program, n,
               openblas_get_num_threads(), openblas_get_corename());
@@ -109,6 +108,10 @@ struct Variant {
   std::string kind;
   std::function<void()> run;
   std::vector<double> seconds;  // filled by compare()
+  /// Optional: runs k steady-state steps of the variant, for count_step_allocations.
+  std::function<void(int)> steps;
+  double allocs_own = -1;      // heap allocations per step by this executable's code
+  double allocs_foreign = -1;  // ... and by shared libraries (OpenBLAS, LibTorch)
   double min() const { return *std::min_element(seconds.begin(), seconds.end()); }
   double max() const { return *std::max_element(seconds.begin(), seconds.end()); }
   double median() const {
@@ -117,6 +120,25 @@ struct Variant {
     std::size_t n = s.size();
     return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
   }
+};
+
+/// Counts the heap allocations of k steady-state steps of every variant that has `steps`
+/// (after compare(), so plans and buffers are in place), per step.
+inline void count_step_allocations(std::vector<Variant>& vs, int k) {
+  for (Variant& v : vs) {
+    if (!v.steps) continue;
+    AllocCount a = count_allocations([&] { v.steps(k); });
+    if (a.own < 0) continue;
+    v.allocs_own = static_cast<double>(a.own) / k;
+    v.allocs_foreign = static_cast<double>(a.foreign) / k;
+  }
+}
+
+/// What a run moves or computes, for the throughput column: `amount` per run in `unit`
+/// per second ("GB/s of X": the gigabytes of X one run reads).
+struct Rate {
+  std::string unit;
+  double amount = 0;
 };
 
 /// Returns the heap to a clean state between runs (glibc): frees parked by the previous
@@ -169,12 +191,26 @@ inline std::string human(double s) {
   return buf;
 }
 
+/// "0", "3.2", "161 (all in libraries)"-style rendering of allocations per step.
+inline std::string allocs_str(const Variant& v) {
+  if (v.allocs_own < 0) return "-";
+  char buf[96];
+  double total = v.allocs_own + v.allocs_foreign;
+  if (total == 0) return "0";
+  if (v.allocs_own == 0) {
+    std::snprintf(buf, sizeof buf, "%.4g (all in libraries)", total);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.4g (%.4g in libraries)", total, v.allocs_foreign);
+  }
+  return buf;
+}
+
 /// Prints a human table and Markdown rows ("MD " prefix, collected by scripts/bench.sh):
-/// | workload | variant | min | median | max | per unit (median) | LibTorch / this |.
-/// `unit` is what one run consists of ("5000 steps"), `units` their number, `ref` the
-/// variant the LibTorch / variant ratio is taken against ("LibTorch" kind, first one).
+/// | workload | variant | min | median | max | median per unit | throughput | heap
+/// allocations per unit | LibTorch / this |. `units` is the number of units ("steps") one
+/// run consists of; the ratio is taken against the first variant of kind "LibTorch".
 inline void report(const std::string& workload, const std::vector<Variant>& vs, double units,
-                   const std::string& unit_name) {
+                   const std::string& unit_name, const Rate& rate = {}) {
   const Variant* torch = nullptr;
   for (const Variant& v : vs) {
     if (v.kind == "LibTorch") {
@@ -182,8 +218,15 @@ inline void report(const std::string& workload, const std::vector<Variant>& vs, 
       break;
     }
   }
-  std::printf("\n%-44s %11s %11s %11s %12s %10s\n", workload.c_str(), "min", "median", "max",
-              ("per " + unit_name).c_str(), "LT/this");
+  auto throughput = [&](const Variant& v) -> std::string {
+    if (rate.amount <= 0) return "-";
+    char b[64];
+    std::snprintf(b, sizeof b, "%.1f %s", rate.amount / v.median(), rate.unit.c_str());
+    return b;
+  };
+  std::printf("\n%-44s %11s %11s %11s %12s %16s %10s %s\n", workload.c_str(), "min", "median",
+              "max", ("per " + unit_name).c_str(), "throughput", "LT/this",
+              ("allocs/" + unit_name).c_str());
   for (const Variant& v : vs) {
     std::string ratio = "";
     if (torch) {
@@ -191,9 +234,10 @@ inline void report(const std::string& workload, const std::vector<Variant>& vs, 
       std::snprintf(b, sizeof b, "%.2fx", torch->median() / v.median());
       ratio = b;
     }
-    std::printf("%-44s %11s %11s %11s %12s %10s\n", v.name.c_str(), human(v.min()).c_str(),
+    std::printf("%-44s %11s %11s %11s %12s %16s %10s %s\n", v.name.c_str(), human(v.min()).c_str(),
                 human(v.median()).c_str(), human(v.max()).c_str(),
-                human(v.median() / units).c_str(), ratio.c_str());
+                human(v.median() / units).c_str(), throughput(v).c_str(), ratio.c_str(),
+                allocs_str(v).c_str());
   }
   for (const Variant& v : vs) {
     std::string ratio = "";
@@ -205,9 +249,10 @@ inline void report(const std::string& workload, const std::vector<Variant>& vs, 
     } else if (torch) {
       ratio = "1";
     }
-    std::printf("MD | %s | %s | %s | %s | %s | %s | %s |\n", workload.c_str(), v.name.c_str(),
-                human(v.min()).c_str(), human(v.median()).c_str(), human(v.max()).c_str(),
-                human(v.median() / units).c_str(), ratio.c_str());
+    std::printf("MD | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", workload.c_str(),
+                v.name.c_str(), human(v.min()).c_str(), human(v.median()).c_str(),
+                human(v.max()).c_str(), human(v.median() / units).c_str(), throughput(v).c_str(),
+                allocs_str(v).c_str(), ratio.c_str());
   }
 }
 

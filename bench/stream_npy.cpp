@@ -212,6 +212,16 @@ int main(int argc, char** argv) {
     for (const Phase* p : {&read, &seq, &shuf}) peak = std::max(peak, p->peak);
     std::printf("peak RSS of the whole run: %.1f MiB, for a %.0f MiB file\n", peak,
                 file_gib * 1024);
+    // Markdown rows for scripts/bench.sh: one run per phase (an epoch over a file of
+    // gigabytes needs no repetitions to be stable).
+    for (const Phase* p : {&read, &seq, &shuf}) {
+      const double rate = double(p->rows) / p->secs;
+      std::printf(
+          "MD | 5. .npy %.2f GiB, %zu rows x 4 f64, batch %zu | %s | %.2f s | %.2f M rows/s "
+          "| %.2f GB/s | %.2f | %.1f MiB |\n",
+          file_gib, p->rows, batch, p->name, p->secs, rate / 1e6, rate * 32 / 1e9,
+          rate / (double(read.rows) / read.secs), p->peak);
+    }
     if (remove) std::remove(path.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stream_npy: %s\n", e.what());

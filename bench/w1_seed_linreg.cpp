@@ -8,11 +8,11 @@
 //   LibTorch                 eager ops + backward() + torch::optim::SGD (zero_grad, step)
 //   hand-written loop        the same step in plain C++ (the limit)
 // Targets: LibTorch / xgrad >= 35, xgrad / hand <= 50.
-#include "harness.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <xgrad/xgrad.hpp>
+
+#include "harness.hpp"
 
 namespace {
 
@@ -59,6 +59,7 @@ int main() {
                   xgrad_gd(kSteps);
                   check("xgrad + GradientDescent", g.value(beta).data());
                 }});
+  vs.back().steps = xgrad_gd;
   auto xgrad_hand = [&](int steps) {
     auto& b = g.value(beta);
     double* pb = b.data();
@@ -72,6 +73,7 @@ int main() {
                   xgrad_hand(kSteps);
                   check("xgrad + hand update", g.value(beta).data());
                 }});
+  vs.back().steps = xgrad_hand;
 
   // ---- LibTorch
 #ifdef XGRAD_BENCH_HAVE_TORCH
@@ -95,6 +97,7 @@ int main() {
                   torch_steps(kSteps);
                   check("LibTorch", tb.data_ptr<double>());
                 }});
+  vs.back().steps = torch_steps;
 #endif
 
   // ---- the limit: the step by hand
@@ -116,19 +119,10 @@ int main() {
                 }});
 
   bench::compare(vs, bench::reps(21));
+  // Steady-state allocations, counted over 1000 steps after the runs above planned them.
+  bench::count_step_allocations(vs, 1000);
   bench::report("1. seed linreg 4x3, 5000 GD steps, f64", vs, kSteps, "step");
 
-  // Steady-state allocations of the xgrad loops (after the warm-up above planned them).
-  bench::AllocCount a1 = bench::count_allocations([&] { xgrad_gd(1000); });
-  bench::AllocCount a2 = bench::count_allocations([&] { xgrad_hand(1000); });
-  bench::note("heap allocations in 1000 steady-state steps: xgrad+GradientDescent %ld "
-              "(shared libraries: %ld), xgrad+hand update %ld (shared libraries: %ld)",
-              a1.own, a1.foreign, a2.own, a2.foreign);
-#ifdef XGRAD_BENCH_HAVE_TORCH
-  bench::AllocCount at = bench::count_allocations([&] { torch_steps(1000); });
-  bench::note("LibTorch, same 1000 steps: %ld heap allocations (%ld in its libraries)",
-              at.own + at.foreign, at.foreign);
-#endif
   auto limit = std::find_if(vs.begin(), vs.end(), [](const auto& v) { return v.kind == "limit"; });
   for (const auto& v : vs) {
     if (limit == vs.end()) break;

@@ -10,12 +10,12 @@
 // Target: LibTorch / xgrad >= 10 per op (the op count is the same: mul, add, tanh per step).
 //
 //   w4_tanh_chain [STEPS]
-#include "harness.hpp"
-
 #include <sys/resource.h>
 
 #include <cmath>
 #include <xgrad/xgrad.hpp>
+
+#include "harness.hpp"
 
 namespace {
 
@@ -89,9 +89,8 @@ int main(int argc, char** argv) {
     expect("xgrad value", v, want_v);
     expect("xgrad derivative", d, want_d);
   };
-  vs.push_back({"xgrad (build + grad + compile + run)", "xgrad", [&] {
-                  xgrad_chain(&phases.emplace_back());
-                }});
+  vs.push_back({"xgrad (build + grad + compile + run)", "xgrad",
+                [&] { xgrad_chain(&phases.emplace_back()); }});
 
 #ifdef XGRAD_BENCH_HAVE_TORCH
   vs.push_back({"LibTorch (eager + backward)", "LibTorch", [&] {
@@ -118,7 +117,8 @@ int main(int argc, char** argv) {
   bench::compare(vs, bench::reps(7));
   char title[128];
   std::snprintf(title, sizeof title, "4. tanh chain, %zu steps (3 ops each), f64", steps);
-  bench::report(title, vs, 3.0 * static_cast<double>(steps), "op");
+  bench::report(title, vs, 3.0 * static_cast<double>(steps), "op",
+                {"M ops/s", 3.0 * static_cast<double>(steps) / 1e6});
 
   // Where xgrad's time goes: the median of each phase over the timed runs.
   if (phases.size() < 2) return 0;
@@ -131,10 +131,11 @@ int main(int argc, char** argv) {
   std::vector<long> faults;
   for (std::size_t i = 1; i < phases.size(); ++i) faults.push_back(phases[i].faults);
   std::sort(faults.begin(), faults.end());
-  bench::note("xgrad phases (median of the timed runs): build %s, grad %s, compile %s, run "
-              "(plan + forward + backward) %s, destroy %s; %ld minor page faults per run",
-              bench::human(med(&Phases::build)).c_str(), bench::human(med(&Phases::grad)).c_str(),
-              bench::human(med(&Phases::compile)).c_str(), bench::human(med(&Phases::run)).c_str(),
-              bench::human(med(&Phases::destroy)).c_str(), faults[faults.size() / 2]);
+  bench::note(
+      "xgrad phases (median of the timed runs): build %s, grad %s, compile %s, run "
+      "(plan + forward + backward) %s, destroy %s; %ld minor page faults per run",
+      bench::human(med(&Phases::build)).c_str(), bench::human(med(&Phases::grad)).c_str(),
+      bench::human(med(&Phases::compile)).c_str(), bench::human(med(&Phases::run)).c_str(),
+      bench::human(med(&Phases::destroy)).c_str(), faults[faults.size() / 2]);
   return 0;
 }

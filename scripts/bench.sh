@@ -75,9 +75,14 @@ done
 
 # ---------------------------------------------------------------- docs/benchmarks.md
 md_rows() {  # the Markdown table of one program
-  echo "| workload | variant | min | median | max | median per unit | LibTorch / this (median; min) |"
-  echo "|---|---|---:|---:|---:|---:|---:|"
+  echo "| workload | variant | min | median | max | median per unit | throughput (median) | heap allocations per unit | LibTorch / this (median; min) |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
   grep '^MD |' "$log/$1.txt" | sed 's/^MD //'
+}
+md_stream() {  # the streaming table (one run per phase)
+  echo "| workload | variant | time | rows/s | GB/s | / plain read | peak RSS |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  grep '^MD |' "$log/stream_npy.txt" | sed 's/^MD //'
 }
 md_notes() { grep '^MDNOTE ' "$log/$1.txt" | sed 's/^MDNOTE /- /' || true; }
 fact() { grep "^$1: " "$log/machine_info.txt" | head -1 | sed "s/^$1: //"; }
@@ -155,10 +160,13 @@ $(md_notes w4_tanh_chain)
 ## 5. Streaming a .npy file through the DataLoader
 
 Rows per second and peak resident memory of one SGD epoch streamed from a .npy file
-(\`stream_npy ${stream_args[*]}\`), beside a plain sequential read() of the same file.
+(\`stream_npy ${stream_args[*]}\`), beside a plain sequential read() of the same file (file
+in the page cache; one run each: an epoch over gigabytes is stable without repetitions).
+
+$(md_stream)
 
 \`\`\`
-$(grep -v '^generating\|^  written' "$log/stream_npy.txt")
+$(grep -v '^generating\|^  written\|^MD ' "$log/stream_npy.txt")
 \`\`\`
 
 ## BLAS check
