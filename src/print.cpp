@@ -3,8 +3,11 @@
 #include "xgrad/print.hpp"
 
 // GCC 12 reports a false -Wmaybe-uninitialized inside Boost's edge iterators (a
-// boost::optional it cannot see through) when write_graphviz is inlined.
+// boost::optional it cannot see through) when write_graphviz is inlined. (Clang has no
+// such warning and would warn about the unknown name.)
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/graphviz.hpp>
