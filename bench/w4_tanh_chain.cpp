@@ -55,7 +55,9 @@ int main(int argc, char** argv) {
   bench::setup_threads("w4_tanh_chain");
   const std::size_t steps = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 100000;
   std::vector<double> hv;
-  const auto [want_v, want_d] = by_hand(steps, hv);
+  // Plain variables, not a structured binding: Clang 14 cannot capture those in lambdas.
+  const auto want = by_hand(steps, hv);
+  const double want_v = want.first, want_d = want.second;
 
   std::vector<bench::Variant> vs;
   std::vector<Phases> phases;  // of every xgrad run, warm-up included
