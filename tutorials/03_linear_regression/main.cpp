@@ -27,6 +27,7 @@
 #include <xtensor/xnorm.hpp>
 #include <xtensor/xview.hpp>
 
+#include "cli.hpp"
 #include "figures.hpp"
 
 // [format]
@@ -48,20 +49,12 @@ DiabetesFit fit_diabetes(const std::string& csv);
 
 int main(int argc, char** argv) {
   int every = 1;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string arg = argv[i];
-    if (i + 1 < argc && arg == "--every") {
-      every = std::max(1, std::atoi(argv[i + 1]));
-    } else {
-      std::cerr << "usage: " << argv[0] << " [--every K]\n";
-      return 2;
-    }
+  if (!cli::parse(argc, argv,
+                  {{"--every", "K", [&](const char* v) { every = std::max(1, std::atoi(v)); }}})) {
+    return 2;
   }
   bool ok = true;
-  auto check = [&ok](bool passed, const std::string& what) {
-    if (!passed) std::cout << "CHECK FAILED: " << what << "\n";
-    ok = ok && passed;
-  };
+  const auto check = cli::checker(ok);
 
   // [data]
   xt::xarray<double> X = {{1, 1}, {1, 2}, {2, 2}, {2, 3}};

@@ -28,6 +28,7 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "cli.hpp"
 #include "figures.hpp"
 
 namespace data = xgrad::data;
@@ -50,22 +51,14 @@ int stream(const std::string& path);  // part 4's second half, defined after mai
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "--stream") return stream(argv[2]);
   std::size_t starts = 200, big_rows = std::size_t{1} << 22;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string arg = argv[i];
-    if (i + 1 < argc && arg == "--starts") {
-      starts = std::max(1, std::atoi(argv[i + 1]));
-    } else if (i + 1 < argc && arg == "--rows") {
-      big_rows = std::max(1L, std::atol(argv[i + 1]));
-    } else {
-      std::cerr << "usage: " << argv[0] << " [--starts N] [--rows N]\n";
-      return 2;
-    }
+  if (!cli::parse(
+          argc, argv,
+          {{"--starts", "N", [&](const char* v) { starts = std::max(1, std::atoi(v)); }},
+           {"--rows", "N", [&](const char* v) { big_rows = std::max(1L, std::atol(v)); }}})) {
+    return 2;
   }
   bool ok = true;
-  auto check = [&ok](bool passed, const std::string& what) {
-    if (!passed) std::cout << "CHECK FAILED: " << what << "\n";
-    ok = ok && passed;
-  };
+  const auto check = cli::checker(ok);
   std::cout << std::setprecision(4);
 
   // [batches]

@@ -29,6 +29,7 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "cli.hpp"
 #include "figures.hpp"
 
 namespace data = xgrad::data;
@@ -119,22 +120,13 @@ Score evaluate(xgrad::Function<float>& eval, xgrad::Expr<float> x, xgrad::Expr<f
 int main(int argc, char** argv) {
   std::size_t epochs = 12;
   std::string dir = "/usr/share/datasets/fashion-mnist";
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (i + 1 < argc && arg == "--epochs") {
-      epochs = std::max(1, std::atoi(argv[++i]));
-    } else if (i + 1 < argc && arg == "--data") {
-      dir = argv[++i];
-    } else {
-      std::cerr << "usage: " << argv[0] << " [--epochs N] [--data DIR]\n";
-      return 2;
-    }
+  if (!cli::parse(argc, argv,
+                  {{"--epochs", "N", [&](const char* v) { epochs = std::max(1, std::atoi(v)); }},
+                   {"--data", "DIR", [&](const char* v) { dir = v; }}})) {
+    return 2;
   }
   bool ok = true;
-  auto check = [&ok](bool passed, const std::string& what) {
-    if (!passed) std::cout << "CHECK FAILED: " << what << "\n";
-    ok = ok && passed;
-  };
+  const auto check = cli::checker(ok);
 
   // [data]
   const std::string train_images = dir + "/train-images-idx3-ubyte.gz";

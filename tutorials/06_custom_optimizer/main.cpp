@@ -23,6 +23,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 
+#include "cli.hpp"
 #include "figures.hpp"
 
 namespace optim = xgrad::optim;
@@ -145,20 +146,12 @@ Result race(const std::string& name, Regression& r, optim::Optimizer<double>& op
 
 int main(int argc, char** argv) {
   int every = 0;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string arg = argv[i];
-    if (i + 1 < argc && arg == "--every") {
-      every = std::max(0, std::atoi(argv[i + 1]));
-    } else {
-      std::cerr << "usage: " << argv[0] << " [--every K]\n";
-      return 2;
-    }
+  if (!cli::parse(argc, argv,
+                  {{"--every", "K", [&](const char* v) { every = std::max(0, std::atoi(v)); }}})) {
+    return 2;
   }
   bool ok = true;
-  auto check = [&ok](bool passed, const std::string& what) {
-    if (!passed) std::cout << "CHECK FAILED: " << what << "\n";
-    ok = ok && passed;
-  };
+  const auto check = cli::checker(ok);
   std::cout << std::setprecision(4);
 
   // [first-step]

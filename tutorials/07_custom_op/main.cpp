@@ -17,6 +17,7 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "cli.hpp"
 #include "figures.hpp"
 
 // [op]
@@ -94,10 +95,7 @@ class BrokenHuberOp : public HuberOp<T> {
 
 int main() {
   bool ok = true;
-  auto check = [&ok](bool passed, const std::string& what) {
-    if (!passed) std::cout << "CHECK FAILED: " << what << "\n";
-    ok = ok && passed;
-  };
+  const auto check = cli::checker(ok);
   std::cout << std::setprecision(6);
 
   // [use]
