@@ -1,6 +1,6 @@
 // Helpers shared by the data-file tests (test_data_csv.cpp, test_data_idx.cpp,
-// test_data_npy.cpp): a scratch directory, byte-exact file reading and writing, and a
-// substring test for error messages.
+// test_data_npy.cpp): a scratch directory and byte-exact file reading and writing (and,
+// through test_util.hpp, the substring test for error messages).
 #pragma once
 
 #include <cstdio>
@@ -12,12 +12,9 @@
 #include <string>
 #include <system_error>
 
-namespace xgrad_test {
+#include "test_util.hpp"
 
-/// Whether `sub` occurs in `s`: DataError messages are checked for the parts they name.
-inline bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
+namespace xgrad_test {
 
 /// The bytes of a file, to compare what a writer produced.
 inline std::string read_bytes(const std::string& path) {

@@ -19,6 +19,8 @@
 #include <xgrad/data/data.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "test_util.hpp"
+
 namespace {
 
 using xgrad::data::Batch;
@@ -28,9 +30,7 @@ using xgrad::data::Dataset;
 using xgrad::data::Permutation;
 using xgrad::data::TensorDataset;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
+using xgrad_test::contains;
 
 // Example i has features (i, -i) and target 2i, so a batch's content shows its indices.
 TensorDataset<double, std::int64_t> range_data(std::size_t n) {

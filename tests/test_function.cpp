@@ -10,15 +10,16 @@
 #include <xgrad/xgrad.hpp>
 #include <xtensor/xtensor.hpp>
 
+#include "seed_problems.hpp"
+#include "test_util.hpp"
+
 namespace {
 
 using xgrad::Expr;
 using xgrad::Graph;
 using xgrad::Shape;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
+using xgrad_test::contains;
 
 /// Identity op that counts how often its kernel runs.
 class CountingIdentity final : public xgrad::Op<double> {
@@ -276,21 +277,12 @@ TEST(FunctionOutputs, ResultsEqualRunReturnAndAccessors) {
 // The seed's linear regression: X with a ones column, y = X @ [1, 2] + 3,
 // loss = sum((y - X beta)^2) / 2, 5000 steps of beta -= 0.01 * grad from [10.1, 15.1, -6.5].
 TEST(FunctionSeed, LinearRegressionConverges) {
-  xt::xarray<double> X = {{1, 1, 1}, {1, 2, 1}, {2, 2, 1}, {2, 3, 1}};
-  xt::xarray<double> y = {6, 8, 9, 11};
+  xgrad_test::SeedRegression s;
+  const auto &X = s.X, &y = s.y, &beta0 = s.beta0;
   for (std::size_t i = 0; i < 4; ++i) ASSERT_EQ(y(i), X(i, 0) + 2 * X(i, 1) + 3);
 
-  Graph<double> g;
-  auto Xi = g.input("X", {xgrad::open, 3});
-  auto yi = g.input("y", {xgrad::open});
-  const xt::xarray<double> beta0 = {10.1, 15.1, -6.5};
-  auto beta = g.parameter("beta", beta0);
-  auto loss = xgrad::sum(xgrad::square(yi - xgrad::matmul(Xi, beta))) / 2.0;
-  auto gb = xgrad::grad(loss, {beta})[0];
-  auto step = xgrad::compile({loss, gb});
-
   // First gradient against the hand formula -X^T (y - X beta0).
-  const auto& r0 = step.run({{Xi, X}, {yi, y}});
+  const auto& r0 = s.run();
   double l0 = 0;
   xt::xarray<double> hand = xt::zeros<double>({3});
   for (std::size_t i = 0; i < 4; ++i) {
@@ -304,16 +296,16 @@ TEST(FunctionSeed, LinearRegressionConverges) {
   for (std::size_t j = 0; j < 3; ++j) EXPECT_NEAR(r0[1](j), hand(j), 1e-12) << "j=" << j;
 
   for (int it = 0; it < 5000; ++it) {
-    const auto& r = step.run({{Xi, X}, {yi, y}});
-    auto& b = g.value(beta);
+    const auto& r = s.run();
+    auto& b = s.g.value(s.beta);
     for (std::size_t j = 0; j < 3; ++j) b(j) -= 0.01 * r[1](j);
   }
-  const auto& b = g.value(beta);
+  const auto& b = s.g.value(s.beta);
   EXPECT_NEAR(b(0), 1.0, 1e-3);
   EXPECT_NEAR(b(1), 2.0, 1e-3);
   EXPECT_NEAR(b(2), 3.0, 1e-3);
-  EXPECT_LT(step.run({{Xi, X}, {yi, y}})[0](), 1e-6);
-  EXPECT_EQ(step.plan_count(), 1u);
+  EXPECT_LT(s.run()[0](), 1e-6);
+  EXPECT_EQ(s.f.plan_count(), 1u);
 }
 
 // The seed's 1-D example: f(x) = x^2 + 2x + 3 from x0 = 1.5, learning rate 1e-2, stop
@@ -339,12 +331,10 @@ TEST(FunctionSeed, OneVariableDescent) {
 }
 
 TEST(FunctionSeed, TwoVariableBowl) {
-  Graph<double> g;
-  auto x = g.parameter("x", xt::xarray<double>(1.5));
-  auto y = g.parameter("y", xt::xarray<double>(-2.0));
-  auto f = xgrad::square(x) + 2.0 * xgrad::square(y);
-  auto gr = xgrad::grad(f, {x, y});
-  auto step = xgrad::compile({f, gr[0], gr[1]});
+  xgrad_test::SeedBowl bowl(1.5, -2.0);
+  auto& g = bowl.g;
+  auto &x = bowl.x, &y = bowl.y;
+  auto& step = bowl.fn;
   auto norm = [&] {
     const auto& r = step.run();
     return std::hypot(r[1](), r[2]());

@@ -23,6 +23,7 @@
 #include <xtensor/xadapt.hpp>
 
 #include "../src/ops/gemv.hpp"  // gemv_isa / gemv_limit_isa: run every kernel variant
+#include "test_util.hpp"
 
 namespace {
 
@@ -33,9 +34,7 @@ using xgrad::open;
 template <class T>
 constexpr double kRel = std::is_same_v<T, double> ? 1e-11 : 1e-4;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
+using xgrad_test::contains;
 
 /// Uniform reals in [lo, hi), rounded to T.
 template <class T>

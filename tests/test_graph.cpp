@@ -9,6 +9,8 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "test_util.hpp"
+
 namespace {
 
 using xgrad::Expr;
@@ -16,9 +18,7 @@ using xgrad::Graph;
 using xgrad::NodeKind;
 using xgrad::Shape;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
+using xgrad_test::contains;
 
 TEST(GraphInput, OpenLeadingDimension) {
   Graph<double> g;
@@ -98,8 +98,7 @@ TEST(GraphConstant, HoldsValueAndScalarsAreInterned) {
   EXPECT_TRUE(two.shape().empty());
 
   auto x = g.input("x", {3});
-  EXPECT_EQ(xgrad::eval(x * c, {{x, xt::xarray<double>{1, 1, 2}}}),
-            (xt::xarray<double>{1, 2, 6}));
+  EXPECT_EQ(xgrad::eval(x * c, {{x, xt::xarray<double>{1, 1, 2}}}), (xt::xarray<double>{1, 2, 6}));
 }
 
 TEST(GraphDescribe, NamesKindsAndShapes) {

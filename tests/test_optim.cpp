@@ -17,15 +17,18 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 
+#include "seed_problems.hpp"
+#include "test_util.hpp"
+
 namespace {
 
 namespace opt = xgrad::optim;
 using xgrad::Expr;
 using xgrad::Graph;
+using xgrad_test::SeedBowl;
+using xgrad_test::SeedRegression;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
+using xgrad_test::contains;
 
 /// The message of the exception E thrown by f (fails the test when none is thrown).
 template <class E, class F>
@@ -437,37 +440,13 @@ TEST(OptimConverge, SeedBowlReachesTheOrigin) {
       {"AdamW", 0.01, 1000, 1e-8},
   };
   for (const auto& c : cases) {
-    Graph<double> g;
-    auto x = g.parameter("x", xt::xarray<double>(x0));
-    auto y = g.parameter("y", xt::xarray<double>(y0));
-    auto f = xgrad::square(x) + 2.0 * xgrad::square(y);
-    auto gr = xgrad::grad(f, {x, y});
-    auto fn = xgrad::compile({f, gr[0], gr[1]});
-    auto o = make(c.kind, {x, y}, c.lr);
-    for (int i = 0; i < c.steps; ++i) o->step(fn.run(), 1);
-    EXPECT_NEAR(g.value(x)(), 0.0, c.tol) << c.kind;
-    EXPECT_NEAR(g.value(y)(), 0.0, c.tol) << c.kind;
+    SeedBowl b(x0, y0);
+    auto o = make(c.kind, {b.x, b.y}, c.lr);
+    for (int i = 0; i < c.steps; ++i) o->step(b.fn.run(), 1);
+    EXPECT_NEAR(b.g.value(b.x)(), 0.0, c.tol) << c.kind;
+    EXPECT_NEAR(b.g.value(b.y)(), 0.0, c.tol) << c.kind;
   }
 }
-
-/// The seed's linear regression: X with a ones column, y = X @ [1, 2] + 3, loss
-/// sum((y - X beta)^2) / 2 so that grad = -X^T (y - X beta), beta0 = [10.1, 15.1, -6.5].
-struct SeedRegression {
-  xt::xarray<double> X = {{1, 1, 1}, {1, 2, 1}, {2, 2, 1}, {2, 3, 1}};
-  xt::xarray<double> y = {6, 8, 9, 11};
-  Graph<double> g;
-  Expr<double> Xi = g.input("X", {xgrad::open, 3});
-  Expr<double> yi = g.input("y", {xgrad::open});
-  Expr<double> beta = g.parameter("beta", xt::xarray<double>{10.1, 15.1, -6.5});
-  Expr<double> loss = xgrad::sum(xgrad::square(yi - xgrad::matmul(Xi, beta))) / 2.0;
-  xgrad::Function<double> f = xgrad::compile({loss, xgrad::grad(loss, {beta})[0]});
-
-  const std::vector<xt::xarray<double>>& run() { return f.run({{Xi, X}, {yi, y}}); }
-  double error() {
-    const auto& b = g.value(beta);
-    return std::max({std::abs(b(0) - 1), std::abs(b(1) - 2), std::abs(b(2) - 3)});
-  }
-};
 
 TEST(OptimConverge, SeedLinearRegressionReachesOneTwoThree) {
   // The seed's own run: 5000 steps of lr 0.01 gradient descent.

@@ -10,14 +10,14 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "test_util.hpp"
+
 namespace {
 
 namespace opt = xgrad::optim;
 using xgrad::Graph;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
+using xgrad_test::contains;
 
 /// lr at steps 0, 1, ... n - 1 (epoch 0).
 std::vector<double> sequence(const opt::Schedule& s, std::size_t n) {

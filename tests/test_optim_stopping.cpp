@@ -11,14 +11,15 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "seed_problems.hpp"
+#include "test_util.hpp"
+
 namespace {
 
 namespace opt = xgrad::optim;
 using xgrad::Graph;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
+using xgrad_test::contains;
 
 // The note's first example: f(x) = x^2 + 2x + 3 from x0 ~ U[-2, 2], lr 1e-2, stop once
 // |f'(x)| <= 1e-5. The count must equal the plain loop's.
@@ -69,47 +70,35 @@ TEST(StopSeed, TwoVariablesStopOnTheGradientNorm) {
     ++n_hand;
   }
 
-  Graph<double> g;
-  auto x = g.parameter("x", xt::xarray<double>(x0));
-  auto y = g.parameter("y", xt::xarray<double>(y0));
-  auto f = xgrad::square(x) + 2.0 * xgrad::square(y);
-  auto gr = xgrad::grad(f, {x, y});
-  auto fn = xgrad::compile({f, gr[0], gr[1]});
-  opt::GradientDescent<double> o({x, y}, 1e-2);
+  xgrad_test::SeedBowl b(x0, y0);
+  opt::GradientDescent<double> o({b.x, b.y}, 1e-2);
   auto stop = opt::grad_norm_below(1e-5);
   for (;;) {
-    const auto& out = fn.run();
+    const auto& out = b.fn.run();
     if (stop(o.steps(), out[0](), opt::global_norm(out, 1))) break;
     o.step(out, 1);
   }
   EXPECT_EQ(stop.result().reason, opt::StopReason::grad_norm);
   EXPECT_EQ(stop.result().steps, n_hand);
-  EXPECT_NEAR(g.value(x)(), 0.0, 1e-5);
-  EXPECT_NEAR(g.value(y)(), 0.0, 1e-5);
+  EXPECT_NEAR(b.g.value(b.x)(), 0.0, 1e-5);
+  EXPECT_NEAR(b.g.value(b.y)(), 0.0, 1e-5);
 }
 
 TEST(StopSeed, LinearRegressionWithinAStatedNumberOfSteps) {
-  xt::xarray<double> X = {{1, 1, 1}, {1, 2, 1}, {2, 2, 1}, {2, 3, 1}};
-  xt::xarray<double> yv = {6, 8, 9, 11};
-  Graph<double> g;
-  auto Xi = g.input("X", {xgrad::open, 3});
-  auto yi = g.input("y", {xgrad::open});
-  auto beta = g.parameter("beta", xt::xarray<double>{10.1, 15.1, -6.5});
-  auto loss = xgrad::sum(xgrad::square(yi - xgrad::matmul(Xi, beta))) / 2.0;
-  auto fn = xgrad::compile({loss, xgrad::grad(loss, {beta})[0]});
-  opt::GradientDescent<double> o({beta}, 0.01);
+  xgrad_test::SeedRegression r;
+  opt::GradientDescent<double> o({r.beta}, 0.01);
   auto stop = opt::max_steps(20000) | opt::grad_norm_below(1e-8);
   for (;;) {
-    const auto& out = fn.run({{Xi, X}, {yi, yv}});
+    const auto& out = r.run();
     if (stop(o.steps(), out[0](), opt::global_norm(out, 1))) break;
     o.step(out, 1);
   }
   EXPECT_EQ(stop.result().reason, opt::StopReason::grad_norm);
   EXPECT_LT(stop.result().steps, 7000u);  // 6786 in practice
   // The problem is ill-conditioned: a gradient norm of 1e-8 leaves errors near 3e-8.
-  EXPECT_NEAR(g.value(beta)(0), 1.0, 1e-7);
-  EXPECT_NEAR(g.value(beta)(1), 2.0, 1e-7);
-  EXPECT_NEAR(g.value(beta)(2), 3.0, 1e-7);
+  EXPECT_NEAR(r.g.value(r.beta)(0), 1.0, 1e-7);
+  EXPECT_NEAR(r.g.value(r.beta)(1), 2.0, 1e-7);
+  EXPECT_NEAR(r.g.value(r.beta)(2), 3.0, 1e-7);
 }
 
 TEST(Stop, MaxSteps) {

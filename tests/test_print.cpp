@@ -1,5 +1,6 @@
 // Formulas (to_string) and Graphviz drawings (to_dot), including a real render with dot.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -7,16 +8,15 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 #include <xgrad/xgrad.hpp>
+
+#include "test_util.hpp"
 
 namespace {
 
 using xgrad::Graph;
 
-bool contains(const std::string& s, const std::string& sub) {
-  return s.find(sub) != std::string::npos;
-}
+using xgrad_test::contains;
 
 TEST(PrintFormula, DerivativeOfSeedPolynomial) {
   Graph<double> g;
@@ -152,8 +152,8 @@ std::string render(const std::string& src, const std::string& tag) {
     std::ofstream f(in);
     f << src;
   }
-  std::string cmd = "\"" + dot_program() + "\" -Tsvg \"" + in.string() + "\" -o \"" +
-                    out.string() + "\" 2>\"" + (dir / "err.txt").string() + "\"";
+  std::string cmd = "\"" + dot_program() + "\" -Tsvg \"" + in.string() + "\" -o \"" + out.string() +
+                    "\" 2>\"" + (dir / "err.txt").string() + "\"";
   int rc = std::system(cmd.c_str());
   std::ifstream errf(dir / "err.txt");
   std::stringstream err;
