@@ -11,6 +11,7 @@
 #include <map>
 
 #include "ops/common.hpp"
+#include "ops/gemv.hpp"
 #include "topo.hpp"
 
 namespace xgrad {
@@ -79,6 +80,33 @@ struct Function<T>::Impl {
     std::uint32_t arg_begin;  // into Group::arg_tile, one per operand (-1: whole slot)
     std::int32_t out_tile;    // rows / alias roles
     double acc = 0;           // sum / mean roles
+    bool matmul = false;      // the step is a MatmulOp
+  };
+  /// An operand or result of a member, resolved for one run: its block at row r0 starts
+  /// at base + r0 * step (step 0: the same scratch rows every block, or a whole operand)
+  /// and holds rows * row elements (row 0: a whole operand of `whole` elements).
+  struct Ref {
+    T* base = nullptr;
+    std::size_t step = 0;
+    std::size_t row = 0;
+    std::size_t whole = 0;
+    const Dim* dims = nullptr;
+    std::uint32_t rank = 0;
+    T* at(std::size_t r0) const { return base + r0 * step; }
+    std::size_t size(std::size_t rows) const { return row ? rows * row : whole; }
+  };
+  /// How a member runs on a block: through the op's forward(), or by a kernel called
+  /// directly, since on a block of a few rows forward()'s dispatch costs as much as the
+  /// work (84 ns a block against 37 on the regression of bench/w2_full_linreg).
+  enum class Kernel : std::uint8_t { forward, dots, axpys, sum, unary, binary, scalar_a, scalar_b };
+  struct Call {
+    const Step* st = nullptr;
+    Member* m = nullptr;
+    Kernel kernel = Kernel::forward;
+    std::uint32_t nin = 0;
+    std::array<Ref, 2> in{};  // group members are unary, binary, matmuls and reductions
+    Ref out{};
+    const detail::MapKernels<T>* map = nullptr;
   };
   struct Group {
     std::size_t n = 0;     // rows in all
@@ -88,6 +116,7 @@ struct Function<T>::Impl {
     std::vector<std::int32_t> arg_tile;
     std::vector<std::uint32_t> pre;  // steps hoisted before the group
     std::size_t streamed = 0;        // bytes of operands read by rows from outside
+    std::vector<Call> calls;         // the members that run, resolved once per run
   };
   struct Unit {
     bool group;
@@ -107,6 +136,7 @@ struct Function<T>::Impl {
   void plan_shapes();
   void plan_groups(const std::vector<int>& out_index);
   void plan_buffers();
+  void resolve_calls(Group& gr);
   void run_group(Group& gr, const Step*& current);
   /// With check_finite: throws naming the step and the flat index (from `first`) of the
   /// first non-finite value among data[0, n).
@@ -447,13 +477,14 @@ namespace {
 
 // Row tiling: a group streams operands of at least this many bytes...
 constexpr std::size_t kTileMinStreamBytes = std::size_t{2} << 20;
-// ...in blocks of rows whose operands and results take about this many bytes, so that a
-// block read from memory by one step is still in the level-1 cache (48 KiB on current x86
-// cores) for the next: on the 100000 x 100 regression with BLAS products, 40 KiB blocks
-// (40 rows) ran 4.0 ms per step against 4.2 ms at 32 KiB and 4.4-4.5 ms at 64 KiB (the
-// block then spills to L2); with the prefetching kernels of gemv.hpp, 8 to 40 KiB ran
-// alike (3.88-3.90 ms).
-constexpr std::size_t kTileBytes = std::size_t{40} << 10;
+// ...in blocks of rows whose operands and results take about this many bytes (unless
+// CompileOptions::tile_bytes says otherwise), so that a block read from memory by one step
+// is still in the level-1 cache (48 KiB on current x86 cores) for the next, and the
+// stream of the next block's rows (prefetched by the gemv kernels) is not left idle for
+// long while a block is computed from cache. On the 100000 x 100 regression, A B A B in
+// one process: 16 and 24 KiB 3.71-3.73 ms per step, 40 KiB 3.86, 8 KiB 3.98; at 8 KiB
+// and below the per-block cost of the executor dominates.
+constexpr std::size_t kTileBytes = std::size_t{16} << 10;
 
 }  // namespace
 
@@ -474,7 +505,7 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
   for (const Bound& b : bound)
     worth = worth || slots[b.pos].size * sizeof(T) >= kTileMinStreamBytes;
   for (std::uint32_t p : leaves) worth = worth || slots[p].size * sizeof(T) >= kTileMinStreamBytes;
-  if (!worth) {
+  if (!worth || !opts.tile_rows) {
     for (std::size_t st = 0; st < steps.size(); ++st)
       units.push_back({false, static_cast<std::uint32_t>(st)});
     return;
@@ -581,7 +612,7 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
       cur = static_cast<std::int32_t>(groups.size() - 1);
     }
     Group& gr = groups[static_cast<std::size_t>(cur)];
-    gr.members.push_back({static_cast<std::uint32_t>(si), role, 0, -1, 0});
+    gr.members.push_back({static_cast<std::uint32_t>(si), role, 0, -1, 0, tr.matmul});
     gr.streamed += streamed;
     gid[o] = cur;
     reduced[o] = role == Role::sum || role == Role::mean || role == Role::matmul_acc;
@@ -656,9 +687,11 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
     }
     std::size_t row_bytes = 0;
     for (const Tile& t : gr.tiles) row_bytes += t.row * sizeof(T);
+    const std::size_t tile_bytes = opts.tile_bytes ? opts.tile_bytes : kTileBytes;
     std::size_t rows =
-        std::clamp<std::size_t>(kTileBytes / std::max<std::size_t>(row_bytes, 1), 1, gr.n);
+        std::clamp<std::size_t>(tile_bytes / std::max<std::size_t>(row_bytes, 1), 1, gr.n);
     gr.rows = rows >= 16 ? rows / 8 * 8 : rows;
+    gr.calls.reserve(gr.members.size());
   }
 }
 
@@ -821,65 +854,130 @@ void Function<T>::Impl::plan_buffers() {
   }
 }
 
+// Operands and results of the members of a group for this run (inputs are rebound between
+// runs), and the kernel each member runs on a block.
 template <class T>
-void Function<T>::Impl::run_group(Group& gr, const Step*& current) {
+void Function<T>::Impl::resolve_calls(Group& gr) {
+  gr.calls.clear();
+  for (Tile& t : gr.tiles) t.dims[0] = static_cast<Dim>(gr.rows);
+  auto tile_ref = [&](std::int32_t ti) {
+    const Tile* t = &gr.tiles[static_cast<std::size_t>(ti)];
+    Ref r;
+    r.dims = t->dims.data();
+    r.rank = t->rank;
+    r.row = t->row;
+    while (t->same_as >= 0) t = &gr.tiles[static_cast<std::size_t>(t->same_as)];
+    r.base = t->full ? slots[t->slot].data : t->scratch;
+    r.step = t->full ? t->row : 0;
+    return r;
+  };
+  auto slot_ref = [&](const Slot& s) {
+    Ref r;
+    r.base = s.data;
+    r.whole = s.size;
+    r.dims = s.dims;
+    r.rank = s.rank;
+    return r;
+  };
   for (Member& m : gr.members) {
     m.acc = 0;
-    if (m.role == Role::matmul_acc) {
-      Slot& o = slots[steps[m.step].out];
-      std::fill(o.data, o.data + o.size, T(0));
+    if (m.role == Role::alias) continue;
+    const Step& st = steps[m.step];
+    Call c;
+    c.st = &st;
+    c.m = &m;
+    c.nin = st.in_count;
+    for (std::uint32_t k = 0; k < st.in_count; ++k) {
+      std::int32_t ti = gr.arg_tile[m.arg_begin + k];
+      c.in[k] = ti >= 0 ? tile_ref(ti) : slot_ref(slots[step_inputs[st.in_begin + k]]);
     }
+    Slot& o = slots[st.out];
+    c.out = m.role == Role::rows ? tile_ref(m.out_tile) : slot_ref(o);
+    if (m.role == Role::matmul_acc) std::fill(o.data, o.data + o.size, T(0));
+    // Matrix-vector products by the kernels MatmulOp itself would pick.
+    const bool gemv = m.matmul && c.in[0].rank == 2 && c.in[0].row && c.in[1].rank == 1 &&
+                      detail::gemv_own<T>(c.in[0].row);
+    if (m.role == Role::rows && gemv && !st.attrs->flag) c.kernel = Kernel::dots;
+    if (m.role == Role::matmul_acc && gemv) c.kernel = Kernel::axpys;
+    if (m.role == Role::sum || m.role == Role::mean) c.kernel = Kernel::sum;
+    const auto* mk = m.role == Role::rows && !m.matmul
+                         ? dynamic_cast<const detail::MapKernelsMarker<T>*>(st.op)
+                         : nullptr;
+    if (mk) {
+      // Operands of the output's rows, or a single value: the op's loops without its
+      // broadcast dispatch. Anything else (a broadcast row) goes through forward().
+      c.map = &mk->map_kernels;
+      auto rowwise = [&](const Ref& r) { return r.row == c.out.row; };
+      auto scalar = [&](const Ref& r) { return !r.row && r.whole == 1; };
+      if (c.nin == 1 && rowwise(c.in[0]) && c.map->unary) c.kernel = Kernel::unary;
+      if (c.nin == 2 && c.map->binary) {
+        if (rowwise(c.in[0]) && rowwise(c.in[1])) c.kernel = Kernel::binary;
+        if (scalar(c.in[0]) && rowwise(c.in[1])) c.kernel = Kernel::scalar_a;
+        if (rowwise(c.in[0]) && scalar(c.in[1])) c.kernel = Kernel::scalar_b;
+      }
+    }
+    gr.calls.push_back(c);
   }
+}
+
+template <class T>
+void Function<T>::Impl::run_group(Group& gr, const Step*& current) {
+  resolve_calls(gr);
+  const bool check = opts.check_finite;
   for (std::size_t r0 = 0; r0 < gr.n; r0 += gr.rows) {
     const std::size_t rows = std::min(gr.rows, gr.n - r0);
-    for (Tile& t : gr.tiles) {
-      t.dims[0] = static_cast<Dim>(rows);
-      if (t.same_as >= 0) {
-        t.data = gr.tiles[static_cast<std::size_t>(t.same_as)].data;
-      } else {
-        t.data = t.full ? slots[t.slot].data + r0 * t.row : t.scratch;
-      }
+    if (rows != gr.rows) {  // the last block
+      for (Tile& t : gr.tiles) t.dims[0] = static_cast<Dim>(rows);
     }
-    for (Member& m : gr.members) {
-      if (m.role == Role::alias) continue;
-      const Step& st = steps[m.step];
-      current = &st;
-      for (std::uint32_t k = 0; k < st.in_count; ++k) {
-        std::int32_t ti = gr.arg_tile[m.arg_begin + k];
-        if (ti >= 0) {
-          const Tile& t = gr.tiles[static_cast<std::size_t>(ti)];
-          args[k] = ConstTensor<T>{t.data, {t.dims.data(), t.rank}, rows * t.row};
-        } else {
-          const Slot& s = slots[step_inputs[st.in_begin + k]];
-          args[k] = ConstTensor<T>{s.data, s.shape(), s.size};
+    for (Call& c : gr.calls) {
+      current = c.st;
+      const std::size_t n = c.out.size(rows);
+      switch (c.kernel) {
+        case Kernel::dots:
+          detail::gemv_dots<T>(c.in[0].at(r0), rows, c.in[0].row, c.in[1].base, T(0), c.out.at(r0));
+          break;
+        case Kernel::axpys:
+          detail::gemv_axpys<T>(c.in[0].at(r0), rows, c.in[0].row, c.in[1].at(r0), T(1),
+                                c.out.base);
+          continue;
+        case Kernel::sum: {
+          // In double and in row-major order, as the reduction over the whole array sums:
+          // tiled and untiled runs give the same value.
+          const T* x = c.in[0].at(r0);
+          double acc = c.m->acc;
+          for (std::size_t i = 0, len = c.in[0].size(rows); i < len; ++i)
+            acc += static_cast<double>(x[i]);
+          c.m->acc = acc;
+          continue;
+        }
+        case Kernel::unary:
+          c.map->unary(c.in[0].at(r0), c.out.at(r0), n, *c.st->attrs);
+          break;
+        case Kernel::binary:
+          c.map->binary(c.in[0].at(r0), c.in[1].at(r0), c.out.at(r0), n);
+          break;
+        case Kernel::scalar_a:
+          c.map->scalar_a(c.in[0].base[0], c.in[1].at(r0), c.out.at(r0), n);
+          break;
+        case Kernel::scalar_b:
+          c.map->scalar_b(c.in[0].at(r0), c.in[1].base[0], c.out.at(r0), n);
+          break;
+        case Kernel::forward: {
+          std::array<ConstTensor<T>, 2> a;
+          for (std::uint32_t k = 0; k < c.nin; ++k) {
+            const Ref& r = c.in[k];
+            a[k] = ConstTensor<T>{r.at(r0), {r.dims, r.rank}, r.size(rows)};
+          }
+          Tensor<T> out{c.out.at(r0), {c.out.dims, c.out.rank}, n};
+          if (c.m->role == Role::matmul_acc) {
+            detail::matmul_accumulate(a[0], a[1], out, *c.st->attrs);
+            continue;
+          }
+          c.st->op->forward(std::span<const ConstTensor<T>>(a.data(), c.nin), out, *c.st->attrs);
+          break;
         }
       }
-      std::span<const ConstTensor<T>> in(args.data(), st.in_count);
-      Slot& o = slots[st.out];
-      switch (m.role) {
-        case Role::rows: {
-          Tile& t = gr.tiles[static_cast<std::size_t>(m.out_tile)];
-          Tensor<T> out{t.data, {t.dims.data(), t.rank}, rows * t.row};
-          st.op->forward(in, out, *st.attrs);
-          check_values(st, out.data, out.size, r0 * t.row);
-          break;
-        }
-        case Role::sum:
-        case Role::mean: {
-          T part = 0;
-          st.op->forward(in, Tensor<T>{&part, {}, 1}, *st.attrs);
-          m.acc += m.role == Role::mean
-                       ? static_cast<double>(part) * static_cast<double>(args[0].size)
-                       : static_cast<double>(part);
-          break;
-        }
-        case Role::matmul_acc:
-          detail::matmul_accumulate(args[0], args[1], Tensor<T>{o.data, o.shape(), o.size},
-                                    *st.attrs);
-          break;
-        case Role::alias:
-          break;
-      }
+      if (check) check_values(*c.st, c.out.at(r0), n, r0 * c.out.row);
     }
   }
   // Results accumulated over the blocks are final only now: set and check them.

@@ -329,6 +329,52 @@ TEST(RowTiling, RerunsAndReplansWithOtherRowCounts) {
   EXPECT_EQ(f.plan_count(), 4u);
 }
 
+/// The regression, its residual and sum(tanh(residual) / 3) (a unary and a scalar operand
+/// on the right), tiled in blocks of about 1, 2, 3, 5, 6, 7 and 13 rows, of the default
+/// size and of 1 MiB, against the same graph with tile_rows off: equal bit for bit with
+/// xgrad's matrix-vector kernels, within the tolerance of the loops with BLAS.
+template <class T>
+void check_tiled_equals_untiled(std::size_t n, std::size_t k) {
+  Regression<T> d(n, k, 71);
+  RegressionGraph<T> m(k, d.beta);
+  auto extra = xgrad::sum(xgrad::tanh(m.resid) / T(3));
+  const std::vector<Expr<T>> outs = {m.loss, m.gbeta, m.resid, extra};
+  xgrad::CompileOptions plain;
+  plain.tile_rows = false;
+  auto ref = xgrad::compile(outs, plain);
+  const std::vector<xt::xarray<T>> want = ref.run({{m.X, d.X}, {m.y, d.y}});
+  EXPECT_GE(ref.workspace_bytes(), n * sizeof(T)) << "tiled although tile_rows is off?";
+  const std::size_t row_bytes = (k + 8) * sizeof(T);  // about: X, y and the 1-d members
+  for (std::size_t bytes : {row_bytes, 2 * row_bytes, 3 * row_bytes, 5 * row_bytes, 6 * row_bytes,
+                            7 * row_bytes, 13 * row_bytes, std::size_t{0}, std::size_t{1} << 20}) {
+    SCOPED_TRACE("tile_bytes " + std::to_string(bytes));
+    xgrad::CompileOptions opts;
+    opts.tile_bytes = bytes;
+    auto f = xgrad::compile(outs, opts);
+    const auto& got = f.run({{m.X, d.X}, {m.y, d.y}});
+    EXPECT_LT(f.workspace_bytes(), n * sizeof(T)) << "not tiled?";
+    if (xgrad::detail::gemv_isa() == 0) {  // BLAS gemv: its order depends on the block
+      check_regression(f, regression_ref(d.X, d.beta, d.y), true, "BLAS");
+      continue;
+    }
+    const char* names[] = {"loss", "gradient", "residual", "sum(tanh(residual) / 3)"};
+    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << names[i];
+  }
+}
+
+// Guards the tiled executor's direct kernels (matrix-vector products, elementwise loops
+// without forward()'s broadcast dispatch, sums in double in row-major order) and the
+// matrix-vector kernel's last one to three rows of a block: each row, each column of
+// X^T @ g and each sum adds its terms in the order the untiled run does, in double.
+TEST(RowTiling, EqualsUntiledBitForBitAtAnyBlockSizeDouble) {
+  for_each_isa([] { check_tiled_equals_untiled<double>(30011, 100); });
+}
+
+// Guards the same in float, rows of 784 elements.
+TEST(RowTiling, EqualsUntiledBitForBitAtAnyBlockSizeFloat) {
+  for_each_isa([] { check_tiled_equals_untiled<float>(5003, 784); });
+}
+
 /// (c) h = relu(X @ W + b): sum(h), mean(h), and the gradients of sum(h) + mean(h) with
 /// respect to W (X^T @ G accumulated by blocks, a matrix-matrix product) and b.
 template <class T>

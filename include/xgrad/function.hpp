@@ -78,6 +78,15 @@ struct CompileOptions {
   /// Check every node's output for NaN or Inf and throw ValueError at the first one,
   /// naming the node and its op (costs one pass over each result).
   bool check_finite = false;
+  /// Run chains over the rows of a large input (at least 2 MiB) block of rows by block of
+  /// rows, so that X @ w - y, its loss and X^T @ (...) read X from memory once per run.
+  /// Off: every step runs over whole arrays (the reference the tiled results are tested
+  /// against).
+  bool tile_rows = true;
+  /// Bytes of operands and results per block of rows when tiling (0: 16 KiB, the fastest
+  /// on the 100000 x 100 regression of bench/w2_full_linreg; smaller blocks pay more for
+  /// the executor, larger ones leave memory idle while a block is computed from cache).
+  std::size_t tile_bytes = 0;
 };
 
 /// A compiled set of outputs: the reachable subgraph in topological order with planned

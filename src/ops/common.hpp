@@ -273,6 +273,26 @@ void binary_map(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, F f) {
                   });
 }
 
+/// The loops of a built-in elementwise op, for an executor that calls them directly on
+/// blocks of a few rows, where forward()'s broadcast dispatch would cost as much as the
+/// work. Null where the op has no such form.
+template <class T>
+struct MapKernels {
+  /// y = f(x) over n elements (y may be x).
+  void (*unary)(const T* x, T* y, std::size_t n, const Attrs& a) = nullptr;
+  /// y = f(a, b) over n elements each.
+  void (*binary)(const T* a, const T* b, T* y, std::size_t n) = nullptr;
+  /// y = f(a, b) for a scalar a.
+  void (*scalar_a)(T a, const T* b, T* y, std::size_t n) = nullptr;
+  /// y = f(a, b) for a scalar b.
+  void (*scalar_b)(const T* a, T b, T* y, std::size_t n) = nullptr;
+};
+/// Base of the built-in elementwise op classes: their MapKernels.
+template <class T>
+struct MapKernelsMarker {
+  MapKernels<T> map_kernels;  ///< The op's loops.
+};
+
 /// Marker bases of built-in op classes, read by op_traits().
 struct ElementwiseMarker {};  ///< out = f(operands) per element, NumPy broadcasting
 struct MatmulMarker {};       ///< MatmulOp

@@ -14,17 +14,21 @@ namespace {
 /// An elementwise op of one operand, defined by D: D::name, D::f(x) and
 /// D::grad(x, y, g) (or D::nondiff for ops with zero gradient).
 template <class T, class D>
-class UnaryOp final : public Op<T>, public ElementwiseMarker {
+class UnaryOp final : public Op<T>, public ElementwiseMarker, public MapKernelsMarker<T> {
  public:
+  UnaryOp() { this->map_kernels.unary = &loop; }
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override { return in[0]; }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
+    loop(in[0].data, out.data, out.size, a);
+  }
+  static void loop(const T* x, T* y, std::size_t n, const Attrs& a) {
     // Scalar attributes are copied so the vectorised loop need not reload them.
     const Attrs attrs{{}, a.real, a.real2, a.flag, a.flag2};
-    if (in[0].data == out.data) {
-      map1_inplace(in[0].data, out.data, out.size, [attrs](T v) { return D::f(v, attrs); });
+    if (x == y) {
+      map1_inplace(x, y, n, [attrs](T v) { return D::f(v, attrs); });
     } else {
-      map1(in[0].data, out.data, out.size, [attrs](T v) { return D::f(v, attrs); });
+      map1(x, y, n, [attrs](T v) { return D::f(v, attrs); });
     }
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
@@ -307,8 +311,19 @@ Expr<T> strip_broadcast(Graph<T>& g, Expr<T> x, Expr<T> partner) {
 /// An elementwise op of two broadcast operands, defined by D: D::name, D::f(a, b), and
 /// D::grad(a, b, y, g, i) for operand i (before reduction to the operand's shape).
 template <class T, class D>
-class BinaryOp final : public Op<T>, public ElementwiseMarker {
+class BinaryOp final : public Op<T>, public ElementwiseMarker, public MapKernelsMarker<T> {
  public:
+  BinaryOp() {
+    this->map_kernels.binary = [](const T* a, const T* b, T* y, std::size_t n) {
+      map2(a, b, y, n, [](T u, T v) { return D::f(u, v); });
+    };
+    this->map_kernels.scalar_a = [](T a, const T* b, T* y, std::size_t n) {
+      map2_scalar_a(a, b, y, n, [](T u, T v) { return D::f(u, v); });
+    };
+    this->map_kernels.scalar_b = [](const T* a, T b, T* y, std::size_t n) {
+      map2_scalar_b(a, b, y, n, [](T u, T v) { return D::f(u, v); });
+    };
+  }
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
     return broadcast_shapes(in[0], in[1]);
@@ -585,8 +600,8 @@ struct SigmoidGradD : BinDiff {
   }
   template <class T>
   static Expr<T> grad(Expr<T> y, Expr<T> g, Expr<T>, Expr<T> G, std::size_t i) {
-    if (i == 1) return sigmoid_grad(y, G);          // d/dg = y (1 - y)
-    return G * (g * (T(1) - T(2) * y));             // d/dy = g (1 - 2y)
+    if (i == 1) return sigmoid_grad(y, G);  // d/dg = y (1 - y)
+    return G * (g * (T(1) - T(2) * y));     // d/dy = g (1 - 2y)
   }
   static std::string print(std::span<const std::string> args) {
     return args[1] + "*" + args[0] + "*(1 - " + args[0] + ")";
