@@ -2,6 +2,9 @@
 // identical nodes all happen here, once, when a node is created.
 #include "xgrad/graph.hpp"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
@@ -102,9 +105,20 @@ Graph<T>::Graph() = default;
 
 namespace {
 
+// Chunks of 2 MiB and more are aligned to 2 MiB and offered to the kernel as huge pages
+// (where transparent huge pages are enabled "always" or "madvise"): a graph of 500000
+// nodes then takes ~40 page faults instead of ~19000. On the tanh chain of
+// bench/w4_tanh_chain, build + grad + compile + run went from 214-223 to 192-199 ms.
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
 void* chunk_alloc(std::size_t bytes, std::size_t align) {
-  void* p = std::aligned_alloc(align, (bytes + align - 1) / align * align);
+  if (bytes >= kHugePage) align = std::max(align, kHugePage);
+  const std::size_t size = (bytes + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, size);
   if (!p) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  if (bytes >= kHugePage) madvise(p, size, MADV_HUGEPAGE);  // a hint: failure is harmless
+#endif
   return p;
 }
 
@@ -125,8 +139,8 @@ Node<T>& Graph<T>::new_node() {
   std::size_t k = chunk_of(id);
   if (k == chunks_.size()) {
     chunks_.reserve(k + 1);
-    chunks_.push_back(static_cast<Node<T>*>(
-        chunk_alloc(sizeof(Node<T>) * (kFirstChunk << k), alignof(Node<T>))));
+    chunks_.push_back(
+        static_cast<Node<T>*>(chunk_alloc(sizeof(Node<T>) * (kFirstChunk << k), alignof(Node<T>))));
   }
   uses_of_.emplace_back();
   in_begin_.push_back(static_cast<std::uint32_t>(in_ids_.size()));
@@ -308,7 +322,8 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
   // An identical node consumes every operand: scan the consumers of the least used one.
   auto same = [&](NodeId c) {
     const Node<T>& n = at(c);
-    return n.op == &op && std::equal(n.inputs.begin(), n.inputs.end(), inputs.begin(), inputs.end()) &&
+    return n.op == &op &&
+           std::equal(n.inputs.begin(), n.inputs.end(), inputs.begin(), inputs.end()) &&
            n.attrs == attrs;
   };
   if (inputs.empty()) {
