@@ -63,7 +63,7 @@ struct Function<T>::Impl {
   std::vector<Bound> bound;
   std::vector<std::uint32_t> out_pos;
   // ---- execution schedule: single steps and row-tiled groups (see plan_groups)
-  enum class Role : std::uint8_t { rows, alias, sum, mean, matmul_acc };
+  enum class Role : std::uint8_t { rows, alias, sum, mean, matmul_acc, sum_rows };
   struct Tile {  // a slot read or written a block of rows at a time
     std::uint32_t slot;
     std::size_t row;            // elements per row
@@ -98,7 +98,17 @@ struct Function<T>::Impl {
   /// How a member runs on a block: through the op's forward(), or by a kernel called
   /// directly, since on a block of a few rows forward()'s dispatch costs as much as the
   /// work (84 ns a block against 37 on the regression of bench/w2_full_linreg).
-  enum class Kernel : std::uint8_t { forward, dots, axpys, sum, unary, binary, scalar_a, scalar_b };
+  enum class Kernel : std::uint8_t {
+    forward,
+    dots,
+    axpys,
+    sum,
+    sum_rows,
+    unary,
+    binary,
+    scalar_a,
+    scalar_b
+  };
   struct Call {
     const Step* st = nullptr;
     Member* m = nullptr;
@@ -492,11 +502,12 @@ constexpr std::size_t kTileBytes = std::size_t{16} << 10;
 // of a large input) run block of rows by block of rows: a chain such as X @ w - y, its
 // square, the mean, and X^T @ (...) for the gradient reads each block of X from memory
 // once and finds it in cache for the later steps, instead of streaming all of X for each
-// product. Members: elementwise ops over rows (operands are the same rows, or broadcast
-// along them), X @ W with W whole, copies between equal sizes (shared tiles), and
-// reductions over the rows that accumulate block by block: sums and means of all
-// elements, X^T @ G. Steps that read no member are hoisted before the group; a step that
-// needs a finished member (a reduction's value, a whole tiled result) ends the group.
+// product. Members: elementwise ops and broadcasts over rows (operands are the same rows,
+// or broadcast along them), X @ W with W whole, copies between equal sizes (shared
+// tiles), and reductions over the rows that accumulate block by block: sums and means of
+// all elements, X^T @ G, sum_to(G, shape(b)) for a row b. Steps that read no member's
+// values (shapes are known) are hoisted before the group; a step that needs a finished
+// member (a reduction's value, a whole tiled result) ends the group.
 template <class T>
 void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
   groups.clear();
@@ -533,8 +544,11 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
     const detail::OpTraits tr = traits(st.op);
     auto in = [&](std::uint32_t k) { return step_inputs[st.in_begin + k]; };
     auto member = [&](std::uint32_t p) { return cur >= 0 && gid[p] == cur; };
+    // Operands read for their shape only do not count: shapes are known when planning.
+    auto value_read = [&](std::uint32_t k) { return static_cast<int>(k) != tr.shape_operand; };
     bool reads_member = false, reads_reduced = false;
     for (std::uint32_t k = 0; k < st.in_count; ++k) {
+      if (!value_read(k)) continue;
       reads_member = reads_member || member(in(k));
       reads_reduced = reads_reduced || (member(in(k)) && reduced[in(k)]);
     }
@@ -565,9 +579,24 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
       if (tr.copy_when_same_size && st.in_count >= 1 && member(in(0)) && !reduced[in(0)] &&
           slots[in(0)].size == os.size && os.rank >= 1 && os.dims[0] == n) {
         for (std::uint32_t k = 1; k < st.in_count; ++k) {
-          if (member(in(k)) && reduced[in(k)]) return false;
+          if (value_read(k) && member(in(k)) && reduced[in(k)]) return false;
         }
         *role = Role::alias;
+        return true;
+      }
+      if (tr.broadcast && st.in_count >= 1 && os.rank >= 1 && os.dims[0] == n) {
+        // A whole value repeated along the rows, or the same rows widened.
+        const std::uint32_t p = in(0);
+        const bool whole = !member(p) && (slots[p].rank < os.rank || rows_of(p) == 1);
+        if (!whole && !tiled(p, os.rank)) return false;
+        *role = Role::rows;
+        return true;
+      }
+      if (tr.sum_to && st.in_count == 2 && slots[in(0)].rank >= 2 &&
+          tiled(in(0), slots[in(0)].rank) &&
+          os.size == slots[in(0)].size / static_cast<std::size_t>(n) &&
+          detail::is_row_of(os.shape(), slots[in(0)].shape())) {
+        *role = Role::sum_rows;  // the rows summed into one: a bias gradient
         return true;
       }
       if (tr.matmul && st.in_count == 2) {
@@ -615,7 +644,7 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
     gr.members.push_back({static_cast<std::uint32_t>(si), role, 0, -1, 0, tr.matmul});
     gr.streamed += streamed;
     gid[o] = cur;
-    reduced[o] = role == Role::sum || role == Role::mean || role == Role::matmul_acc;
+    reduced[o] = role != Role::rows && role != Role::alias;
   }
   flush();
 
@@ -624,8 +653,11 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
   std::vector<std::uint32_t> unit_of(slots.size(), ~std::uint32_t{0});  // last reader
   for (std::size_t u = 0; u < units.size(); ++u) {
     auto read = [&](const Step& st) {
-      for (std::uint32_t k = 0; k < st.in_count; ++k)
-        unit_of[step_inputs[st.in_begin + k]] = static_cast<std::uint32_t>(u);
+      const int shape_operand = traits(st.op).shape_operand;
+      for (std::uint32_t k = 0; k < st.in_count; ++k) {
+        if (static_cast<int>(k) != shape_operand)
+          unit_of[step_inputs[st.in_begin + k]] = static_cast<std::uint32_t>(u);
+      }
     };
     if (!units[u].group) {
       // A step that reads shapes only (size, zeros_like) needs no buffer of its operand.
@@ -633,9 +665,11 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
     } else {
       for (const Member& m : groups[units[u].index].members) {
         const Step& st = steps[m.step];
+        const int shape_operand = traits(st.op).shape_operand;
         for (std::uint32_t k = 0; k < st.in_count; ++k) {
           std::uint32_t p = step_inputs[st.in_begin + k];
-          if (gid[p] != static_cast<std::int32_t>(units[u].index))
+          if (gid[p] != static_cast<std::int32_t>(units[u].index) &&
+              static_cast<int>(k) != shape_operand)
             unit_of[p] = static_cast<std::uint32_t>(u);
         }
       }
@@ -669,11 +703,14 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
       for (std::uint32_t k = 0; k < st.in_count; ++k) {
         std::uint32_t p = step_inputs[st.in_begin + k];
         std::int32_t t = tile_of(p);
+        const detail::OpTraits tr = traits(st.op);
         bool rows_operand =
-            gid[p] == id ? !reduced[p]
-                         : slots[p].rank >= 1 && rows_of(p) == static_cast<Dim>(gr.n) &&
-                               (m.role != Role::rows || !traits(st.op).matmul || k == 0) &&
-                               (!traits(st.op).elementwise || slots[p].rank == slots[st.out].rank);
+            static_cast<int>(k) != tr.shape_operand &&
+            (gid[p] == id
+                 ? !reduced[p]
+                 : slots[p].rank >= 1 && rows_of(p) == static_cast<Dim>(gr.n) &&
+                       (m.role != Role::rows || !tr.matmul || k == 0) &&
+                       (!(tr.elementwise || tr.broadcast) || slots[p].rank == slots[st.out].rank));
         if (t < 0 && rows_operand) t = add_tile(p, gid[p] != id);
         gr.arg_tile.push_back(rows_operand ? t : -1);
       }
@@ -733,16 +770,22 @@ void Function<T>::Impl::plan_buffers() {
   }
   // What each unit reads (through aliases), writes into full buffers, and needs only
   // while it runs (tiles).
+  // Operands read for their shape only need no buffer (their shapes are in the slots).
   auto for_reads = [&](const Unit& u, auto&& f) {
     if (!u.group) {
       const Step& st = steps[u.index];
-      for (std::uint32_t k = 0; k < st.in_count; ++k) f(owner[step_inputs[st.in_begin + k]]);
+      const int shape_operand = traits(st.op).shape_operand;
+      for (std::uint32_t k = 0; k < st.in_count; ++k) {
+        if (static_cast<int>(k) != shape_operand) f(owner[step_inputs[st.in_begin + k]]);
+      }
       return;
     }
     const Group& gr = groups[u.index];
     for (const Member& m : gr.members) {
       const Step& st = steps[m.step];
+      const int shape_operand = traits(st.op).shape_operand;
       for (std::uint32_t k = 0; k < st.in_count; ++k) {
+        if (static_cast<int>(k) == shape_operand) continue;
         std::uint32_t p = step_inputs[st.in_begin + k];
         bool inside = false;
         for (const Member& m2 : gr.members) inside = inside || steps[m2.step].out == p;
@@ -893,13 +936,15 @@ void Function<T>::Impl::resolve_calls(Group& gr) {
     }
     Slot& o = slots[st.out];
     c.out = m.role == Role::rows ? tile_ref(m.out_tile) : slot_ref(o);
-    if (m.role == Role::matmul_acc) std::fill(o.data, o.data + o.size, T(0));
+    if (m.role == Role::matmul_acc || m.role == Role::sum_rows)
+      std::fill(o.data, o.data + o.size, T(0));
     // Matrix-vector products by the kernels MatmulOp itself would pick.
     const bool gemv = m.matmul && c.in[0].rank == 2 && c.in[0].row && c.in[1].rank == 1 &&
                       detail::gemv_own<T>(c.in[0].row);
     if (m.role == Role::rows && gemv && !st.attrs->flag) c.kernel = Kernel::dots;
     if (m.role == Role::matmul_acc && gemv) c.kernel = Kernel::axpys;
     if (m.role == Role::sum || m.role == Role::mean) c.kernel = Kernel::sum;
+    if (m.role == Role::sum_rows) c.kernel = Kernel::sum_rows;
     const auto* mk = m.role == Role::rows && !m.matmul
                          ? dynamic_cast<const detail::MapKernelsMarker<T>*>(st.op)
                          : nullptr;
@@ -950,6 +995,16 @@ void Function<T>::Impl::run_group(Group& gr, const Step*& current) {
           c.m->acc = acc;
           continue;
         }
+        case Kernel::sum_rows: {
+          // Row after row into the result, in T, as sum_to over the whole array adds them.
+          const T* x = c.in[0].at(r0);
+          const std::size_t len = c.in[0].row;
+          T* acc = c.out.base;
+          for (std::size_t r = 0; r < rows; ++r, x += len) {
+            for (std::size_t j = 0; j < len; ++j) acc[j] += x[j];
+          }
+          continue;
+        }
         case Kernel::unary:
           c.map->unary(c.in[0].at(r0), c.out.at(r0), n, *c.st->attrs);
           break;
@@ -986,7 +1041,7 @@ void Function<T>::Impl::run_group(Group& gr, const Step*& current) {
     const Step& st = steps[m.step];
     current = &st;
     Slot& o = slots[st.out];
-    if (m.role != Role::matmul_acc) {
+    if (m.role == Role::sum || m.role == Role::mean) {
       double total = static_cast<double>(slots[step_inputs[st.in_begin]].size);
       o.data[0] = static_cast<T>(m.role == Role::mean ? m.acc / total : m.acc);
     }

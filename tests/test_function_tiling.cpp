@@ -329,21 +329,29 @@ TEST(RowTiling, RerunsAndReplansWithOtherRowCounts) {
   EXPECT_EQ(f.plan_count(), 4u);
 }
 
-/// The regression, its residual and sum(tanh(residual) / 3) (a unary and a scalar operand
-/// on the right), tiled in blocks of about 1, 2, 3, 5, 6, 7 and 13 rows, of the default
-/// size and of 1 MiB, against the same graph with tile_rows off: equal bit for bit with
+/// The regression, its residual, sum(tanh(residual) / 3) (a unary and a scalar operand on
+/// the right), a scalar broadcast to the residual's shape and sum_to(X^2, shape(beta)) (the
+/// rows summed, as for a bias gradient), tiled in blocks of about 1, 2, 3, 5, 6, 7 and 13 rows, of
+/// the default size and of 1 MiB, against the same graph with tile_rows off: equal bit for bit with
 /// xgrad's matrix-vector kernels, within the tolerance of the loops with BLAS.
 template <class T>
 void check_tiled_equals_untiled(std::size_t n, std::size_t k) {
   Regression<T> d(n, k, 71);
   RegressionGraph<T> m(k, d.beta);
   auto extra = xgrad::sum(xgrad::tanh(m.resid) / T(3));
-  const std::vector<Expr<T>> outs = {m.loss, m.gbeta, m.resid, extra};
+  auto c = m.g.parameter("c", xt::xarray<T>(T(0.25)));
+  const std::vector<Expr<T>> outs = {m.loss,
+                                     m.gbeta,
+                                     m.resid,
+                                     extra,
+                                     xgrad::broadcast_like(c, m.resid),
+                                     xgrad::sum_to_like(xgrad::square(m.X), m.beta)};
   xgrad::CompileOptions plain;
   plain.tile_rows = false;
   auto ref = xgrad::compile(outs, plain);
   const std::vector<xt::xarray<T>> want = ref.run({{m.X, d.X}, {m.y, d.y}});
-  EXPECT_GE(ref.workspace_bytes(), n * sizeof(T)) << "tiled although tile_rows is off?";
+  // Untiled, square(X) takes n x k elements.
+  EXPECT_GE(ref.workspace_bytes(), n * k * sizeof(T)) << "tiled although tile_rows is off?";
   const std::size_t row_bytes = (k + 8) * sizeof(T);  // about: X, y and the 1-d members
   for (std::size_t bytes : {row_bytes, 2 * row_bytes, 3 * row_bytes, 5 * row_bytes, 6 * row_bytes,
                             7 * row_bytes, 13 * row_bytes, std::size_t{0}, std::size_t{1} << 20}) {
@@ -352,12 +360,17 @@ void check_tiled_equals_untiled(std::size_t n, std::size_t k) {
     opts.tile_bytes = bytes;
     auto f = xgrad::compile(outs, opts);
     const auto& got = f.run({{m.X, d.X}, {m.y, d.y}});
-    EXPECT_LT(f.workspace_bytes(), n * sizeof(T)) << "not tiled?";
+    EXPECT_LT(f.workspace_bytes(), n * k * sizeof(T)) << "not tiled?";
     if (xgrad::detail::gemv_isa() == 0) {  // BLAS gemv: its order depends on the block
       check_regression(f, regression_ref(d.X, d.beta, d.y), true, "BLAS");
       continue;
     }
-    const char* names[] = {"loss", "gradient", "residual", "sum(tanh(residual) / 3)"};
+    const char* names[] = {"loss",
+                           "gradient",
+                           "residual",
+                           "sum(tanh(residual) / 3)",
+                           "broadcast(c, shape(residual))",
+                           "sum_to(square(X), shape(beta))"};
     for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << names[i];
   }
 }
@@ -435,9 +448,10 @@ void check_mlp_tiled(std::size_t n, std::size_t k) {
   expect_close(r[1], mean_ref, mean_scale, kRel<T>, "mean(h)");
   expect_close(r[2], dW, dW_scale, kRel<T>, "d/dW", dW_allow);
   expect_close(r[3], db, db_scale, kRel<T>, "d/db", db_allow);
-  // The forward chain alone is one tiled group: untiled, X @ W + b and h would take n x 16
-  // elements each. (With the gradients, the group ends early and keeps full buffers: the
-  // shape-reading operands of broadcast and sum_to count as reads of the values.)
+  // Forward and backward are one tiled group (broadcast_to(1, shape(h)) by rows, the bias
+  // gradient sum_to(G, shape(b)) accumulated by blocks): untiled, X @ W + b, h and G
+  // would take n x 16 elements each.
+  EXPECT_LT(f.workspace_bytes(), n * m * sizeof(T)) << "not tiled?";
   auto fwd = xgrad::compile({s, mu});
   fwd.run({{X, Xv}});
   EXPECT_EQ(fwd.results()[0], r[0]);

@@ -317,6 +317,14 @@ struct OpTraits {
   bool matmul = false;
   /// forward() reads only operand shapes (size, zeros_like).
   bool shape_only = false;
+  /// An operand forward() reads for its shape only, or -1: the second operand of
+  /// broadcast_to, sum_to, reshape_like and pad_like (the node whose shape they take).
+  int shape_operand = -1;
+  /// BroadcastOp: forward() on a block of rows of the output, given the same rows of a
+  /// full-shaped operand or a whole operand that broadcasts along rows, computes them.
+  bool broadcast = false;
+  /// SumToOp: out = input summed down to out's shape.
+  bool sum_to = false;
   /// A sum (1) or mean (2) reduction; 0 otherwise.
   int reduce_kind = 0;
 };

@@ -445,13 +445,16 @@ template <class T>
 OpTraits op_traits(const Op<T>& op) {
   OpTraits t;
   const Op<T>* p = &op;
-  t.copy_when_same_size =
-      p == &instance<ReshapeOp<T>>() || p == &instance<ReshapeLikeOp<T>>() ||
-      p == &instance<SqueezeOp<T>>() || p == &instance<UnsqueezeOp<T>>() ||
-      p == &instance<BroadcastOp<T>>() || p == &instance<SumToOp<T>>();
+  t.copy_when_same_size = p == &instance<ReshapeOp<T>>() || p == &instance<ReshapeLikeOp<T>>() ||
+                          p == &instance<SqueezeOp<T>>() || p == &instance<UnsqueezeOp<T>>() ||
+                          p == &instance<BroadcastOp<T>>() || p == &instance<SumToOp<T>>();
   t.elementwise = dynamic_cast<const ElementwiseMarker*>(p) != nullptr;
   t.matmul = dynamic_cast<const MatmulMarker*>(p) != nullptr;
   t.shape_only = dynamic_cast<const ShapeOnlyMarker*>(p) != nullptr;
+  t.broadcast = p == &instance<BroadcastOp<T>>();
+  t.sum_to = p == &instance<SumToOp<T>>();
+  if (t.broadcast || t.sum_to || p == &instance<ReshapeLikeOp<T>>() || p == &instance<PadOp<T>>())
+    t.shape_operand = 1;
   if (const auto* r = dynamic_cast<const ReduceMarker*>(p)) t.reduce_kind = r->reduce_kind;
   return t;
 }
