@@ -941,6 +941,10 @@ void Function<T>::Impl::resolve_calls(Group& gr) {
     c.st = &st;
     c.m = &m;
     c.nin = st.in_count;
+    if (c.nin > c.in.size()) {  // plan_groups admits no such member
+      throw std::logic_error("row tiling: " + g->describe(st.id) + " has " + std::to_string(c.nin) +
+                             " operands");
+    }
     for (std::uint32_t k = 0; k < st.in_count; ++k) {
       std::int32_t ti = gr.arg_tile[m.arg_begin + k];
       c.in[k] = ti >= 0 ? tile_ref(ti) : slot_ref(slots[step_inputs[st.in_begin + k]]);
@@ -963,7 +967,7 @@ void Function<T>::Impl::resolve_calls(Group& gr) {
       // Operands of the output's rows, or a single value: the op's loops without its
       // broadcast dispatch. Anything else (a broadcast row) goes through forward().
       c.map = &mk->map_kernels;
-      auto rowwise = [&](const Ref& r) { return r.row == c.out.row; };
+      auto rowwise = [&](const Ref& r) { return r.row && r.row == c.out.row; };
       auto scalar = [&](const Ref& r) { return !r.row && r.whole == 1; };
       if (c.nin == 1 && rowwise(c.in[0]) && c.map->unary) c.kernel = Kernel::unary;
       if (c.nin == 2 && c.map->binary) {
