@@ -1,8 +1,9 @@
 // Streams a .npy file larger than the memory it is allowed to use: the seed's linear
 // regression (columns x1, x2, a bias column of ones, y) learned by minibatch SGD through
 // NpyDataset + DataLoader + a compiled Function, with the plain update beta -= lr * grad.
-// Reports rows per second and peak resident memory of each phase beside a plain
-// sequential read() of the same file.
+// Reports rows per second and peak resident memory of each phase (shuffle off, a full
+// shuffle, a shuffle in blocks of 64 rows) beside a plain sequential read() of the same
+// file.
 //
 //   stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--remove] [--no-reset]
 //
@@ -95,7 +96,7 @@ struct Phase {
 };
 
 void print(const Phase& p) {
-  std::printf("%-34s %12zu rows %8.2f s %12.0f rows/s %8.1f MiB peak RSS\n", p.name, p.rows, p.secs,
+  std::printf("%-40s %12zu rows %8.2f s %12.0f rows/s %8.1f MiB peak RSS\n", p.name, p.rows, p.secs,
               double(p.rows) / p.secs, p.peak);
   std::fflush(stdout);
 }
@@ -118,9 +119,10 @@ Phase sequential_read(const std::string& path, std::size_t rows) {
   return p;
 }
 
-// One SGD epoch over the file; beta starts at zero.
-Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle, std::size_t batch,
-                double lr, const char* name) {
+// One SGD epoch over the file; beta starts at zero. shuffle_block > 1 shuffles runs of
+// that many rows, which the dataset reads in one piece each.
+Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle,
+                std::size_t shuffle_block, std::size_t batch, double lr, const char* name) {
   reset_peak();
   const auto t0 = Clock::now();
   xgrad::Graph<double> g;
@@ -130,6 +132,7 @@ Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle, std::
   auto loss = 0.5 * xgrad::mean(xgrad::square(y - xgrad::matmul(X, beta)));
   auto step = xgrad::compile({loss, xgrad::grad(loss, {beta})[0]});  // compiled once
   xgrad::data::DataLoader loader(data, batch, shuffle, /*seed=*/1);
+  loader.set_shuffle_block(shuffle_block);
   double last_loss = 0;
   std::size_t rows = 0;
   for (const auto& b : loader.epoch(0)) {
@@ -205,19 +208,26 @@ int main(int argc, char** argv) {
     const Phase read = sequential_read(path, rows);
     print(read);
     xgrad::data::NpyDataset<double> data(path, {0, 1, 2}, {3});
-    const Phase seq = sgd_epoch(data, false, batch, lr, "SGD epoch, shuffle off");
+    const Phase seq = sgd_epoch(data, false, 1, batch, lr, "SGD epoch, shuffle off");
     print(seq);
-    const Phase shuf = sgd_epoch(data, true, batch, lr, "SGD epoch, shuffled");
+    const Phase shuf = sgd_epoch(data, true, 1, batch, lr, "SGD epoch, shuffled");
     print(shuf);
-    std::printf("loader / plain read: %.2f (shuffle off), %.2f (shuffled)\n",
-                (double(seq.rows) / seq.secs) / (double(read.rows) / read.secs),
-                (double(shuf.rows) / shuf.secs) / (double(read.rows) / read.secs));
-    for (const Phase* p : {&read, &seq, &shuf}) peak = std::max(peak, p->peak);
+    const Phase blocks =
+        sgd_epoch(data, true, 64, batch, lr, "SGD epoch, shuffled in blocks of 64 rows");
+    print(blocks);
+    const auto vs_read = [&](const Phase& p) {
+      return (double(p.rows) / p.secs) / (double(read.rows) / read.secs);
+    };
+    std::printf(
+        "loader / plain read: %.2f (shuffle off), %.2f (shuffled), %.2f (shuffled in blocks of "
+        "64 rows)\n",
+        vs_read(seq), vs_read(shuf), vs_read(blocks));
+    for (const Phase* p : {&read, &seq, &shuf, &blocks}) peak = std::max(peak, p->peak);
     std::printf("peak RSS of the whole run: %.1f MiB, for a %.0f MiB file\n", peak,
                 file_gib * 1024);
     // Markdown rows for scripts/bench.sh: one run per phase (an epoch over a file of
     // gigabytes needs no repetitions to be stable).
-    for (const Phase* p : {&read, &seq, &shuf}) {
+    for (const Phase* p : {&read, &seq, &shuf, &blocks}) {
       const double rate = double(p->rows) / p->secs;
       std::printf(
           "MD | 5. .npy %.2f GiB, %zu rows x 4 f64, batch %zu | %s | %.2f s | %.2f M rows/s "

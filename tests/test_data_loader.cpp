@@ -2,13 +2,18 @@
 // data set and batch sizes: each example once per epoch, disjoint batches of the right
 // sizes, a fresh order every epoch that any one epoch reproduces on its own, the natural
 // order without shuffling; plus prefetching, splits and binding batches to a Function.
+// Block shuffling is checked the same way, against the documented algorithm, and by the
+// reads it saves on a .npy file.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -19,6 +24,7 @@
 #include <xgrad/data/data.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "data_test_util.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -31,6 +37,7 @@ using xgrad::data::Permutation;
 using xgrad::data::TensorDataset;
 
 using xgrad_test::contains;
+using xgrad_test::TempDir;
 
 // Example i has features (i, -i) and target 2i, so a batch's content shows its indices.
 TensorDataset<double, std::int64_t> range_data(std::size_t n) {
@@ -202,6 +209,185 @@ TEST(LoaderPermutation, PositionsAreRoughlyUniform) {
   for (int c : where) EXPECT_NEAR(c, int(epochs / n), int(epochs / n) / 5);
 }
 
+// inverse() undoes the permutation both ways, plain and in blocks: the loader finds the
+// short block with it, so a wrong inverse would misplace every block after it.
+TEST(LoaderPermutation, InverseUndoesThePermutation) {
+  std::vector<std::size_t> sizes = {1, 2, 3, 4, 5, 17, 1000, 4097};
+  for (std::size_t n = 6; n < 70; ++n) sizes.push_back(n);
+  for (std::size_t n : sizes) {
+    for (std::uint64_t seed : {0ull, 5ull, 0xdeadbeefcafeull}) {
+      for (std::size_t block : {std::size_t{1}, std::size_t{3}, std::size_t{16}, n + 1}) {
+        SCOPED_TRACE("n=" + std::to_string(n) + " seed=" + std::to_string(seed) +
+                     " block=" + std::to_string(block));
+        const Permutation p(n, seed, 7, block);
+        for (std::size_t i = 0; i < n; ++i) {
+          ASSERT_EQ(p.inverse(p(i)), i);
+          ASSERT_EQ(p(p.inverse(i)), i);
+        }
+      }
+    }
+  }
+  const Permutation id = Permutation::identity(9);
+  for (std::size_t i = 0; i < 9; ++i) EXPECT_EQ(id.inverse(i), i);
+}
+
+// Block permutations follow the documented algorithm for many (n, block) pairs: a
+// bijection made of runs of consecutive elements that start at multiples of the block,
+// the runs in the order of the plain permutation of the blocks; block 1 is the plain
+// permutation (so loaders without blocks keep their orders), and epochs still differ.
+TEST(LoaderPermutation, BlocksAreRunsInThePlainOrderOfTheBlocks) {
+  std::vector<std::size_t> sizes(300);
+  std::iota(sizes.begin(), sizes.end(), std::size_t{1});
+  sizes.push_back(100003);
+  for (std::size_t n : sizes) {
+    for (std::size_t block : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7},
+                              std::size_t{64}, n, n + 5}) {
+      SCOPED_TRACE("n=" + std::to_string(n) + " block=" + std::to_string(block));
+      const std::size_t nb = (n + block - 1) / block;
+      std::set<std::vector<std::size_t>> orders;
+      for (std::uint64_t stream : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u}) {
+        if (n > 5000 && stream > 1) break;  // two epochs of the large n are enough
+        const Permutation p(n, 9, stream, block);
+        ASSERT_EQ(p.size(), n);
+        ASSERT_EQ(p.block(), block);
+        // The reference: the blocks in the order of the plain permutation of nb blocks.
+        const Permutation blocks(nb, 9, stream);
+        std::vector<std::size_t> want;
+        for (std::size_t j = 0; j < nb; ++j) {
+          for (std::size_t e = blocks(j) * block; e < std::min(n, (blocks(j) + 1) * block); ++e)
+            want.push_back(e);
+        }
+        std::vector<std::size_t> got(n);
+        std::vector<char> seen(n, 0);
+        for (std::size_t i = 0; i < n; ++i) {
+          got[i] = p(i);
+          ASSERT_LT(got[i], n);
+          ASSERT_FALSE(seen[got[i]]) << "element " << got[i] << " twice";
+          seen[got[i]] = 1;
+          // A run starts at a multiple of the block; inside it elements are consecutive.
+          if (got[i] % block != 0) {
+            ASSERT_TRUE(i > 0 && got[i - 1] + 1 == got[i]) << "at " << i;
+          }
+        }
+        ASSERT_EQ(got, want);
+        if (block == 1) {
+          const Permutation plain(n, 9, stream);
+          for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(got[i], plain(i));
+        }
+        orders.insert(std::move(got));
+      }
+      // From 3 blocks on, epochs show several orders; from 10 on, all differ.
+      if (nb >= 3) {
+        EXPECT_GE(orders.size(), n > 5000 ? 2u : 3u);
+      }
+      if (nb >= 10) {
+        EXPECT_EQ(orders.size(), n > 5000 ? 2u : 8u);
+      }
+    }
+  }
+}
+
+// fill() lists any range of positions as operator() does, plain and in blocks, from
+// every start (runs cut at either end, the short block, the identity): the loader builds
+// its batches with it.
+TEST(LoaderPermutation, FillMatchesElementByElement) {
+  for (std::size_t n : {1u, 2u, 5u, 20u, 97u, 1000u}) {
+    for (std::size_t block : {std::size_t{1}, std::size_t{3}, std::size_t{16}, n + 2}) {
+      SCOPED_TRACE("n=" + std::to_string(n) + " block=" + std::to_string(block));
+      for (const Permutation& p : {Permutation(n, 3, 1, block), Permutation::identity(n)}) {
+        for (std::size_t first = 0; first < n; first += 1 + first / 8) {
+          std::vector<std::size_t> got(std::min<std::size_t>(n - first, 1 + (first * 7) % 40));
+          p.fill(first, got);
+          for (std::size_t k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], p(first + k)) << k;
+        }
+      }
+    }
+  }
+}
+
+// The block algorithm's output, pinned like the plain one: a change here changes the
+// epoch orders of every user of set_shuffle_block.
+TEST(LoaderPermutation, BlockAlgorithmIsPinned) {
+  // 20 elements in blocks of 3: six full blocks and {18, 19}, which lands in the middle
+  // (the plain order of 7 blocks is 5 0 3 1 6 2 4), so later blocks shift by one.
+  const Permutation p(20, 7, 1, 3);
+  std::vector<std::size_t> got;
+  for (std::size_t i = 0; i < 20; ++i) got.push_back(p(i));
+  EXPECT_EQ(got, (std::vector<std::size_t>{15, 16, 17, 0,  1, 2, 9, 10, 11, 3,
+                                           4,  5,  18, 19, 6, 7, 8, 12, 13, 14}));
+  const Permutation blocks(7, 7, 1);
+  got.clear();
+  for (std::size_t i = 0; i < 7; ++i) got.push_back(blocks(i));
+  EXPECT_EQ(got, (std::vector<std::size_t>{5, 0, 3, 1, 6, 2, 4}));
+}
+
+// A block-shuffled loader keeps the loader's guarantees: every index once per epoch in
+// disjoint batches of the right sizes, in the order of Permutation(n, seed, e, block),
+// random access agreeing with iteration; with shuffle off the block changes nothing.
+TEST(LoaderBlockShuffle, EachIndexOncePerEpochInDisjointBatches) {
+  for (std::size_t n : kSizes) {
+    const auto data = range_data(n);
+    for (std::size_t bs : {1u, 3u, 10u, 64u, 5000u}) {
+      for (std::size_t block : {2u, 3u, 7u, 64u}) {
+        for (bool drop_last : {false, true}) {
+          if (drop_last && bs > n) continue;
+          SCOPED_TRACE("n=" + std::to_string(n) + " batch=" + std::to_string(bs) + " block=" +
+                       std::to_string(block) + " drop_last=" + std::to_string(drop_last));
+          DataLoader loader(data, bs, true, 7, drop_last, (n + bs + block) % 3);
+          EXPECT_EQ(loader.shuffle_block(), 1u);
+          EXPECT_EQ(&loader.set_shuffle_block(block), &loader);
+          ASSERT_EQ(loader.shuffle_block(), block);
+          DataLoader plain(data, bs, false, 7, drop_last);
+          plain.set_shuffle_block(block);
+          const std::size_t nb = loader.num_batches();
+          for (std::size_t e = 0; e < 2; ++e) {
+            const auto batches = epoch_batches(loader, e);
+            ASSERT_EQ(batches.size(), nb);
+            for (std::size_t b = 0; b < nb; ++b) {
+              const std::size_t want = (b + 1 < nb || drop_last) ? bs : n - (nb - 1) * bs;
+              ASSERT_EQ(batches[b].size(), want);
+              ASSERT_EQ(batches[b], loader.batch_indices(e, b));
+            }
+            const auto all = flat(batches);
+            ASSERT_EQ(all.size(), loader.examples_per_epoch());
+            const Permutation p(n, 7, e, block);
+            std::vector<int> seen(n, 0);
+            for (std::size_t k = 0; k < all.size(); ++k) {
+              ASSERT_EQ(all[k], p(k));
+              ASSERT_EQ(++seen[all[k]], 1) << "index " << all[k] << " twice in epoch " << e;
+            }
+            std::vector<std::size_t> natural(all.size());
+            std::iota(natural.begin(), natural.end(), std::size_t{0});
+            ASSERT_EQ(flat(epoch_batches(plain, e)), natural);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Any epoch of a block-shuffled loader reproduces from (seed, epoch, block) alone, and
+// the block changes the order (else the setter would be ignored).
+TEST(LoaderBlockShuffle, ReproduciblePerSeedAndEpoch) {
+  for (std::size_t n : {100u, 257u, 1000u}) {
+    const auto data = range_data(n);
+    for (std::size_t block : {2u, 16u}) {
+      DataLoader a(data, 32, true, 1234, false, 2);
+      a.set_shuffle_block(block);
+      std::vector<std::vector<std::size_t>> third;
+      for (std::size_t e = 0; e < 4; ++e) third = epoch_batches(a, e);
+      DataLoader b(data, 32, true, 1234, false, 0);
+      b.set_shuffle_block(block);
+      EXPECT_EQ(epoch_batches(b, 3), third);
+      DataLoader c(data, 32, true, 1235);
+      c.set_shuffle_block(block);
+      EXPECT_NE(flat(epoch_batches(c, 3)), flat(third)) << "another seed, same order";
+      DataLoader full(data, 32, true, 1234);
+      EXPECT_NE(flat(epoch_batches(full, 3)), flat(third)) << "the block was ignored";
+    }
+  }
+}
+
 // Gathers like range_data but throws for one index, and counts gathers.
 class Faulty : public Dataset<double, std::int64_t> {
  public:
@@ -283,6 +469,23 @@ TEST(LoaderErrors, BatchSizeZeroEmptyDataAndDropLastTooLarge) {
   EXPECT_THROW(data.gather(std::vector<std::size_t>{5}), DataError);
   // Errors from the data module are xgrad errors.
   EXPECT_THROW((DataLoader(data, 0)), xgrad::Error);
+}
+
+// A block of 0 rows has no meaning: rejected by the loader (naming itself and the
+// value) and by Permutation, before any epoch runs.
+TEST(LoaderErrors, ShuffleBlockZero) {
+  const auto data = range_data(5);
+  DataLoader loader(data, 2);
+  loader.set_shuffle_block(3);
+  try {
+    loader.set_shuffle_block(0);
+    FAIL() << "no exception";
+  } catch (const DataError& e) {
+    EXPECT_TRUE(contains(e.what(), "DataLoader")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "shuffle block of 0")) << e.what();
+  }
+  EXPECT_EQ(loader.shuffle_block(), 3u) << "a refused value must not be kept";
+  EXPECT_THROW(Permutation(5, 1, 0, 0), xgrad::ValueError);
 }
 
 TEST(DataTensor, RejectsMismatchedOrScalarArrays) {
@@ -398,6 +601,79 @@ TEST(DataBatch, BindsToAFunctionInOneLineAndTrainsBySgd) {
   EXPECT_NEAR(ce.run(b.feeds(logits, labels))[0](), std::log(3.0), 1e-12);
   auto pred = xgrad::compile({xgrad::sum(logits)});
   EXPECT_EQ(pred.run(b.feeds(logits))[0](), 0.0);
+}
+
+// Read system calls this process made so far (/proc/self/io's syscr; pread counts as
+// one), or -1 where the kernel does not account them. The read of /proc/self/io itself
+// is counted once, by the next call.
+long long read_syscalls() {
+  const int fd = ::open("/proc/self/io", O_RDONLY);
+  if (fd < 0) return -1;
+  char buf[1024];
+  const ssize_t got = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (got <= 0) return -1;
+  buf[got] = '\0';
+  const char* at = std::strstr(buf, "syscr: ");
+  return at ? std::atoll(at + 7) : -1;
+}
+
+// Runs of adjacent rows in a batch: the reads NpyDataset makes for it.
+std::size_t runs(std::vector<std::size_t> idx) {
+  std::sort(idx.begin(), idx.end());
+  std::size_t r = 0;
+  for (std::size_t k = 0; k < idx.size(); ++k) r += k == 0 || idx[k] != idx[k - 1] + 1;
+  return r;
+}
+
+// The point of block shuffling: a batch of a .npy file costs about batch / block reads
+// instead of batch. The reads are counted where the kernel accounts them; the runs of
+// consecutive rows that make them possible are checked everywhere.
+TEST(LoaderBlockShuffle, NpyBatchesNeedAboutBatchOverBlockReads) {
+  // 5000 rows in blocks of 64: 78 full blocks and a short one of 8 rows.
+  const std::size_t n = 5000, bs = 256, block = 64;
+  TempDir dir;
+  xt::xarray<double> a = xt::xarray<double>::from_shape({n, 4});
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t c = 0; c < 4; ++c) a(i, c) = double(4 * i + c);
+  }
+  const std::string path = dir.file("rows.npy");
+  xgrad::data::save_npy(path, a);
+  const xgrad::data::NpyDataset<double> data(path, {0, 1, 2}, {3});
+  DataLoader blocked(data, bs, true, 3, false, /*prefetch=*/0);
+  blocked.set_shuffle_block(block);
+  DataLoader full(data, bs, true, 3, false, /*prefetch=*/0);
+  const long long base = read_syscalls();
+  const long long self = read_syscalls() - base;  // the counting's own read
+  const bool counted = base >= 0 && self >= 0;
+  std::size_t blocked_reads = 0, full_reads = 0;
+  for (auto* loader : {&blocked, &full}) {
+    for (std::size_t b = 0; b < loader->num_batches(); ++b) {
+      const auto idx = loader->batch_indices(0, b);
+      const long long before = read_syscalls();
+      const auto batch = loader->batch(0, b);
+      const long long reads = read_syscalls() - before - self;
+      ASSERT_EQ(batch.indices, idx);
+      for (std::size_t k = 0; k < idx.size(); ++k)
+        ASSERT_EQ(batch.targets(k), double(4 * idx[k] + 3));
+      if (counted) {
+        EXPECT_EQ(reads, static_cast<long long>(runs(idx))) << "batch " << b;
+      }
+      (loader == &blocked ? blocked_reads : full_reads) += runs(idx);
+      if (loader != &blocked) continue;
+      // Runs of consecutive rows starting at multiples of the block: at most
+      // batch / block + 2 of them (a batch may cut two blocks and hold the short one).
+      for (std::size_t k = 1; k < idx.size(); ++k) {
+        if (idx[k] % block != 0) {
+          ASSERT_EQ(idx[k], idx[k - 1] + 1) << "batch " << b << " at " << k;
+        }
+      }
+      EXPECT_LE(runs(idx), idx.size() / block + 2) << "batch " << b;
+    }
+  }
+  EXPECT_LE(blocked_reads, (n / bs + 1) * (bs / block + 2));
+  EXPECT_GT(full_reads, 10 * blocked_reads);
+  if (!counted) GTEST_SKIP() << "no /proc/self/io: runs checked, reads not counted";
 }
 
 // The header's example: a user data set in a few lines.

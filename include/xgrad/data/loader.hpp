@@ -32,11 +32,12 @@
 namespace xgrad::data {
 
 /// Cuts a data set into minibatches, epoch by epoch. Epoch e visits the examples in the
-/// order of a permutation derived from (seed, e) alone (Permutation(n, seed, e); the
-/// identity when shuffle is off), cut into consecutive batches of batch_size: within an
-/// epoch no example appears twice, and any epoch can be reproduced without replaying the
-/// ones before it. The last, smaller batch is kept, or dropped with drop_last. The data
-/// set must outlive the loader; the loader holds no per-example memory.
+/// order of a permutation derived from (seed, e) alone (Permutation(n, seed, e,
+/// shuffle_block()); the identity when shuffle is off), cut into consecutive batches of
+/// batch_size: within an epoch no example appears twice, and any epoch can be reproduced
+/// without replaying the ones before it. The last, smaller batch is kept, or dropped
+/// with drop_last. The data set must outlive the loader; the loader holds no per-example
+/// memory.
 template <Element T, Element L = T>
 class DataLoader {
  public:
@@ -82,9 +83,28 @@ class DataLoader {
   /// The data set.
   const Dataset<T, L>& dataset() const { return *data_; }
 
+  /// Shuffles runs of `rows` consecutive examples instead of single examples (1, the
+  /// default: a full shuffle): epoch e visits the runs in a seeded order and the examples
+  /// of a run in their natural order (Permutation(n, seed, e, rows)). What it buys: a
+  /// data set that reads adjacent examples together, like NpyDataset, gathers a batch
+  /// with about batch_size / rows reads instead of batch_size. What it costs: batches
+  /// consist of runs of `rows` neighbours, so data stored in a meaningful order (sorted,
+  /// grouped by class or by time) should be shuffled on disk once first, or use a block
+  /// much smaller than the batch. No effect when shuffle is off. Set it before iterating
+  /// an epoch (an Epoch reads it while its worker runs). Throws DataError for 0.
+  DataLoader& set_shuffle_block(std::size_t rows) {
+    if (rows == 0) {
+      throw DataError("DataLoader: shuffle block of 0 rows: expected at least 1");
+    }
+    shuffle_block_ = rows;
+    return *this;
+  }
+  /// Consecutive examples shuffled as one run (1: every example on its own).
+  std::size_t shuffle_block() const { return shuffle_block_; }
+
   /// The order in which epoch e visits the examples.
   Permutation order(std::size_t epoch) const {
-    return shuffle_ ? Permutation(n_, seed_, epoch) : Permutation::identity(n_);
+    return shuffle_ ? Permutation(n_, seed_, epoch, shuffle_block_) : Permutation::identity(n_);
   }
   /// Data set indices of batch b (< num_batches()) of epoch e.
   std::vector<std::size_t> batch_indices(std::size_t epoch, std::size_t b) const {
@@ -96,7 +116,7 @@ class DataLoader {
     const std::size_t first = b * batch_size_;
     const std::size_t count = std::min(batch_size_, n_ - first);
     std::vector<std::size_t> idx(count);
-    for (std::size_t k = 0; k < count; ++k) idx[k] = p(first + k);
+    p.fill(first, idx);
     return idx;
   }
   /// Batch b of epoch e, gathered now in the calling thread (random access to batches).
@@ -245,6 +265,7 @@ class DataLoader {
   std::uint64_t seed_;
   bool drop_last_;
   std::size_t prefetch_;
+  std::size_t shuffle_block_ = 1;
 };
 
 }  // namespace xgrad::data

@@ -7,6 +7,10 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <string>
+
+#include "xgrad/error.hpp"
 
 namespace xgrad::data {
 
@@ -19,8 +23,8 @@ constexpr std::uint64_t mix64(std::uint64_t z) {
 }
 
 /// A bijection of {0, ..., n-1}: either the identity or a pseudo-random permutation
-/// determined by (n, seed, stream). It is evaluated per index in O(1) time and memory
-/// (no table of n entries), so a data set of 10^9 rows is shuffled without 8 GB of
+/// determined by (n, seed, stream, block). It is evaluated per index in O(1) time and
+/// memory (no table of n entries), so a data set of 10^9 rows is shuffled without 8 GB of
 /// indices.
 ///
 /// Algorithm (fixed, so orders reproduce bit for bit across platforms and versions):
@@ -29,22 +33,47 @@ constexpr std::uint64_t mix64(std::uint64_t z) {
 /// key_r = mix64(s + (r + 1) * 0x9e3779b97f4a7c15) with
 /// s = mix64(mix64(seed ^ 0x5851f42d4c957f2d) ^ (stream + 0x14057b7ef767814f)); values
 /// that land outside [0, n) are encrypted again ("cycle walking"), at most a few times
-/// on average since 2^b < 4n.
+/// on average since 2^b < 4n. The inverse runs the rounds backwards (keys in reverse
+/// order), cycle-walking the same way.
+///
+/// Blocks (block B > 1): the elements are cut into nb = ceil(n / B) blocks of B
+/// consecutive elements, block k holding kB, kB + 1, ...; the last one holds
+/// r = n - (nb - 1) B elements (1 <= r <= B). Let P be the block-1 permutation of nb
+/// elements with the same (seed, stream), and q = P^-1(nb - 1) the position of the short
+/// block. Position i maps to t = i when i < qB + r, else t = i + B - r (blocks after the
+/// short one start B - r positions earlier), and then to element P(t / B) B + t % B: the
+/// blocks in P's order, the elements of a block in their natural order. Block 1 is the
+/// plain permutation above; a block of n or more elements gives the natural order.
 class Permutation {
  public:
   /// The empty permutation (size 0).
   Permutation() = default;
   /// A pseudo-random permutation of n elements; different (seed, stream) pairs give
   /// independent-looking orders (the loader uses the epoch number as the stream).
-  Permutation(std::size_t n, std::uint64_t seed, std::uint64_t stream) : n_(n), identity_(false) {
+  Permutation(std::size_t n, std::uint64_t seed, std::uint64_t stream)
+      : Permutation(n, seed, stream, 1) {}
+  /// A pseudo-random order of runs of `block` consecutive elements (see the class
+  /// comment): runs can be read from storage in one piece, at the price of a coarser
+  /// shuffle. Throws ValueError for a block of 0.
+  Permutation(std::size_t n, std::uint64_t seed, std::uint64_t stream, std::size_t block)
+      : n_(n), identity_(false), block_(block) {
+    if (block == 0) {
+      throw ValueError("Permutation: block 0 (of " + std::to_string(n) +
+                       " elements): expected at least 1 element per block");
+    }
+    blocks_ = n / block + (n % block != 0);
     unsigned bits = 2;
-    while (bits < 64 && (std::uint64_t{1} << bits) < n) bits += 2;
+    while (bits < 64 && (std::uint64_t{1} << bits) < blocks_) bits += 2;
     half_ = bits / 2;
     mask_ = (std::uint64_t{1} << half_) - 1;
     const std::uint64_t s =
         mix64(mix64(seed ^ 0x5851f42d4c957f2dULL) ^ (stream + 0x14057b7ef767814fULL));
     for (std::size_t r = 0; r < keys_.size(); ++r)
       keys_[r] = mix64(s + (r + 1) * 0x9e3779b97f4a7c15ULL);
+    if (blocks_ > 0) {
+      last_ = n - (blocks_ - 1) * block;
+      last_at_ = walk_decrypt(blocks_ - 1);
+    }
   }
   /// The identity permutation of n elements (the natural order).
   static Permutation identity(std::size_t n) {
@@ -55,18 +84,56 @@ class Permutation {
 
   /// Number of elements.
   std::size_t size() const { return n_; }
+  /// Elements per block: consecutive elements that stay together, in order (1 for the
+  /// identity).
+  std::size_t block() const { return block_; }
   /// True for the natural order.
   bool is_identity() const { return identity_; }
   /// The element at position i (i < size(); not checked).
   std::size_t operator()(std::size_t i) const {
     if (identity_) return i;
-    std::uint64_t x = i;
-    do x = encrypt(x);
-    while (x >= n_);
-    return static_cast<std::size_t>(x);
+    if (block_ == 1) return walk_encrypt(i);
+    const std::size_t t = i < last_at_ * block_ + last_ ? i : i + (block_ - last_);
+    return walk_encrypt(t / block_) * block_ + t % block_;
+  }
+  /// Writes the elements at positions first, first + 1, ... into out (first +
+  /// out.size() <= size(); not checked), with one lookup per run of a block instead of
+  /// one per element: how the loader lists a batch.
+  void fill(std::size_t first, std::span<std::size_t> out) const {
+    for (std::size_t k = 0; k < out.size();) {
+      const std::size_t i = first + k;
+      if (identity_ || block_ == 1) {
+        out[k++] = (*this)(i);
+        continue;
+      }
+      const std::size_t t = i < last_at_ * block_ + last_ ? i : i + (block_ - last_);
+      const std::size_t b = t / block_, off = t % block_;
+      const std::size_t run = (b == last_at_ ? last_ : block_) - off;  // to the block's end
+      std::size_t e = walk_encrypt(b) * block_ + off;
+      for (std::size_t j = 0; j < run && k < out.size(); ++j) out[k++] = e++;
+    }
+  }
+  /// The position of element x (x < size(); not checked): p(p.inverse(x)) == x and
+  /// p.inverse(p(i)) == i, in O(1) like operator().
+  std::size_t inverse(std::size_t x) const {
+    if (identity_) return x;
+    if (block_ == 1) return walk_decrypt(x);
+    const std::size_t j = walk_decrypt(x / block_), pos = j * block_ + x % block_;
+    return j > last_at_ ? pos - (block_ - last_) : pos;
   }
 
  private:
+  // The block-1 permutation of blocks_ elements and its inverse.
+  std::size_t walk_encrypt(std::uint64_t x) const {
+    do x = encrypt(x);
+    while (x >= blocks_);
+    return static_cast<std::size_t>(x);
+  }
+  std::size_t walk_decrypt(std::uint64_t x) const {
+    do x = decrypt(x);
+    while (x >= blocks_);
+    return static_cast<std::size_t>(x);
+  }
   std::uint64_t encrypt(std::uint64_t x) const {
     std::uint64_t l = x >> half_, r = x & mask_;
     for (std::uint64_t k : keys_) {
@@ -76,12 +143,25 @@ class Permutation {
     }
     return (l << half_) | r;
   }
+  std::uint64_t decrypt(std::uint64_t x) const {
+    std::uint64_t l = x >> half_, r = x & mask_;
+    for (auto k = keys_.rbegin(); k != keys_.rend(); ++k) {
+      const std::uint64_t t = r ^ (mix64(l ^ *k) & mask_);
+      r = l;
+      l = t;
+    }
+    return (l << half_) | r;
+  }
 
   std::size_t n_ = 0;
   bool identity_ = true;
   unsigned half_ = 1;
   std::uint64_t mask_ = 1;
   std::array<std::uint64_t, 6> keys_{};
+  std::size_t block_ = 1;
+  std::size_t blocks_ = 0;   // nb = ceil(n / block), the Feistel network's domain
+  std::size_t last_ = 0;     // r, elements in the last block
+  std::size_t last_at_ = 0;  // q, the last block's position among the blocks
 };
 
 }  // namespace xgrad::data
