@@ -74,6 +74,23 @@ std::vector<std::size_t> flat(const std::vector<std::vector<std::size_t>>& bs) {
   return v;
 }
 
+// The batches of epoch e: num_batches() of them, all of bs indices but a shorter last one
+// (none with drop_last), each as batch_indices lists it; their indices, in order, in *all.
+void check_epoch_batches(const DataLoader<double, std::int64_t>& loader, std::size_t e,
+                         std::size_t n, std::size_t bs, bool drop_last,
+                         std::vector<std::size_t>* all) {
+  const std::size_t nb = loader.num_batches();
+  const auto batches = epoch_batches(loader, e);
+  ASSERT_EQ(batches.size(), nb);
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::size_t want = (b + 1 < nb || drop_last) ? bs : n - (nb - 1) * bs;
+    ASSERT_EQ(batches[b].size(), want);
+    ASSERT_EQ(batches[b], loader.batch_indices(e, b));  // random access agrees
+  }
+  *all = flat(batches);
+  ASSERT_EQ(all->size(), loader.examples_per_epoch());
+}
+
 const std::size_t kSizes[] = {1, 2, 3, 5, 7, 8, 10, 31, 64, 100, 257, 1000};
 const std::size_t kBatchSizes[] = {1, 2, 3, 4, 7, 10, 32, 64, 100, 999, 1000, 5000};
 
@@ -94,15 +111,8 @@ TEST(LoaderProperty, EachIndexOncePerEpochInDisjointBatchesOfTheRightSizes) {
           const std::size_t nb = drop_last ? n / bs : (n + bs - 1) / bs;
           ASSERT_EQ(loader.num_batches(), nb);
           for (std::size_t e = 0; e < 2; ++e) {
-            const auto batches = epoch_batches(loader, e);
-            ASSERT_EQ(batches.size(), nb);
-            for (std::size_t b = 0; b < nb; ++b) {
-              const std::size_t want = (b + 1 < nb || drop_last) ? bs : n - (nb - 1) * bs;
-              ASSERT_EQ(batches[b].size(), want);
-              ASSERT_EQ(batches[b], loader.batch_indices(e, b));  // random access agrees
-            }
-            const auto all = flat(batches);
-            ASSERT_EQ(all.size(), loader.examples_per_epoch());
+            std::vector<std::size_t> all;
+            ASSERT_NO_FATAL_FAILURE(check_epoch_batches(loader, e, n, bs, drop_last, &all));
             ASSERT_EQ(all.size(), drop_last ? nb * bs : n);
             std::vector<int> seen(n, 0);
             for (std::size_t i : all) {
@@ -339,17 +349,9 @@ TEST(LoaderBlockShuffle, EachIndexOncePerEpochInDisjointBatches) {
           ASSERT_EQ(loader.shuffle_block(), block);
           DataLoader plain(data, bs, false, 7, drop_last);
           plain.set_shuffle_block(block);
-          const std::size_t nb = loader.num_batches();
           for (std::size_t e = 0; e < 2; ++e) {
-            const auto batches = epoch_batches(loader, e);
-            ASSERT_EQ(batches.size(), nb);
-            for (std::size_t b = 0; b < nb; ++b) {
-              const std::size_t want = (b + 1 < nb || drop_last) ? bs : n - (nb - 1) * bs;
-              ASSERT_EQ(batches[b].size(), want);
-              ASSERT_EQ(batches[b], loader.batch_indices(e, b));
-            }
-            const auto all = flat(batches);
-            ASSERT_EQ(all.size(), loader.examples_per_epoch());
+            std::vector<std::size_t> all;
+            ASSERT_NO_FATAL_FAILURE(check_epoch_batches(loader, e, n, bs, drop_last, &all));
             const Permutation p(n, 7, e, block);
             std::vector<int> seen(n, 0);
             for (std::size_t k = 0; k < all.size(); ++k) {
