@@ -244,6 +244,13 @@ TEST(NpyDataset, TwoFilesOrColumnsOfOneFile) {
     EXPECT_EQ(c.features(k, 2), double(10 * idx[k] + 3));
     EXPECT_EQ(c.targets(k), double(10 * idx[k] + 4));
   }
+  // The same columns converted to float (not a plain copy of the stored doubles).
+  NpyDataset<float> fcols(dir.file("table.npy"), {0, 1, 3}, {4});
+  const auto fc = fcols.gather(idx);
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    for (std::size_t j = 0; j < 3; ++j) EXPECT_EQ(double(fc.features(k, j)), c.features(k, j));
+    EXPECT_EQ(double(fc.targets(k)), c.targets(k));
+  }
   NpyDataset<double> two_targets(dir.file("table.npy"), {2}, {4, 0});
   const auto d = two_targets.gather(std::vector<std::size_t>{6});
   EXPECT_EQ(d.targets, (xt::xarray<double>{{64, 60}}));

@@ -3,6 +3,7 @@
 /// read row by row with positioned reads, so memory is bounded by what is requested.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -122,6 +123,14 @@ class ArrayFile {
   template <Element U>
   void convert(const std::byte* row, std::size_t row_index, std::size_t first, std::size_t count,
                U* out) const;
+  /// True when the elements are stored as U in this machine's byte order: converting them
+  /// to U is a plain copy.
+  template <Element U>
+  bool stores_as() const {
+    const StoredFormat f = format();
+    return f.type == stored_of<U>() &&
+           (f.size() == 1 || f.big_endian == (std::endian::native == std::endian::big));
+  }
   /// Throws DataError when the stored elements cannot be converted to U without losing
   /// their meaning (floating-point data to integer U); `role` says what U is for.
   template <Element U>

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <utility>
@@ -140,6 +141,10 @@ class NpyDataset : public Dataset<T, L> {
     }
     features_.require_convertible<T>("features");
     features_.require_convertible<L>("targets");
+    feature_runs_ = column_runs(feature_cols_);
+    target_runs_ = column_runs(target_cols_);
+    raw_features_ = features_.stores_as<T>();
+    raw_targets_ = features_.stores_as<L>();
   }
 
   /// Number of rows.
@@ -160,8 +165,8 @@ class NpyDataset : public Dataset<T, L> {
     L* t = b.targets.data();
     const std::size_t nf = feature_cols_.size(), nt = target_cols_.size();
     features_.visit_rows(indices, [&](std::size_t k, const std::byte* row) {
-      pick(row, indices[k], feature_cols_, f + k * nf);
-      pick(row, indices[k], target_cols_, t + k * nt);
+      pick(row, indices[k], feature_runs_, raw_features_, f + k * nf);
+      pick(row, indices[k], target_runs_, raw_targets_, t + k * nt);
     });
     return b;
   }
@@ -177,20 +182,38 @@ class NpyDataset : public Dataset<T, L> {
   static std::vector<std::size_t> row_shape(const ArrayFile& f) {
     return {f.shape().begin() + 1, f.shape().end()};
   }
-  template <class U>
-  void pick(const std::byte* row, std::size_t r, const std::vector<std::size_t>& cols,
-            U* out) const {
-    // Runs of consecutive columns convert in one call.
+  // Consecutive selected columns: `count` columns from file column `col`, to `out` on.
+  struct ColumnRun {
+    std::size_t col, count, out;
+  };
+  static std::vector<ColumnRun> column_runs(const std::vector<std::size_t>& cols) {
+    std::vector<ColumnRun> runs;
     for (std::size_t i = 0; i < cols.size();) {
       std::size_t j = i + 1;
       while (j < cols.size() && cols[j] == cols[j - 1] + 1) ++j;
-      features_.convert<U>(row, r, cols[i], j - i, out + i);
+      runs.push_back({cols[i], j - i, i});
       i = j;
+    }
+    return runs;
+  }
+  // One row's selected columns, converted to U; a run of columns stored as U is copied
+  // (the per-row cost dominates a streamed epoch of short rows).
+  template <class U>
+  void pick(const std::byte* row, std::size_t r, const std::vector<ColumnRun>& runs, bool raw,
+            U* out) const {
+    for (const ColumnRun& c : runs) {
+      if (raw) {
+        std::memcpy(out + c.out, row + c.col * sizeof(U), c.count * sizeof(U));
+      } else {
+        features_.convert<U>(row, r, c.col, c.count, out + c.out);
+      }
     }
   }
 
   ArrayFile features_, targets_;
   std::vector<std::size_t> feature_cols_, target_cols_;
+  std::vector<ColumnRun> feature_runs_, target_runs_;
+  bool raw_features_ = false, raw_targets_ = false;
   bool columns_ = false;
 };
 
