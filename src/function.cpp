@@ -70,7 +70,6 @@ struct Function<T>::Impl {
     bool full = false;          // the rows live in the slot's own buffer
     std::int32_t same_as = -1;  // an alias member's output: the tile it shares
     T* scratch = nullptr;       // else a block of rows x row elements
-    T* data = nullptr;          // current tile
     std::array<Dim, max_rank> dims{};
     std::uint32_t rank = 0;
   };
