@@ -295,6 +295,17 @@ struct Pool {
   }
 };
 
+/// Calls f(k, slot) for each operand k of step st whose value forward() reads: all but
+/// OpTraits::shape_operand, which needs no buffer and, in a row-tiled group, no finished
+/// value (shapes are known when planning).
+template <class Step, class F>
+void for_value_operands(const Step& st, const std::vector<std::uint32_t>& step_inputs,
+                        const detail::OpTraits& tr, F&& f) {
+  for (std::uint32_t k = 0; k < st.in_count; ++k) {
+    if (static_cast<int>(k) != tr.shape_operand) f(k, step_inputs[st.in_begin + k]);
+  }
+}
+
 /// Traits of the ops a plan meets, cached by address: a graph uses a few distinct ops,
 /// a plan may have hundreds of thousands of steps.
 template <class T>
@@ -547,14 +558,11 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
     const detail::OpTraits tr = traits(st.op);
     auto in = [&](std::uint32_t k) { return step_inputs[st.in_begin + k]; };
     auto member = [&](std::uint32_t p) { return cur >= 0 && gid[p] == cur; };
-    // Operands read for their shape only do not count: shapes are known when planning.
-    auto value_read = [&](std::uint32_t k) { return static_cast<int>(k) != tr.shape_operand; };
     bool reads_member = false, reads_reduced = false;
-    for (std::uint32_t k = 0; k < st.in_count; ++k) {
-      if (!value_read(k)) continue;
-      reads_member = reads_member || member(in(k));
-      reads_reduced = reads_reduced || (member(in(k)) && reduced[in(k)]);
-    }
+    for_value_operands(st, step_inputs, tr, [&](std::uint32_t, std::uint32_t p) {
+      reads_member = reads_member || member(p);
+      reads_reduced = reads_reduced || (member(p) && reduced[p]);
+    });
     if (cur >= 0 && tr.shape_only) {  // reads shapes only: may run before the group
       groups[static_cast<std::size_t>(cur)].pre.push_back(static_cast<std::uint32_t>(si));
       continue;
@@ -569,29 +577,20 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
         if (!member(p)) *streamed += slots[p].size * sizeof(T);
         return !member(p) || !reduced[p];
       };
-      if (tr.elementwise) {
-        if (os.rank == 0 || os.dims[0] != n) return false;
-        for (std::uint32_t k = 0; k < st.in_count; ++k) {
-          std::uint32_t p = in(k);
-          bool whole = !member(p) && (slots[p].rank < os.rank || rows_of(p) == 1);
-          if (!whole && !tiled(p, os.rank)) return false;
-        }
-        *role = Role::rows;
-        return true;
-      }
       if (tr.copy_when_same_size && st.in_count >= 1 && member(in(0)) && !reduced[in(0)] &&
           slots[in(0)].size == os.size && os.rank >= 1 && os.dims[0] == n) {
-        for (std::uint32_t k = 1; k < st.in_count; ++k) {
-          if (value_read(k) && member(in(k)) && reduced[in(k)]) return false;
-        }
-        *role = Role::alias;
+        *role = Role::alias;  // (reads_reduced, checked above, covers the other operands)
         return true;
       }
-      if (tr.broadcast && st.in_count >= 1 && os.rank >= 1 && os.dims[0] == n) {
-        // A whole value repeated along the rows, or the same rows widened.
-        const std::uint32_t p = in(0);
-        const bool whole = !member(p) && (slots[p].rank < os.rank || rows_of(p) == 1);
-        if (!whole && !tiled(p, os.rank)) return false;
+      if (tr.elementwise || tr.broadcast) {
+        // Every operand read is the same rows, or a whole value repeated along them.
+        if (os.rank == 0 || os.dims[0] != n) return false;
+        bool fits = true;
+        for_value_operands(st, step_inputs, tr, [&](std::uint32_t, std::uint32_t p) {
+          const bool whole = !member(p) && (slots[p].rank < os.rank || rows_of(p) == 1);
+          fits = fits && (whole || tiled(p, os.rank));
+        });
+        if (!fits) return false;
         *role = Role::rows;
         return true;
       }
@@ -656,11 +655,9 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
   std::vector<std::uint32_t> unit_of(slots.size(), ~std::uint32_t{0});  // last reader
   for (std::size_t u = 0; u < units.size(); ++u) {
     auto read = [&](const Step& st) {
-      const int shape_operand = traits(st.op).shape_operand;
-      for (std::uint32_t k = 0; k < st.in_count; ++k) {
-        if (static_cast<int>(k) != shape_operand)
-          unit_of[step_inputs[st.in_begin + k]] = static_cast<std::uint32_t>(u);
-      }
+      for_value_operands(st, step_inputs, traits(st.op), [&](std::uint32_t, std::uint32_t p) {
+        unit_of[p] = static_cast<std::uint32_t>(u);
+      });
     };
     if (!units[u].group) {
       // A step that reads shapes only (size, zeros_like) needs no buffer of its operand.
@@ -668,13 +665,10 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
     } else {
       for (const Member& m : groups[units[u].index].members) {
         const Step& st = steps[m.step];
-        const int shape_operand = traits(st.op).shape_operand;
-        for (std::uint32_t k = 0; k < st.in_count; ++k) {
-          std::uint32_t p = step_inputs[st.in_begin + k];
-          if (gid[p] != static_cast<std::int32_t>(units[u].index) &&
-              static_cast<int>(k) != shape_operand)
+        for_value_operands(st, step_inputs, traits(st.op), [&](std::uint32_t, std::uint32_t p) {
+          if (gid[p] != static_cast<std::int32_t>(units[u].index))
             unit_of[p] = static_cast<std::uint32_t>(u);
-        }
+        });
       }
     }
   }
@@ -780,27 +774,21 @@ void Function<T>::Impl::plan_buffers() {
   }
   // What each unit reads (through aliases), writes into full buffers, and needs only
   // while it runs (tiles).
-  // Operands read for their shape only need no buffer (their shapes are in the slots).
   auto for_reads = [&](const Unit& u, auto&& f) {
     if (!u.group) {
       const Step& st = steps[u.index];
-      const int shape_operand = traits(st.op).shape_operand;
-      for (std::uint32_t k = 0; k < st.in_count; ++k) {
-        if (static_cast<int>(k) != shape_operand) f(owner[step_inputs[st.in_begin + k]]);
-      }
+      for_value_operands(st, step_inputs, traits(st.op),
+                         [&](std::uint32_t, std::uint32_t p) { f(owner[p]); });
       return;
     }
     const Group& gr = groups[u.index];
     for (const Member& m : gr.members) {
       const Step& st = steps[m.step];
-      const int shape_operand = traits(st.op).shape_operand;
-      for (std::uint32_t k = 0; k < st.in_count; ++k) {
-        if (static_cast<int>(k) == shape_operand) continue;
-        std::uint32_t p = step_inputs[st.in_begin + k];
+      for_value_operands(st, step_inputs, traits(st.op), [&](std::uint32_t, std::uint32_t p) {
         bool inside = false;
         for (const Member& m2 : gr.members) inside = inside || steps[m2.step].out == p;
         if (!inside) f(owner[p]);
-      }
+      });
     }
   };
   std::vector<std::uint32_t> last_use(slots.size(), 0);
