@@ -312,16 +312,19 @@ Expr<T> strip_broadcast(Graph<T>& g, Expr<T> x, Expr<T> partner) {
 /// D::grad(a, b, y, g, i) for operand i (before reduction to the operand's shape).
 template <class T, class D>
 class BinaryOp final : public Op<T>, public ElementwiseMarker, public MapKernelsMarker<T> {
+  // The scalar kernel every loop below is instantiated with.
+  static constexpr auto kF = [](T a, T b) { return D::f(a, b); };
+
  public:
   BinaryOp() {
     this->map_kernels.binary = [](const T* a, const T* b, T* y, std::size_t n) {
-      map2(a, b, y, n, [](T u, T v) { return D::f(u, v); });
+      map2(a, b, y, n, kF);
     };
     this->map_kernels.scalar_a = [](T a, const T* b, T* y, std::size_t n) {
-      map2_scalar_a(a, b, y, n, [](T u, T v) { return D::f(u, v); });
+      map2_scalar_a(a, b, y, n, kF);
     };
     this->map_kernels.scalar_b = [](const T* a, T b, T* y, std::size_t n) {
-      map2_scalar_b(a, b, y, n, [](T u, T v) { return D::f(u, v); });
+      map2_scalar_b(a, b, y, n, kF);
     };
   }
   std::string_view name() const override { return D::name; }
@@ -329,7 +332,7 @@ class BinaryOp final : public Op<T>, public ElementwiseMarker, public MapKernels
     return broadcast_shapes(in[0], in[1]);
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
-    binary_map(in[0], in[1], out, [](T a, T b) { return D::f(a, b); });
+    binary_map(in[0], in[1], out, kF);
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
     if constexpr (!D::nondiff) {

@@ -93,7 +93,7 @@ class Permutation {
   std::size_t operator()(std::size_t i) const {
     if (identity_) return i;
     if (block_ == 1) return walk_encrypt(i);
-    const std::size_t t = i < last_at_ * block_ + last_ ? i : i + (block_ - last_);
+    const std::size_t t = slot(i);
     return walk_encrypt(t / block_) * block_ + t % block_;
   }
   /// Writes the elements at positions first, first + 1, ... into out (first +
@@ -106,7 +106,7 @@ class Permutation {
         out[k++] = (*this)(i);
         continue;
       }
-      const std::size_t t = i < last_at_ * block_ + last_ ? i : i + (block_ - last_);
+      const std::size_t t = slot(i);
       const std::size_t b = t / block_, off = t % block_;
       const std::size_t run = (b == last_at_ ? last_ : block_) - off;  // to the block's end
       std::size_t e = walk_encrypt(b) * block_ + off;
@@ -123,6 +123,11 @@ class Permutation {
   }
 
  private:
+  // Position i in a sequence of blocks that are all full: positions after the short
+  // block move on by the B - r elements it lacks.
+  std::size_t slot(std::size_t i) const {
+    return i < last_at_ * block_ + last_ ? i : i + (block_ - last_);
+  }
   // The block-1 permutation of blocks_ elements and its inverse.
   std::size_t walk_encrypt(std::uint64_t x) const {
     do x = encrypt(x);
