@@ -11,7 +11,7 @@
 //   BLAS 1 pass        rows of X in 40 KiB blocks: r = X_b beta - y_b, g += X_b^T r, so
 //                      the second product finds the block in cache (the limit of a
 //                      graph that reads X once per step through BLAS)
-//   kernels by hand    the same with xgrad's own kernels (src/ops/gemv.hpp), in 40 KiB
+//   kernels by hand    the same with xgrad's own kernels (xgrad/kernels.hpp), in 40 KiB
 //                      and in 8-row blocks: xgrad's row-tiled executor minus its overhead
 // Also: a plain read of X (OpenBLAS dasum) for the memory bandwidth, and GB/s of each
 // variant counted as bytes of X per step / time per step.
@@ -19,10 +19,10 @@
 //   w2_full_linreg [ROWS] [COLS] [STEPS]
 #include <cmath>
 #include <random>
+#include <xgrad/kernels.hpp>  // the library's own matrix-vector kernels, for the limits
 #include <xgrad/xgrad.hpp>
 #include <xtensor-blas/xblas.hpp>
 
-#include "../src/ops/gemv.hpp"  // the library's own matrix-vector kernels, for the limits
 #include "harness.hpp"
 
 namespace {
@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
 
   // ---- by hand, one pass over X per step: blocks of rows stay in cache between the two
   // products, r_b = X_b beta - y_b, g += 2/n X_b^T r_b. The products are BLAS dgemv calls
-  // or xgrad's own kernels (src/ops/gemv.hpp) called directly: the second shows what the
+  // or xgrad's own kernels (xgrad/kernels.hpp) called directly: the second shows what the
   // tiled executor costs on top of its kernels, and what smaller blocks would gain.
   std::vector<double> b1(k), g1(k), r1(n);
   double hand_loss = 0;
@@ -146,10 +146,10 @@ int main(int argc, char** argv) {
         double* rb = r1.data() + r0;
         std::copy(y.data() + r0, y.data() + r0 + m, rb);
         if (own) {
-          xgrad::detail::gemv_dots(Xb, m, k, b1.data(), -1.0, rb);
+          xgrad::kernels::gemv_dots(Xb, m, k, b1.data(), -1.0, rb);
           for (std::size_t i = 0; i < m; ++i) l += rb[i] * rb[i];
           for (std::size_t i = 0; i < m; ++i) rb[i] *= two_n;
-          xgrad::detail::gemv_axpys(Xb, m, k, rb, 1.0, g1.data());
+          xgrad::kernels::gemv_axpys(Xb, m, k, rb, 1.0, g1.data());
         } else {
           gemv(false, m, k, 1.0, Xb, b1.data(), -1.0, rb);
           for (std::size_t i = 0; i < m; ++i) l += rb[i] * rb[i];
@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
   const std::size_t block = std::max<std::size_t>(1, (40 * 1024) / (k * sizeof(double)));
   vs.push_back(
       {"BLAS dgemv x2 per cache block (one pass)", "limit", [&] { one_pass(block, false); }});
-  if (xgrad::detail::gemv_own<double>(k)) {
+  if (xgrad::kernels::gemv_own<double>(k)) {
     vs.push_back(
         {"xgrad's kernels by hand, 40 KiB blocks", "limit", [&] { one_pass(block, true); }});
     vs.push_back({"xgrad's kernels by hand, 8-row blocks", "limit", [&] { one_pass(8, true); }});

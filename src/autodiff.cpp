@@ -1,10 +1,11 @@
 // Reverse accumulation over a topological order; every adjoint is a graph node.
 #include "xgrad/autodiff.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 
-#include "ops/common.hpp"
 #include "topo.hpp"
 #include "xgrad/ops.hpp"
 
@@ -74,6 +75,8 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
   std::unordered_map<NodeId, std::vector<Expr<T>>> more;
   adj[root] = seed.id();
   std::vector<Expr<T>> grads;
+  std::unique_ptr<bool[]> wanted;  // not a vector<bool>: rules read it as a span
+  std::size_t wanted_cap = 0;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     NodeId id = *it;
     if (!(flag[id] & kRel)) continue;
@@ -85,14 +88,17 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
     if (adj[id] == kNoAdj) continue;
     const Node<T>& node = g.node(id);
     if (node.kind != NodeKind::op) continue;
-    // Operands that lead to no x get the "not needed" marker (an invalid handle), so
-    // built-in rules skip building gradients nobody will read.
-    grads.resize(node.inputs.size());
-    for (std::size_t i = 0; i < node.inputs.size(); ++i) {
-      grads[i] = (flag[node.inputs[i]] & kRel) ? Expr<T>()
-                                               : Expr<T>(nullptr, detail::kGradNotNeeded);
+    // Operands that lead to no x are not wanted, so rules skip building gradients nobody
+    // will read (the gradient of a data matrix, of labels).
+    const std::size_t k = node.inputs.size();
+    grads.assign(k, Expr<T>());
+    if (wanted_cap < k) {
+      wanted_cap = std::max<std::size_t>(k, 2 * wanted_cap);
+      wanted = std::make_unique<bool[]>(wanted_cap);
     }
-    node.op->backward(node, Expr<T>(&g, id), Expr<T>(&g, adj[id]), grads);
+    for (std::size_t i = 0; i < k; ++i) wanted[i] = (flag[node.inputs[i]] & kRel) != 0;
+    node.op->backward(node, Expr<T>(&g, id), Expr<T>(&g, adj[id]),
+                      std::span<const bool>(wanted.get(), k), grads);
     for (std::size_t i = 0; i < node.inputs.size(); ++i) {
       NodeId in = node.inputs[i];
       if (!grads[i] || !(flag[in] & kRel)) continue;

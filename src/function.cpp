@@ -10,9 +10,9 @@
 #include <cstring>
 #include <map>
 
-#include "ops/common.hpp"
-#include "ops/gemv.hpp"
+#include "kernels/loops.hpp"
 #include "topo.hpp"
+#include "xgrad/kernels.hpp"
 
 namespace xgrad {
 
@@ -115,7 +115,7 @@ struct Function<T>::Impl {
     std::uint32_t nin = 0;
     std::array<Ref, 2> in{};  // group members are unary, binary, matmuls and reductions
     Ref out{};
-    const detail::MapKernels<T>* map = nullptr;
+    const MapKernels<T>* map = nullptr;
   };
   struct Group {
     std::size_t n = 0;     // rows in all
@@ -298,34 +298,13 @@ struct Pool {
 /// Calls f(k, slot) for each operand k of step st whose value forward() reads: all but
 /// OpTraits::shape_operand, which needs no buffer and, in a row-tiled group, no finished
 /// value (shapes are known when planning).
-template <class Step, class F>
+template <class T, class Step, class F>
 void for_value_operands(const Step& st, const std::vector<std::uint32_t>& step_inputs,
-                        const detail::OpTraits& tr, F&& f) {
+                        const OpTraits<T>& tr, F&& f) {
   for (std::uint32_t k = 0; k < st.in_count; ++k) {
     if (static_cast<int>(k) != tr.shape_operand) f(k, step_inputs[st.in_begin + k]);
   }
 }
-
-/// Traits of the ops a plan meets, cached by address: a graph uses a few distinct ops,
-/// a plan may have hundreds of thousands of steps.
-template <class T>
-struct TraitsCache {
-  std::array<const Op<T>*, 256> op{};  // direct-mapped front
-  std::array<detail::OpTraits, 256> traits{};
-  std::vector<std::pair<const Op<T>*, detail::OpTraits>> seen;  // every op met
-  detail::OpTraits operator()(const Op<T>* o) {
-    std::size_t i = (reinterpret_cast<std::uintptr_t>(o) * 0x9E3779B97F4A7C15ULL) >> 56;
-    if (op[i] == o) return traits[i];
-    auto it = std::find_if(seen.begin(), seen.end(), [o](const auto& e) { return e.first == o; });
-    if (it == seen.end()) {
-      seen.emplace_back(o, detail::op_traits(*o));
-      it = seen.end() - 1;
-    }
-    op[i] = o;
-    traits[i] = it->second;
-    return traits[i];
-  }
-};
 
 }  // namespace
 
@@ -535,7 +514,6 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
       units.push_back({false, static_cast<std::uint32_t>(st)});
     return;
   }
-  TraitsCache<T> traits;
   std::vector<std::int32_t> gid(slots.size(), -1);  // group a slot is a member result of
   std::vector<std::uint8_t> reduced(slots.size(), 0);
   std::int32_t cur = -1;  // open group
@@ -555,7 +533,7 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
   for (std::size_t si = 0; si < steps.size(); ++si) {
     const Step& st = steps[si];
     const std::uint32_t o = st.out;
-    const detail::OpTraits tr = traits(st.op);
+    const OpTraits<T>& tr = st.op->traits();
     auto in = [&](std::uint32_t k) { return step_inputs[st.in_begin + k]; };
     auto member = [&](std::uint32_t p) { return cur >= 0 && gid[p] == cur; };
     bool reads_member = false, reads_reduced = false;
@@ -582,7 +560,7 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
         *role = Role::alias;  // (reads_reduced, checked above, covers the other operands)
         return true;
       }
-      if (tr.elementwise || tr.broadcast) {
+      if (tr.rows == RowRole::elementwise) {
         // Every operand read is the same rows, or a whole value repeated along them.
         if (os.rank == 0 || os.dims[0] != n) return false;
         bool fits = true;
@@ -594,28 +572,31 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
         *role = Role::rows;
         return true;
       }
-      if (tr.sum_to && st.in_count == 2 && slots[in(0)].rank >= 2 &&
+      if (tr.rows == RowRole::sum_to && st.in_count == 2 && slots[in(0)].rank >= 2 &&
           tiled(in(0), slots[in(0)].rank) &&
           os.size == slots[in(0)].size / static_cast<std::size_t>(n) &&
           detail::is_row_of(os.shape(), slots[in(0)].shape())) {
         *role = Role::sum_rows;  // the rows summed into one: a bias gradient
         return true;
       }
-      if (tr.matmul && st.in_count == 2) {
-        const Attrs& a = *st.attrs;
-        if (!a.flag && os.rank >= 1 && os.dims[0] == n && tiled(in(0), 2) && !member(in(1))) {
+      if (tr.rows == RowRole::matmul && st.in_count == 2) {
+        const MatmulAttrs a = matmul_attrs(*st.attrs);
+        if (!a.transpose_a && os.rank >= 1 && os.dims[0] == n && tiled(in(0), 2) &&
+            !member(in(1))) {
           *role = Role::rows;
           return true;
         }
-        if (a.flag && !a.flag2 && tiled(in(0), 2) && (tiled(in(1), 1) || tiled(in(1), 2))) {
+        if (a.transpose_a && !a.transpose_b && tiled(in(0), 2) &&
+            (tiled(in(1), 1) || tiled(in(1), 2))) {
           *role = Role::matmul_acc;
           return true;
         }
         return false;
       }
-      if (tr.reduce_kind && st.in_count == 1 && os.rank == 0 && os.size == 1 &&
-          tiled(in(0), slots[in(0)].rank) && slots[in(0)].rank >= 1) {
-        *role = tr.reduce_kind == 1 ? Role::sum : Role::mean;
+      if ((tr.rows == RowRole::sum || tr.rows == RowRole::mean) && st.in_count == 1 &&
+          os.rank == 0 && os.size == 1 && tiled(in(0), slots[in(0)].rank) &&
+          slots[in(0)].rank >= 1) {
+        *role = tr.rows == RowRole::sum ? Role::sum : Role::mean;
         return true;
       }
       return false;
@@ -643,7 +624,8 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
       cur = static_cast<std::int32_t>(groups.size() - 1);
     }
     Group& gr = groups[static_cast<std::size_t>(cur)];
-    gr.members.push_back({static_cast<std::uint32_t>(si), role, 0, -1, 0, tr.matmul});
+    gr.members.push_back(
+        {static_cast<std::uint32_t>(si), role, 0, -1, 0, tr.rows == RowRole::matmul});
     gr.streamed += streamed;
     gid[o] = cur;
     reduced[o] = role != Role::rows && role != Role::alias;
@@ -655,17 +637,17 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
   std::vector<std::uint32_t> unit_of(slots.size(), ~std::uint32_t{0});  // last reader
   for (std::size_t u = 0; u < units.size(); ++u) {
     auto read = [&](const Step& st) {
-      for_value_operands(st, step_inputs, traits(st.op), [&](std::uint32_t, std::uint32_t p) {
+      for_value_operands(st, step_inputs, st.op->traits(), [&](std::uint32_t, std::uint32_t p) {
         unit_of[p] = static_cast<std::uint32_t>(u);
       });
     };
     if (!units[u].group) {
       // A step that reads shapes only (size, zeros_like) needs no buffer of its operand.
-      if (!traits(steps[units[u].index].op).shape_only) read(steps[units[u].index]);
+      if (!steps[units[u].index].op->traits().shape_only) read(steps[units[u].index]);
     } else {
       for (const Member& m : groups[units[u].index].members) {
         const Step& st = steps[m.step];
-        for_value_operands(st, step_inputs, traits(st.op), [&](std::uint32_t, std::uint32_t p) {
+        for_value_operands(st, step_inputs, st.op->traits(), [&](std::uint32_t, std::uint32_t p) {
           if (gid[p] != static_cast<std::int32_t>(units[u].index))
             unit_of[p] = static_cast<std::uint32_t>(u);
         });
@@ -700,14 +682,14 @@ void Function<T>::Impl::plan_groups(const std::vector<int>& out_index) {
       for (std::uint32_t k = 0; k < st.in_count; ++k) {
         std::uint32_t p = step_inputs[st.in_begin + k];
         std::int32_t t = tile_of(p);
-        const detail::OpTraits tr = traits(st.op);
+        const OpTraits<T>& tr = st.op->traits();
         bool rows_operand =
             static_cast<int>(k) != tr.shape_operand &&
             (gid[p] == id
                  ? !reduced[p]
                  : slots[p].rank >= 1 && rows_of(p) == static_cast<Dim>(gr.n) &&
-                       (m.role != Role::rows || !tr.matmul || k == 0) &&
-                       (!(tr.elementwise || tr.broadcast) || slots[p].rank == slots[st.out].rank));
+                       (m.role != Role::rows || tr.rows != RowRole::matmul || k == 0) &&
+                       (tr.rows != RowRole::elementwise || slots[p].rank == slots[st.out].rank));
         if (t < 0 && rows_operand) t = add_tile(p, gid[p] != id);
         gr.arg_tile.push_back(rows_operand ? t : -1);
       }
@@ -751,7 +733,6 @@ void Function<T>::Impl::plan_buffers() {
   // Buffer owner of each slot: itself, or the slot an alias reads.
   std::vector<std::uint32_t> owner(slots.size());
   for (std::size_t p = 0; p < slots.size(); ++p) owner[p] = static_cast<std::uint32_t>(p);
-  TraitsCache<T> traits;
   aliased.clear();
   for (Slot& sl : slots) sl.flags &= static_cast<std::uint8_t>(~kAlias);
   {
@@ -761,7 +742,7 @@ void Function<T>::Impl::plan_buffers() {
         const Step& st = steps[u.index];
         Slot& o = slots[st.out];
         if (out_index[st.out] < 0 && st.in_count >= 1 &&
-            slots[step_inputs[st.in_begin]].size == o.size && traits(st.op).copy_when_same_size) {
+            slots[step_inputs[st.in_begin]].size == o.size && st.op->traits().copy_when_same_size) {
           o.flags |= kAlias;
           owner[st.out] = owner[step_inputs[st.in_begin]];
           aliased.push_back(u.index);
@@ -777,14 +758,14 @@ void Function<T>::Impl::plan_buffers() {
   auto for_reads = [&](const Unit& u, auto&& f) {
     if (!u.group) {
       const Step& st = steps[u.index];
-      for_value_operands(st, step_inputs, traits(st.op),
+      for_value_operands(st, step_inputs, st.op->traits(),
                          [&](std::uint32_t, std::uint32_t p) { f(owner[p]); });
       return;
     }
     const Group& gr = groups[u.index];
     for (const Member& m : gr.members) {
       const Step& st = steps[m.step];
-      for_value_operands(st, step_inputs, traits(st.op), [&](std::uint32_t, std::uint32_t p) {
+      for_value_operands(st, step_inputs, st.op->traits(), [&](std::uint32_t, std::uint32_t p) {
         bool inside = false;
         for (const Member& m2 : gr.members) inside = inside || steps[m2.step].out == p;
         if (!inside) f(owner[p]);
@@ -942,18 +923,17 @@ void Function<T>::Impl::resolve_calls(Group& gr) {
       std::fill(o.data, o.data + o.size, T(0));
     // Matrix-vector products by the kernels MatmulOp itself would pick.
     const bool gemv = m.matmul && c.in[0].rank == 2 && c.in[0].row && c.in[1].rank == 1 &&
-                      detail::gemv_own<T>(c.in[0].row);
-    if (m.role == Role::rows && gemv && !st.attrs->flag) c.kernel = Kernel::dots;
+                      kernels::gemv_own<T>(c.in[0].row);
+    if (m.role == Role::rows && gemv && !matmul_attrs(*st.attrs).transpose_a)
+      c.kernel = Kernel::dots;
     if (m.role == Role::matmul_acc && gemv) c.kernel = Kernel::axpys;
     if (m.role == Role::sum || m.role == Role::mean) c.kernel = Kernel::sum;
     if (m.role == Role::sum_rows) c.kernel = Kernel::sum_rows;
-    const auto* mk = m.role == Role::rows && !m.matmul
-                         ? dynamic_cast<const detail::MapKernelsMarker<T>*>(st.op)
-                         : nullptr;
-    if (mk) {
+    const MapKernels<T>& mk = st.op->traits().map;
+    if (m.role == Role::rows && !m.matmul && (mk.unary || mk.binary)) {
       // Operands of the output's rows, or a single value: the op's loops without its
       // broadcast dispatch. Anything else (a broadcast row) goes through forward().
-      c.map = &mk->map_kernels;
+      c.map = &mk;
       auto rowwise = [&](const Ref& r) { return r.row && r.row == c.out.row; };
       auto scalar = [&](const Ref& r) { return !r.row && r.whole == 1; };
       if (c.nin == 1 && rowwise(c.in[0]) && c.map->unary) c.kernel = Kernel::unary;
@@ -981,11 +961,12 @@ void Function<T>::Impl::run_group(Group& gr, const Step*& current) {
       const std::size_t n = c.out.size(rows);
       switch (c.kernel) {
         case Kernel::dots:
-          detail::gemv_dots<T>(c.in[0].at(r0), rows, c.in[0].row, c.in[1].base, T(0), c.out.at(r0));
+          kernels::gemv_dots<T>(c.in[0].at(r0), rows, c.in[0].row, c.in[1].base, T(0),
+                                c.out.at(r0));
           break;
         case Kernel::axpys:
-          detail::gemv_axpys<T>(c.in[0].at(r0), rows, c.in[0].row, c.in[1].at(r0), T(1),
-                                c.out.base);
+          kernels::gemv_axpys<T>(c.in[0].at(r0), rows, c.in[0].row, c.in[1].at(r0), T(1),
+                                 c.out.base);
           continue;
         case Kernel::sum: {
           // In double and in row-major order, as the reduction over the whole array sums:
@@ -1027,7 +1008,8 @@ void Function<T>::Impl::run_group(Group& gr, const Step*& current) {
           }
           Tensor<T> out{c.out.at(r0), {c.out.dims, c.out.rank}, n};
           if (c.m->role == Role::matmul_acc) {
-            detail::matmul_accumulate(a[0], a[1], out, *c.st->attrs);
+            const MatmulAttrs ma = matmul_attrs(*c.st->attrs);
+            kernels::matmul(a[0], a[1], out, ma.transpose_a, ma.transpose_b, T(1));
             continue;
           }
           c.st->op->forward(std::span<const ConstTensor<T>>(a.data(), c.nin), out, *c.st->attrs);

@@ -68,6 +68,12 @@ int Op<T>::shape_source(const Node<T>&, const Graph<T>&) const {
   return -1;
 }
 
+template <class T>
+const OpTraits<T>& Op<T>::traits() const {
+  static const OpTraits<T> none;
+  return none;
+}
+
 namespace {
 
 constexpr NodeId kNone = ~NodeId{0};

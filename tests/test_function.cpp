@@ -32,7 +32,7 @@ class CountingIdentity final : public xgrad::Op<double> {
     ++calls;
     std::copy_n(in[0].data, out.size, out.data);
   }
-  void backward(const xgrad::Node<double>&, Expr<double>, Expr<double> g,
+  void backward(const xgrad::Node<double>&, Expr<double>, Expr<double> g, std::span<const bool>,
                 std::span<Expr<double>> grads) const override {
     grads[0] = g;
   }

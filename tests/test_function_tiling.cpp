@@ -19,10 +19,10 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+#include <xgrad/kernels.hpp>  // gemv_isa / gemv_limit_isa: run every kernel variant
 #include <xgrad/xgrad.hpp>
 #include <xtensor/xadapt.hpp>
 
-#include "../src/ops/gemv.hpp"  // gemv_isa / gemv_limit_isa: run every kernel variant
 #include "test_util.hpp"
 
 namespace {
@@ -136,14 +136,14 @@ const std::vector<std::size_t> kGemvRows = {0, 1, 2, 3, 4, 5, 7, 8, 9, 33};
 // none (BLAS), so an AVX-512 machine also tests the AVX2 kernels.
 template <class F>
 void for_each_isa(F f) {
-  const int best = xgrad::detail::gemv_isa();
+  const int best = xgrad::kernels::gemv_isa();
   for (int isa = best; isa >= 0; --isa) {
     SCOPED_TRACE("kernel instruction set " + std::to_string(isa));
-    xgrad::detail::gemv_limit_isa(isa);
-    EXPECT_EQ(xgrad::detail::gemv_isa(), isa);
+    xgrad::kernels::gemv_limit_isa(isa);
+    EXPECT_EQ(xgrad::kernels::gemv_isa(), isa);
     f();
   }
-  xgrad::detail::gemv_limit_isa(2);
+  xgrad::kernels::gemv_limit_isa(2);
 }
 
 // Guards the double matrix-vector kernels (every row/column remainder of the 4-row and
@@ -361,7 +361,7 @@ void check_tiled_equals_untiled(std::size_t n, std::size_t k) {
     auto f = xgrad::compile(outs, opts);
     const auto& got = f.run({{m.X, d.X}, {m.y, d.y}});
     EXPECT_LT(f.workspace_bytes(), n * k * sizeof(T)) << "not tiled?";
-    if (xgrad::detail::gemv_isa() == 0) {  // BLAS gemv: its order depends on the block
+    if (xgrad::kernels::gemv_isa() == 0) {  // BLAS gemv: its order depends on the block
       check_regression(f, regression_ref(d.X, d.beta, d.y), true, "BLAS");
       continue;
     }

@@ -1,12 +1,11 @@
 /// @file graph.hpp
-/// @brief Graph, Node, Op and the Expr handle: the data model every other piece works on.
+/// @brief Graph, Node and the Expr handle: the data model every other piece works on.
 #pragma once
 
 #include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <initializer_list>
 #include <memory>
 #include <span>
@@ -17,220 +16,22 @@
 #include <xtensor/xarray.hpp>
 
 #include "xgrad/error.hpp"
+#include "xgrad/node_inputs.hpp"
+#include "xgrad/op.hpp"
+#include "xgrad/shape.hpp"
 
 namespace xgrad {
-
-/// One extent of a shape; xgrad::open marks a dimension left open until values are bound.
-using Dim = std::ptrdiff_t;
-/// A static shape; dimensions may be xgrad::open (typically the leading batch dimension).
-using Shape = std::vector<Dim>;
-/// A dimension whose extent is only known when a value is bound (the batch size).
-inline constexpr Dim open = -1;
-/// The largest rank the kernels handle; their index arithmetic lives on the stack.
-inline constexpr std::size_t max_rank = 8;
-/// Index of a node inside its graph.
-using NodeId = std::uint32_t;
-
-/// Formats a shape as "(2, 3)", with "?" for open dimensions.
-std::string shape_str(std::span<const Dim> shape);
-/// Number of elements of a fully known shape.
-std::size_t shape_size(std::span<const Dim> shape);
-
-/// Element types a bound value may have; integers are accepted only by integer inputs.
-enum class DType : std::uint8_t { float32, float64, int32, int64 };
-/// Human-readable dtype name, for error messages.
-const char* dtype_name(DType d);
-/// The DType tag of a C++ element type (float, double, int32_t, int64_t).
-template <class U>
-constexpr DType dtype_of();
-/// @cond INTERNAL
-template <>
-constexpr DType dtype_of<float>() {
-  return DType::float32;
-}
-template <>
-constexpr DType dtype_of<double>() {
-  return DType::float64;
-}
-template <>
-constexpr DType dtype_of<std::int32_t>() {
-  return DType::int32;
-}
-template <>
-constexpr DType dtype_of<std::int64_t>() {
-  return DType::int64;
-}
-/// @endcond
 
 /// What a node is: a bound placeholder, a trainable value, a fixed value, or an op result.
 enum class NodeKind : std::uint8_t { input, parameter, constant, op };
 
-/// Op-specific attributes. One generic record keeps nodes uniform (hashable for
-/// common-subexpression merging) instead of a class hierarchy per op.
-struct Attrs {
-  std::vector<Dim> ints;  ///< Axes, permutation, target shape or slice bounds, per op.
-  double real = 0;        ///< First scalar attribute (exponent, lower bound...).
-  double real2 = 0;       ///< Second scalar attribute (upper bound...).
-  bool flag = false;      ///< First switch (keepdims, transpose of the left operand...).
-  bool flag2 = false;     ///< Second switch (transpose of the right operand...).
-  /// Attributes are equal when every field is.
-  bool operator==(const Attrs&) const = default;
-};
-
-/// A read-only view of a dense row-major tensor during execution.
-template <class T>
-struct ConstTensor {
-  const T* data = nullptr;     ///< First element.
-  std::span<const Dim> shape;  ///< Concrete extents (never open).
-  std::size_t size = 0;        ///< Number of elements.
-};
-
-/// A writable view of a dense row-major tensor during execution.
-template <class T>
-struct Tensor {
-  T* data = nullptr;           ///< First element.
-  std::span<const Dim> shape;  ///< Concrete extents (never open).
-  std::size_t size = 0;        ///< Number of elements.
-};
-
 template <class T>
 class Graph;
-template <class T>
-class Expr;
 /// @cond INTERNAL
 namespace detail {
 struct GraphAccess;  // src/: the graph's compact operand lists
 }  // namespace detail
 /// @endcond
-template <class T>
-struct Node;
-
-/// An operation: its shape rule, forward kernel, gradient rule and printed form in one
-/// object, so that adding an op touches one place. Built-in ops and user ops implement
-/// this same interface.
-template <class T>
-class Op {
- public:
-  virtual ~Op() = default;
-  /// Short name used in formulas, Graphviz labels and error messages.
-  virtual std::string_view name() const = 0;
-  /// Output shape from input shapes (which may hold open dimensions); throws
-  /// std::invalid_argument with the reason when the operands do not fit.
-  virtual Shape infer_shape(std::span<const Shape> in, const Attrs& a) const = 0;
-  /// Computes the output from inputs; must not allocate (the plan sized everything).
-  virtual void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const = 0;
-  /// Appends gradient nodes: for each input i, grads[i] receives the vector-Jacobian
-  /// product of g, or stays invalid when the input gets no gradient (labels, shapes).
-  virtual void backward(const Node<T>& node, Expr<T> out, Expr<T> g,
-                        std::span<Expr<T>> grads) const = 0;
-  /// Printed form given the printed operands; the default is name(a, b, ...).
-  virtual std::string format(std::span<const std::string> args, const Attrs& a) const;
-  /// Binding strength for infix printing (higher binds tighter); calls bind tightest.
-  virtual int precedence() const { return 100; }
-  /// True when a right operand of equal precedence needs no parentheses (+ and *).
-  virtual bool associative() const { return false; }
-  /// Index of an input whose run-time shape always equals the output's, or -1. Lets
-  /// gradient rules skip broadcasting and reductions that would be identities.
-  virtual int shape_source(const Node<T>& node, const Graph<T>& g) const;
-  /// Algebraic identities (x*1, x+0...) that replace a new node by an existing one;
-  /// returns an invalid Expr when none applies.
-  virtual Expr<T> simplify(Graph<T>& g, std::span<const NodeId> in, const Attrs& a) const;
-};
-
-/// The operand ids of a node: a read-only sequence of NodeId (range-for, size(),
-/// operator[], comparison, conversion to std::vector and std::span). Up to three ids live
-/// inline, so building a node with three or fewer operands allocates nothing for them.
-class NodeInputs {
- public:
-  using value_type = NodeId;             ///< Element type.
-  using size_type = std::size_t;         ///< Size type.
-  using const_iterator = const NodeId*;  ///< Iterator (read-only).
-  using iterator = const NodeId*;        ///< Iterator (read-only).
-
-  /// No operands.
-  NodeInputs() = default;
-  /// Copies the given ids.
-  NodeInputs(std::span<const NodeId> ids) { assign(ids); }  // NOLINT(google-explicit-constructor)
-  /// Copies the given ids.
-  NodeInputs(std::initializer_list<NodeId> ids)  // NOLINT(google-explicit-constructor)
-      : NodeInputs(std::span<const NodeId>(ids.begin(), ids.size())) {}
-  /// Copies the given ids.
-  NodeInputs(const std::vector<NodeId>& ids)  // NOLINT(google-explicit-constructor)
-      : NodeInputs(std::span<const NodeId>(ids)) {}
-  /// Copies.
-  NodeInputs(const NodeInputs& o) { assign(o); }
-  /// Moves (steals a heap list).
-  NodeInputs(NodeInputs&& o) noexcept { steal(o); }
-  /// Copies.
-  NodeInputs& operator=(const NodeInputs& o) {
-    if (this != &o) {
-      release();
-      assign(o);
-    }
-    return *this;
-  }
-  /// Moves.
-  NodeInputs& operator=(NodeInputs&& o) noexcept {
-    if (this != &o) {
-      release();
-      steal(o);
-    }
-    return *this;
-  }
-  ~NodeInputs() { release(); }
-
-  /// First id.
-  const NodeId* data() const { return size_ <= kInline ? inline_ : heap_; }
-  /// First id.
-  const NodeId* begin() const { return data(); }
-  /// One past the last id.
-  const NodeId* end() const { return data() + size_; }
-  /// Number of operands.
-  std::size_t size() const { return size_; }
-  /// True without operands.
-  bool empty() const { return size_ == 0; }
-  /// Operand i (unchecked).
-  NodeId operator[](std::size_t i) const { return data()[i]; }
-  /// The ids as a span.
-  operator std::span<const NodeId>() const { return {data(), size_}; }  // NOLINT
-  /// The ids as a vector.
-  operator std::vector<NodeId>() const { return {begin(), end()}; }  // NOLINT
-  /// Same ids in the same order.
-  friend bool operator==(const NodeInputs& a, const NodeInputs& b) {
-    return a.size_ == b.size_ && std::equal(a.begin(), a.end(), b.begin());
-  }
-  /// Same ids in the same order.
-  friend bool operator==(const NodeInputs& a, const std::vector<NodeId>& b) {
-    return a.size_ == b.size() && std::equal(a.begin(), a.end(), b.begin());
-  }
-
- private:
-  static constexpr std::uint32_t kInline = 3;
-  void assign(std::span<const NodeId> ids) {
-    size_ = static_cast<std::uint32_t>(ids.size());
-    NodeId* d = inline_;
-    if (size_ > kInline) d = heap_ = new NodeId[size_];
-    std::copy(ids.begin(), ids.end(), d);
-  }
-  void steal(NodeInputs& o) {
-    size_ = o.size_;
-    if (size_ > kInline) {
-      heap_ = o.heap_;
-    } else {
-      std::copy(o.inline_, o.inline_ + size_, inline_);
-    }
-    o.size_ = 0;
-  }
-  void release() {
-    if (size_ > kInline) delete[] heap_;
-    size_ = 0;
-  }
-  union {
-    NodeId inline_[kInline];
-    NodeId* heap_;
-  };
-  std::uint32_t size_ = 0;
-};
 
 /// The value a parameter or constant node owns: an xt::xarray<T> kept out of line, so
 /// that op and input nodes, which own none, stay small. Reads like the array itself
@@ -239,22 +40,19 @@ class NodeInputs {
 template <class T>
 class NodeValue {
  public:
-  /// No value.
+  // Construction, deep copy and move
+  /// @cond TRIVIAL
   NodeValue() = default;
-  /// Owns v.
   NodeValue(xt::xarray<T> v)  // NOLINT(google-explicit-constructor)
       : v_(std::make_unique<xt::xarray<T>>(std::move(v))) {}
-  /// Deep copy.
   NodeValue(const NodeValue& o) : v_(o.v_ ? std::make_unique<xt::xarray<T>>(*o.v_) : nullptr) {}
-  /// Moves.
   NodeValue(NodeValue&&) noexcept = default;
-  /// Deep copy.
   NodeValue& operator=(const NodeValue& o) {
     if (this != &o) v_ = o.v_ ? std::make_unique<xt::xarray<T>>(*o.v_) : nullptr;
     return *this;
   }
-  /// Moves.
   NodeValue& operator=(NodeValue&&) noexcept = default;
+  /// @endcond
   /// Replaces the value.
   NodeValue& operator=(xt::xarray<T> v) {
     if (v_) {
@@ -274,36 +72,27 @@ class NodeValue {
     if (!v_) v_ = std::make_unique<xt::xarray<T>>(xt::xarray<T>::from_shape({0}));
     return *v_;
   }
-  /// The array.
+  // Read like the array (data() is nullptr and size() 0 without a value)
+  /// @cond TRIVIAL
   operator const xt::xarray<T>&() const { return get(); }  // NOLINT(google-explicit-constructor)
-  /// The array.
-  operator xt::xarray<T>&() { return get(); }  // NOLINT(google-explicit-constructor)
-  /// First element (nullptr without a value).
+  operator xt::xarray<T>&() { return get(); }              // NOLINT(google-explicit-constructor)
   const T* data() const { return v_ ? v_->data() : nullptr; }
-  /// First element.
   T* data() { return v_ ? v_->data() : nullptr; }
-  /// Number of elements (0 without a value).
   std::size_t size() const { return v_ ? v_->size() : 0; }
-  /// Extents.
   const auto& shape() const { return get().shape(); }
-  /// Extent of axis i.
   std::size_t shape(std::size_t i) const { return get().shape(i); }
-  /// Rank.
   std::size_t dimension() const { return get().dimension(); }
-  /// First element, for range-for over the values.
   auto begin() const { return get().begin(); }
-  /// Past the last element.
   auto end() const { return get().end(); }
-  /// Element access, as on the array.
   template <class... I>
   const T& operator()(I... i) const {
     return get()(i...);
   }
-  /// Element access, as on the array.
   template <class... I>
   T& operator()(I... i) {
     return get()(i...);
   }
+  /// @endcond
 
  private:
   static const xt::xarray<T>& empty() {
@@ -454,16 +243,14 @@ class Graph {
   // sweeps of topological ordering, which then never touch the nodes themselves).
   std::vector<std::uint32_t> in_begin_;  // per node: first operand in in_ids_
   std::vector<NodeId> in_ids_;
-  std::vector<Uses> uses_of_;   // per node
-  std::vector<Use> uses_;       // use records, appended per operand of each op node
+  std::vector<Uses> uses_of_;     // per node
+  std::vector<Use> uses_;         // use records, appended per operand of each op node
   std::vector<NodeId> leaf_ops_;  // op nodes without operands
   std::unordered_map<std::uint64_t, NodeId> scalars_;  // bit pattern -> interned scalar
 };
 
 extern template class Graph<float>;
 extern template class Graph<double>;
-extern template class Op<float>;
-extern template class Op<double>;
 
 template <class T>
 Graph<T>& Expr<T>::graph() const {

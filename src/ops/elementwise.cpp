@@ -14,9 +14,12 @@ namespace {
 /// An elementwise op of one operand, defined by D: D::name, D::f(x) and
 /// D::grad(x, y, g) (or D::nondiff for ops with zero gradient).
 template <class T, class D>
-class UnaryOp final : public Op<T>, public ElementwiseMarker, public MapKernelsMarker<T> {
+class UnaryOp final : public Op<T> {
  public:
-  UnaryOp() { this->map_kernels.unary = &loop; }
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.rows = RowRole::elementwise, .map = {.unary = &loop}};
+    return t;
+  }
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override { return in[0]; }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
@@ -31,7 +34,8 @@ class UnaryOp final : public Op<T>, public ElementwiseMarker, public MapKernelsM
       map1(x, y, n, [attrs](T v) { return D::f(v, attrs); });
     }
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     if constexpr (!D::nondiff) gr[0] = D::grad(arg(y, n, 0), y, g, n.attrs);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
@@ -311,21 +315,20 @@ Expr<T> strip_broadcast(Graph<T>& g, Expr<T> x, Expr<T> partner) {
 /// An elementwise op of two broadcast operands, defined by D: D::name, D::f(a, b), and
 /// D::grad(a, b, y, g, i) for operand i (before reduction to the operand's shape).
 template <class T, class D>
-class BinaryOp final : public Op<T>, public ElementwiseMarker, public MapKernelsMarker<T> {
+class BinaryOp final : public Op<T> {
   // The scalar kernel every loop below is instantiated with.
   static constexpr auto kF = [](T a, T b) { return D::f(a, b); };
 
  public:
-  BinaryOp() {
-    this->map_kernels.binary = [](const T* a, const T* b, T* y, std::size_t n) {
-      map2(a, b, y, n, kF);
-    };
-    this->map_kernels.scalar_a = [](T a, const T* b, T* y, std::size_t n) {
-      map2_scalar_a(a, b, y, n, kF);
-    };
-    this->map_kernels.scalar_b = [](const T* a, T b, T* y, std::size_t n) {
-      map2_scalar_b(a, b, y, n, kF);
-    };
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{
+        .rows = RowRole::elementwise,
+        .map = {
+            .binary = [](const T* a, const T* b, T* y, std::size_t n) { map2(a, b, y, n, kF); },
+            .scalar_a = [](T a, const T* b, T* y, std::size_t n) { map2_scalar_a(a, b, y, n, kF); },
+            .scalar_b = [](const T* a, T b, T* y,
+                           std::size_t n) { map2_scalar_b(a, b, y, n, kF); }}};
+    return t;
   }
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
@@ -334,11 +337,12 @@ class BinaryOp final : public Op<T>, public ElementwiseMarker, public MapKernels
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
     binary_map(in[0], in[1], out, kF);
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool> wanted,
+                std::span<Expr<T>> gr) const override {
     if constexpr (!D::nondiff) {
       Expr<T> a = arg(y, n, 0), b = arg(y, n, 1);
       for (std::size_t i = 0; i < 2; ++i) {
-        if (!wants_grad<T>(gr, i)) continue;
+        if (!wanted[i]) continue;
         if (Expr<T> gi = D::grad(a, b, y, g, i)) gr[i] = unbroadcast(gi, i == 0 ? a : b);
       }
     }

@@ -1,21 +1,19 @@
-// Matrix products through BLAS (xtensor-blas's cxxblas bindings over OpenBLAS) and axis
-// permutation.
-#include <xtensor-blas/xblas.hpp>
-
+// Matrix products (kernels in src/kernels/) and axis permutation.
 #include "common.hpp"
-#include "gemv.hpp"
+#include "xgrad/kernels.hpp"
 
 namespace xgrad {
 namespace detail {
 namespace {
 
-using cxxblas::StorageOrder;
-using cxxblas::Transpose;
-
 /// Product of 1-d and 2-d operands; flag / flag2 transpose a 2-d left / right operand.
 template <class T>
-class MatmulOp final : public Op<T>, public MatmulMarker {
+class MatmulOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.rows = RowRole::matmul};
+    return t;
+  }
   std::string_view name() const override { return "matmul"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     const Shape& x = in[0];
@@ -42,52 +40,14 @@ class MatmulOp final : public Op<T>, public MatmulMarker {
     return out;
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    product(in[0], in[1], out, a, T(0));
+    kernels::matmul(in[0], in[1], out, a.flag, a.flag2, T(0));
   }
-  /// out = op(x) @ op(y) + beta * out.
-  static void product(const ConstTensor<T>& x, const ConstTensor<T>& y, Tensor<T> out,
-                      const Attrs& a, T beta) {
-    using I = xt::blas_index_t;
-    if (x.shape.size() == 1 && y.shape.size() == 1) {
-      T r = 0;
-      cxxblas::dot<I>(static_cast<I>(x.size), x.data, 1, y.data, 1, r);
-      out.data[0] = r + beta * out.data[0];
-      return;
-    }
-    if (out.size == 0) return;
-    auto empty_product = [&] {
-      if (beta == T(0)) std::fill(out.data, out.data + out.size, T(0));
-    };
-    if (y.shape.size() == 1 || x.shape.size() == 1) {
-      // Matrix-vector in either order is one gemv on the 2-d operand.
-      bool left = x.shape.size() == 2;
-      const ConstTensor<T>& A = left ? x : y;
-      const ConstTensor<T>& v = left ? y : x;
-      bool trans = left ? a.flag : !a.flag2;
-      I rows = static_cast<I>(A.shape[0]), cols = static_cast<I>(A.shape[1]);
-      if (rows * cols == 0) return empty_product();
-      if (gemv_own<T>(static_cast<std::size_t>(cols))) {
-        auto r = static_cast<std::size_t>(rows), c = static_cast<std::size_t>(cols);
-        return trans ? gemv_axpys(A.data, r, c, v.data, beta, out.data)
-                     : gemv_dots(A.data, r, c, v.data, beta, out.data);
-      }
-      cxxblas::gemv<I>(StorageOrder::RowMajor, trans ? Transpose::Trans : Transpose::NoTrans, rows,
-                       cols, T(1), A.data, std::max<I>(cols, 1), v.data, 1, beta, out.data, 1);
-      return;
-    }
-    I m = static_cast<I>(out.shape[0]), n = static_cast<I>(out.shape[1]);
-    I k = static_cast<I>(a.flag ? x.shape[0] : x.shape[1]);
-    if (k == 0) return empty_product();
-    cxxblas::gemm<I>(StorageOrder::RowMajor, a.flag ? Transpose::Trans : Transpose::NoTrans,
-                     a.flag2 ? Transpose::Trans : Transpose::NoTrans, m, n, k, T(1), x.data,
-                     std::max<I>(static_cast<I>(x.shape[1]), 1), y.data,
-                     std::max<I>(static_cast<I>(y.shape[1]), 1), beta, out.data, std::max<I>(n, 1));
-  }
-  void backward(const Node<T>& nd, Expr<T> out, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& nd, Expr<T> out, Expr<T> g, std::span<const bool> wanted,
+                std::span<Expr<T>> gr) const override {
     Expr<T> A = arg(out, nd, 0), B = arg(out, nd, 1);
     bool ta = nd.attrs.flag, tb = nd.attrs.flag2;
     // Only the gradients autodiff asks for: the one of a data operand is never built.
-    const bool want_a = wants_grad<T>(gr, 0), want_b = wants_grad<T>(gr, 1);
+    const bool want_a = wanted[0], want_b = wanted[1];
     gr[0] = gr[1] = Expr<T>();
     std::size_t ra = A.rank(), rb = B.rank();
     if (ra == 1 && rb == 1) {  // dot
@@ -159,7 +119,8 @@ class TransposeOp final : public Op<T> {
                       for (std::size_t j = 0; j < n; ++j) o[j] = x[off[0] + j * st[0]];
                     });
   }
-  void backward(const Node<T>& n, Expr<T>, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T>, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     std::vector<Dim> inv(n.attrs.ints.size());
     for (std::size_t i = 0; i < inv.size(); ++i) {
       inv[static_cast<std::size_t>(n.attrs.ints[i])] = static_cast<Dim>(i);
@@ -174,15 +135,6 @@ class TransposeOp final : public Op<T> {
 };
 
 }  // namespace
-
-template <class T>
-void matmul_accumulate(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, const Attrs& attrs) {
-  MatmulOp<T>::product(a, b, out, attrs, T(1));
-}
-template void matmul_accumulate(ConstTensor<float>, ConstTensor<float>, Tensor<float>,
-                                const Attrs&);
-template void matmul_accumulate(ConstTensor<double>, ConstTensor<double>, Tensor<double>,
-                                const Attrs&);
 
 }  // namespace detail
 

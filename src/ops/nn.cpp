@@ -55,7 +55,8 @@ class SoftmaxOp final : public Op<T> {
       }
     }
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     std::vector<Dim> ax{n.attrs.ints[0]};
     if (n.attrs.flag) {
       gr[0] = g - exp(y) * sum(g, ax, true);
@@ -90,7 +91,8 @@ class OneHotOp final : public Op<T> {
       out.data[k * depth + static_cast<std::size_t>(v)] = T(1);
     }
   }
-  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<Expr<T>>) const override {}
+  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<const bool>,
+                std::span<Expr<T>>) const override {}
 };
 
 /// Mean over rows of -log softmax(logits)[row, label]; logits (N, C), labels (N).
@@ -126,7 +128,8 @@ class CrossEntropyOp final : public Op<T> {
     }
     out.data[0] = n ? static_cast<T>(total / static_cast<double>(n)) : T(0);
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     Expr<T> z = arg(y, n, 0), labels = arg(y, n, 1);
     Dim classes = z.shape()[1];
     if (classes == open) {

@@ -24,9 +24,12 @@ inline KeptShape kept_shape(std::span<const Dim> in, const std::vector<Dim>& axe
 /// A reduction defined by D: D::name, D::init, D::acc(a, x) and D::finish(acc, count).
 /// ints = normalised axes, flag = keepdims.
 template <class T, class D>
-class ReduceOp final : public Op<T>, public ReduceMarker {
+class ReduceOp final : public Op<T> {
  public:
-  ReduceOp() : ReduceMarker{D::reduce_kind} {}
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.rows = D::rows};
+    return t;
+  }
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     Shape out;
@@ -74,7 +77,8 @@ class ReduceOp final : public Op<T>, public ReduceMarker {
                     });
     for (std::size_t i = 0; i < out.size; ++i) out.data[i] = D::finish(out.data[i], count);
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     Expr<T> x = arg(y, n, 0);
     auto keep = [&](Expr<T> e) {
       return (n.attrs.flag || e.shape().empty()) ? e : unsqueeze(e, n.attrs.ints);
@@ -103,7 +107,7 @@ Expr<T> reduced_count(Expr<T> x, const std::vector<Dim>& axes) {
 
 struct ReduceSumD {
   static constexpr std::string_view name = "sum";
-  static constexpr int reduce_kind = 1;
+  static constexpr RowRole rows = RowRole::sum;
   static constexpr bool needs_elements = false;
   template <class U>
   static U init() {
@@ -124,7 +128,7 @@ struct ReduceSumD {
 };
 struct ReduceMeanD {
   static constexpr std::string_view name = "mean";
-  static constexpr int reduce_kind = 2;
+  static constexpr RowRole rows = RowRole::mean;
   static constexpr bool needs_elements = false;
   template <class U>
   static U init() {
@@ -145,7 +149,7 @@ struct ReduceMeanD {
 };
 struct ReduceMaxD {
   static constexpr std::string_view name = "max";
-  static constexpr int reduce_kind = 0;
+  static constexpr RowRole rows = RowRole::none;
   static constexpr bool needs_elements = true;
   template <class U>
   static U init() {
@@ -196,15 +200,20 @@ class NormOp final : public Op<T> {
     }
     out.data[0] = static_cast<T>(static_cast<double>(scale) * std::sqrt(acc));
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     gr[0] = g * safe_div(arg(y, n, 0), y);  // subgradient 0 at x = 0
   }
 };
 
 /// Run-time product of extents over axes (ints; empty = all); no gradient.
 template <class T>
-class SizeOfOp final : public Op<T>, public ShapeOnlyMarker {
+class SizeOfOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.shape_only = true};
+    return t;
+  }
   std::string_view name() const override { return "size"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     norm_axes(a.ints, in[0].size());
@@ -220,7 +229,8 @@ class SizeOfOp final : public Op<T>, public ShapeOnlyMarker {
     }
     out.data[0] = static_cast<T>(c);
   }
-  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<Expr<T>>) const override {}
+  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<const bool>,
+                std::span<Expr<T>>) const override {}
 };
 
 template <class T, class D>

@@ -18,6 +18,10 @@ void copy(ConstTensor<T> in, Tensor<T> out) {
 template <class T>
 class ReshapeOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.copy_when_same_size = true};
+    return t;
+  }
   std::string_view name() const override { return "reshape"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     Shape out(a.ints.begin(), a.ints.end());
@@ -46,7 +50,8 @@ class ReshapeOp final : public Op<T> {
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
     copy(in[0], out);
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     gr[0] = reshape_like(g, arg(y, n, 0));
   }
 };
@@ -55,6 +60,10 @@ class ReshapeOp final : public Op<T> {
 template <class T>
 class ReshapeLikeOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.copy_when_same_size = true, .shape_operand = 1};
+    return t;
+  }
   std::string_view name() const override { return "reshape_like"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
     if (same_known(in[0], in[0]) && same_known(in[1], in[1]) &&
@@ -67,7 +76,8 @@ class ReshapeLikeOp final : public Op<T> {
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
     copy(in[0], out);
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     gr[0] = reshape_like(g, arg(y, n, 0));
   }
   std::string format(std::span<const std::string> args, const Attrs&) const override {
@@ -80,6 +90,10 @@ class ReshapeLikeOp final : public Op<T> {
 template <class T, bool Squeeze>
 class AxesOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.copy_when_same_size = true};
+    return t;
+  }
   std::string_view name() const override { return Squeeze ? "squeeze" : "unsqueeze"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     Shape out;
@@ -106,7 +120,8 @@ class AxesOp final : public Op<T> {
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
     copy(in[0], out);
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     gr[0] = reshape_like(g, arg(y, n, 0));
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
@@ -122,6 +137,11 @@ using UnsqueezeOp = AxesOp<T, false>;
 template <class T>
 class BroadcastOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{
+        .copy_when_same_size = true, .shape_operand = 1, .rows = RowRole::elementwise};
+    return t;
+  }
   std::string_view name() const override { return "broadcast_to"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     Shape target = in.size() > 1 ? in[1] : Shape(a.ints.begin(), a.ints.end());
@@ -148,7 +168,8 @@ class BroadcastOp final : public Op<T> {
                         out.data[off[1] + j] = x[off[0] + j * st[0]];
                     });
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     gr[0] = sum_to_like(g, arg(y, n, 0));
   }
   int shape_source(const Node<T>& n, const Graph<T>&) const override {
@@ -164,6 +185,11 @@ class BroadcastOp final : public Op<T> {
 template <class T>
 class SumToOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{
+        .copy_when_same_size = true, .shape_operand = 1, .rows = RowRole::sum_to};
+    return t;
+  }
   std::string_view name() const override { return "sum_to"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
     if (in[1].size() > in[0].size()) {
@@ -192,7 +218,8 @@ class SumToOp final : public Op<T> {
                       }
                     });
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     gr[0] = broadcast_like(g, arg(y, n, 0));
   }
   std::string format(std::span<const std::string> args, const Attrs&) const override {
@@ -203,14 +230,19 @@ class SumToOp final : public Op<T> {
 
 /// Zeros of the operand's run-time shape.
 template <class T>
-class ZerosLikeOp final : public Op<T>, public ShapeOnlyMarker {
+class ZerosLikeOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.shape_only = true};
+    return t;
+  }
   std::string_view name() const override { return "zeros_like"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override { return in[0]; }
   void forward(std::span<const ConstTensor<T>>, Tensor<T> out, const Attrs&) const override {
     std::fill(out.data, out.data + out.size, T(0));
   }
-  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<Expr<T>>) const override {}
+  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<const bool>,
+                std::span<Expr<T>>) const override {}
   std::string format(std::span<const std::string>, const Attrs&) const override { return "0"; }
   int shape_source(const Node<T>&, const Graph<T>&) const override { return 0; }
 };
@@ -245,7 +277,8 @@ class GatherOp final : public Op<T> {
       std::copy_n(in[0].data + r * row, row, out.data + k * row);
     }
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     gr[0] = scatter_add_rows(g, arg(y, n, 1), arg(y, n, 0));
   }
 };
@@ -271,7 +304,8 @@ class ScatterOp final : public Op<T> {
       for (std::size_t j = 0; j < row; ++j) out.data[r * row + j] += in[0].data[k * row + j];
     }
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     gr[0] = gather_rows(g, arg(y, n, 1));
   }
 };
@@ -326,7 +360,8 @@ class SliceOp final : public Op<T> {
     auto [b, e] = slice_bounds(a.ints[1], a.ints[2], in[0].shape[ax]);
     block_copy(in[0].data, out.data, in[0].shape, ax, b, e - b, false);
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     gr[0] = pad_like(g, arg(y, n, 0), n.attrs.ints[0], n.attrs.ints[1]);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
@@ -340,6 +375,10 @@ class SliceOp final : public Op<T> {
 template <class T>
 class PadOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.shape_operand = 1};
+    return t;
+  }
   std::string_view name() const override { return "pad_like"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     if (in[0].size() != in[1].size()) {
@@ -361,7 +400,8 @@ class PadOp final : public Op<T> {
     Dim b = slice_bounds(a.ints[1], out.shape[ax], out.shape[ax]).first;
     block_copy(in[0].data, out.data, out.shape, ax, b, in[0].shape[ax], true);
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     Expr<T> x = arg(y, n, 0);
     std::size_t ax = norm_axis(n.attrs.ints[0], x.rank());
     if (x.shape()[ax] == open) {
@@ -412,7 +452,8 @@ class ConcatOp final : public Op<T> {
       begin += x.shape[ax];
     }
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<Expr<T>> gr) const override {
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> gr) const override {
     Dim begin = 0;
     for (std::size_t k = 0; k < n.inputs.size(); ++k) {
       Expr<T> x = arg(y, n, k);
@@ -440,26 +481,6 @@ Expr<T> build(std::initializer_list<Expr<T>> xs, Attrs a = {}) {
 }
 
 }  // namespace
-
-template <class T>
-OpTraits op_traits(const Op<T>& op) {
-  OpTraits t;
-  const Op<T>* p = &op;
-  t.copy_when_same_size = p == &instance<ReshapeOp<T>>() || p == &instance<ReshapeLikeOp<T>>() ||
-                          p == &instance<SqueezeOp<T>>() || p == &instance<UnsqueezeOp<T>>() ||
-                          p == &instance<BroadcastOp<T>>() || p == &instance<SumToOp<T>>();
-  t.elementwise = dynamic_cast<const ElementwiseMarker*>(p) != nullptr;
-  t.matmul = dynamic_cast<const MatmulMarker*>(p) != nullptr;
-  t.shape_only = dynamic_cast<const ShapeOnlyMarker*>(p) != nullptr;
-  t.broadcast = p == &instance<BroadcastOp<T>>();
-  t.sum_to = p == &instance<SumToOp<T>>();
-  if (t.broadcast || t.sum_to || p == &instance<ReshapeLikeOp<T>>() || p == &instance<PadOp<T>>())
-    t.shape_operand = 1;
-  if (const auto* r = dynamic_cast<const ReduceMarker*>(p)) t.reduce_kind = r->reduce_kind;
-  return t;
-}
-template OpTraits op_traits(const Op<float>&);
-template OpTraits op_traits(const Op<double>&);
 
 }  // namespace detail
 

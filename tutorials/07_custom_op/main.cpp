@@ -52,7 +52,7 @@ class HuberOp : public xgrad::Op<T> {
   // output, the operand's gradient is g * clamp(r, -delta, delta). Being a graph, it can
   // be compiled, printed, drawn and differentiated again.
   void backward(const xgrad::Node<T>& node, xgrad::Expr<T> /*out*/, xgrad::Expr<T> g,
-                std::span<xgrad::Expr<T>> grads) const override {
+                std::span<const bool> /*wanted*/, std::span<xgrad::Expr<T>> grads) const override {
     const xgrad::Expr<T> r = g.graph().expr(node.inputs[0]);
     const T delta = static_cast<T>(node.attrs.real);
     grads[0] = g * xgrad::clamp(r, -delta, delta);
@@ -87,7 +87,7 @@ template <class T>
 class BrokenHuberOp : public HuberOp<T> {
  public:
   void backward(const xgrad::Node<T>& node, xgrad::Expr<T>, xgrad::Expr<T> g,
-                std::span<xgrad::Expr<T>> grads) const override {
+                std::span<const bool> /*wanted*/, std::span<xgrad::Expr<T>> grads) const override {
     grads[0] = g * g.graph().expr(node.inputs[0]);
   }
 };

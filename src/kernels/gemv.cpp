@@ -1,8 +1,8 @@
 
 
-// Matrix-vector kernels with a prefetch running ahead of the rows (see gemv.hpp), compiled
+// Matrix-vector kernels with a prefetch running ahead of the rows (see xgrad/kernels.hpp), compiled
 // for AVX-512 and for AVX2 + FMA and chosen once, at the first call, by what the CPU has.
-#include "gemv.hpp"
+#include "xgrad/kernels.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -11,7 +11,7 @@
 #include <immintrin.h>
 #endif
 
-namespace xgrad::detail {
+namespace xgrad::kernels {
 namespace {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -168,4 +168,4 @@ template void gemv_dots(const double*, std::size_t, std::size_t, const double*, 
 template void gemv_axpys(const float*, std::size_t, std::size_t, const float*, float, float*);
 template void gemv_axpys(const double*, std::size_t, std::size_t, const double*, double, double*);
 
-}  // namespace xgrad::detail
+}  // namespace xgrad::kernels

@@ -1,0 +1,44 @@
+/// @file kernels.hpp
+/// @brief The dense kernels built-in ops and the executor share, for user ops that want
+/// the same speed: matrix products through BLAS, and matrix-vector products over short
+/// rows with a prefetch running ahead of the rows (faster than BLAS on a matrix streamed
+/// from memory once, such as a block of rows of a larger one).
+#pragma once
+
+#include <cstddef>
+
+#include "xgrad/op.hpp"
+
+namespace xgrad::kernels {
+
+/// out = op(x) @ op(y) + beta * out for 1-d and 2-d operands (op transposes a 2-d operand
+/// when its flag is set): a dot, a matrix-vector or a matrix-matrix product, on the
+/// matrix-vector kernels below where they apply and on BLAS otherwise.
+template <class T>
+void matmul(const ConstTensor<T>& x, const ConstTensor<T>& y, Tensor<T> out, bool transpose_x,
+            bool transpose_y, T beta);
+
+/// Instruction set the matrix-vector kernels use: 2 AVX-512, 1 AVX2 + FMA, 0 none (BLAS).
+int gemv_isa();
+
+/// Caps the instruction set at `isa` (0-2), so tests and benchmarks can run the AVX2
+/// kernels on an AVX-512 machine; returns the previous cap.
+int gemv_limit_isa(int isa);
+
+/// True when gemv_dots / gemv_axpys handle a matrix with rows of `cols` elements of T on
+/// this CPU (AVX2 or AVX-512 present and a row short enough for the result or operand
+/// vector to stay in the level-1 cache); otherwise use matmul().
+template <class T>
+bool gemv_own(std::size_t cols);
+
+/// out[i] = A[i, :] . x + beta * out[i] for a row-major rows x cols matrix A (only where
+/// gemv_own<T>(cols)).
+template <class T>
+void gemv_dots(const T* A, std::size_t rows, std::size_t cols, const T* x, T beta, T* out);
+
+/// out[j] = sum_i v[i] A[i, j] + beta * out[j] (A^T v) for a row-major rows x cols matrix A
+/// (only where gemv_own<T>(cols)).
+template <class T>
+void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out);
+
+}  // namespace xgrad::kernels
