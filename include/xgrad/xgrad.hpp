@@ -15,3 +15,4 @@
 #include <xtensor/xio.hpp>
 #include "xgrad/optim/optim.hpp"
 #include "xgrad/data/data.hpp"
+#include "xgrad/nn/nn.hpp"

@@ -1,0 +1,7 @@
+/// @file nn.hpp
+/// @brief Everything of xgrad::nn: modules, layers and initialisers.
+#pragma once
+
+#include "xgrad/nn/init.hpp"
+#include "xgrad/nn/layers.hpp"
+#include "xgrad/nn/module.hpp"
