@@ -245,3 +245,47 @@ TEST(NnInit, OrthogonalGivesOrthonormalRowsOrColumns) {
   xt::xarray<double> v = xt::xarray<double>::from_shape({5});
   EXPECT_THROW(nn::init::orthogonal(v), xgrad::ValueError);
 }
+
+TEST(NnConv2d, ForwardIsConvPlusBiasAndDefaultsFollowLibTorch) {
+  Graph<double> g;
+  nn::Conv2d<double> conv(g, 2, 3, {3, 3}, {.padding = {1, 1}, .seed = 4});
+  EXPECT_EQ(conv.weight().shape(), (xgrad::Shape{3, 2, 3, 3}));
+  EXPECT_EQ(names(conv.named_parameters()), (std::vector<std::string>{"weight", "bias"}));
+  const double bound = 1 / std::sqrt(18.0);  // fan_in = 2 * 3 * 3
+  EXPECT_LE(xt::amax(xt::abs(g.value(conv.weight())))(), bound);
+  EXPECT_LE(xt::amax(xt::abs(g.value(conv.bias())))(), bound);
+  auto x = g.input("x", {xgrad::open, 2, 5, 5});
+  auto y = conv(x);
+  EXPECT_EQ(y.shape(), (xgrad::Shape{xgrad::open, 3, 5, 5}));
+  xt::xarray<double> xv = xt::ones<double>({1, 2, 5, 5});
+  auto out = xgrad::eval(y, {{x, xv}});
+  // The centre of a ones image sees the whole window: sum of channel o's weights + bias.
+  for (std::size_t o = 0; o < 3; ++o) {
+    double want = g.value(conv.bias())(o);
+    for (std::size_t c = 0; c < 2; ++c)
+      for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < 3; ++j) want += g.value(conv.weight())(o, c, i, j);
+    EXPECT_NEAR(out(0, o, 2, 2), want, 1e-12);
+  }
+  auto r = xgrad::check_gradients(xgrad::tanh(y), conv.parameters(), {{x, xv}});
+  EXPECT_TRUE(r.ok) << r.summary();
+  EXPECT_THROW(nn::Conv2d<double>(g, 0, 3, {3, 3}), xgrad::ValueError);
+}
+
+TEST(NnSequential, LeNetShapesFlowThroughConvPoolFlattenLinear) {
+  Graph<float> g;
+  nn::manual_seed(1);
+  nn::Sequential<float> net(g);
+  net.add<nn::Conv2d>(1, 6, std::array<std::size_t, 2>{5, 5});
+  net.add<nn::ReLU>();
+  net.add<nn::MaxPool2d>(std::array<xgrad::Dim, 2>{2, 2});
+  net.add<nn::Conv2d>(6, 16, std::array<std::size_t, 2>{5, 5});
+  net.add<nn::ReLU>();
+  net.add<nn::AvgPool2d>(std::array<xgrad::Dim, 2>{2, 2});
+  net.add<nn::Flatten>();
+  net.add<nn::Linear>(256, 10);
+  auto x = g.input("x", {xgrad::open, 1, 28, 28});
+  EXPECT_EQ(net(x).shape(), (xgrad::Shape{xgrad::open, 10}));
+  EXPECT_EQ(net.parameters().size(), 6u);
+  EXPECT_EQ(net.named_parameters()[2].name, "3.weight");
+}

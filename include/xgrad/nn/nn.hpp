@@ -2,6 +2,7 @@
 /// @brief Everything of xgrad::nn: modules, layers and initialisers.
 #pragma once
 
+#include "xgrad/nn/conv.hpp"
 #include "xgrad/nn/init.hpp"
 #include "xgrad/nn/layers.hpp"
 #include "xgrad/nn/module.hpp"
