@@ -51,26 +51,46 @@ inline std::ptrdiff_t in_pos(std::size_t r, std::size_t i, std::size_t s, std::s
   return static_cast<std::ptrdiff_t>(r * s + i * d) - static_cast<std::ptrdiff_t>(p);
 }
 
-/// col (c*kh*kw, oh*ow) from one sample x (c, h, w).
+/// Output columns q whose input column q*s - p + j*d lies inside [0, w): [lo, hi).
+struct Cols {
+  std::size_t lo, hi;
+};
+inline Cols inside_cols(std::size_t j, const ConvGeometry& g) {
+  const std::ptrdiff_t off =
+      static_cast<std::ptrdiff_t>(j * g.dw) - static_cast<std::ptrdiff_t>(g.pw);
+  const auto s = static_cast<std::ptrdiff_t>(g.sw), w = static_cast<std::ptrdiff_t>(g.w);
+  const std::ptrdiff_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  const std::ptrdiff_t hi = w - off <= 0 ? 0 : (w - off - 1) / s + 1;
+  const auto ow = static_cast<std::ptrdiff_t>(g.ow);
+  return {static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(lo, 0, ow)),
+          static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(std::max(lo, hi), 0, ow))};
+}
+
+/// col (c*kh*kw, oh*ow) from one sample x (c, h, w). Bounds are settled per row of the
+/// unrolled matrix, so the inner loop is a plain (strided) copy.
 template <class T>
 void im2col(const T* x, T* col, const ConvGeometry& g) {
   for (std::size_t ch = 0; ch < g.c; ++ch) {
     const T* xc = x + ch * g.h * g.w;
     for (std::size_t i = 0; i < g.kh; ++i) {
       for (std::size_t j = 0; j < g.kw; ++j, col += g.oh * g.ow) {
+        const Cols q = inside_cols(j, g);
+        const std::ptrdiff_t x0 =
+            static_cast<std::ptrdiff_t>(q.lo * g.sw + j * g.dw) - static_cast<std::ptrdiff_t>(g.pw);
         for (std::size_t r = 0; r < g.oh; ++r) {
           const std::ptrdiff_t y = in_pos(r, i, g.sh, g.ph, g.dh);
           T* dst = col + r * g.ow;
-          if (y < 0 || y >= static_cast<std::ptrdiff_t>(g.h)) {
+          if (y < 0 || y >= static_cast<std::ptrdiff_t>(g.h) || q.lo >= q.hi) {
             std::fill(dst, dst + g.ow, T(0));
             continue;
           }
-          const T* row = xc + static_cast<std::size_t>(y) * g.w;
-          for (std::size_t q = 0; q < g.ow; ++q) {
-            const std::ptrdiff_t xx = in_pos(q, j, g.sw, g.pw, g.dw);
-            dst[q] = (xx < 0 || xx >= static_cast<std::ptrdiff_t>(g.w))
-                         ? T(0)
-                         : row[static_cast<std::size_t>(xx)];
+          std::fill(dst, dst + q.lo, T(0));
+          std::fill(dst + q.hi, dst + g.ow, T(0));
+          const T* src = xc + static_cast<std::size_t>(y) * g.w + x0;
+          if (g.sw == 1) {
+            std::copy(src, src + (q.hi - q.lo), dst + q.lo);
+          } else {
+            for (std::size_t k = 0, n = q.hi - q.lo; k < n; ++k) dst[q.lo + k] = src[k * g.sw];
           }
         }
       }
@@ -85,67 +105,21 @@ void col2im(const T* col, T* x, const ConvGeometry& g) {
     T* xc = x + ch * g.h * g.w;
     for (std::size_t i = 0; i < g.kh; ++i) {
       for (std::size_t j = 0; j < g.kw; ++j, col += g.oh * g.ow) {
+        const Cols q = inside_cols(j, g);
+        if (q.lo >= q.hi) continue;
+        const std::ptrdiff_t x0 =
+            static_cast<std::ptrdiff_t>(q.lo * g.sw + j * g.dw) - static_cast<std::ptrdiff_t>(g.pw);
         for (std::size_t r = 0; r < g.oh; ++r) {
           const std::ptrdiff_t y = in_pos(r, i, g.sh, g.ph, g.dh);
           if (y < 0 || y >= static_cast<std::ptrdiff_t>(g.h)) continue;
-          T* row = xc + static_cast<std::size_t>(y) * g.w;
-          const T* src = col + r * g.ow;
-          for (std::size_t q = 0; q < g.ow; ++q) {
-            const std::ptrdiff_t xx = in_pos(q, j, g.sw, g.pw, g.dw);
-            if (xx >= 0 && xx < static_cast<std::ptrdiff_t>(g.w))
-              row[static_cast<std::size_t>(xx)] += src[q];
-          }
+          T* dst = xc + static_cast<std::size_t>(y) * g.w + x0;
+          const T* src = col + r * g.ow + q.lo;
+          for (std::size_t k = 0, n = q.hi - q.lo; k < n; ++k) dst[k * g.sw] += src[k];
         }
       }
     }
   }
 }
-
-/// Calls f(out_index, in_index) for every input position of every window of one
-/// channel plane, window by window.
-template <class F>
-void windows(const ConvGeometry& g, F&& f) {
-  for (std::size_t r = 0; r < g.oh; ++r) {
-    for (std::size_t q = 0; q < g.ow; ++q) {
-      f.begin();
-      for (std::size_t i = 0; i < g.kh; ++i) {
-        const std::ptrdiff_t y = in_pos(r, i, g.sh, g.ph, g.dh);
-        for (std::size_t j = 0; j < g.kw; ++j) {
-          const std::ptrdiff_t x = in_pos(q, j, g.sw, g.pw, g.dw);
-          const bool inside = y >= 0 && y < static_cast<std::ptrdiff_t>(g.h) && x >= 0 &&
-                              x < static_cast<std::ptrdiff_t>(g.w);
-          f.visit(inside,
-                  inside ? static_cast<std::size_t>(y) * g.w + static_cast<std::size_t>(x) : 0);
-        }
-      }
-      f.end(r * g.ow + q);
-    }
-  }
-}
-
-/// Index in the plane of the largest k of each window (first at ties, NaN wins), or the
-/// plane size when the window lies wholly in the padding.
-template <class T>
-struct ArgMax {
-  const T* k;
-  std::size_t plane;
-  T best{};
-  std::size_t at = 0;
-  bool any = false;
-  void begin() {
-    any = false;
-    at = plane;
-  }
-  void visit(bool inside, std::size_t p) {
-    if (!inside) return;
-    const T v = k[p];
-    if (!any || v > best || (std::isnan(v) && !std::isnan(best))) {
-      best = v;
-      at = p;
-      any = true;
-    }
-  }
-};
 
 }  // namespace
 
@@ -188,43 +162,6 @@ void conv2d_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
   }
 }
 
-template <class T>
-void pool_select(const T* k, const T* v, T* y, const ConvGeometry& g) {
-  const std::size_t plane = g.h * g.w, out = g.oh * g.ow;
-  for (std::size_t p = 0; p < g.n * g.c; ++p) {
-    struct : ArgMax<T> {
-      const T* v;
-      T* y;
-      void end(std::size_t o) { y[o] = this->at < this->plane ? v[this->at] : T(0); }
-    } f;
-    f.k = k + p * plane;
-    f.plane = plane;
-    f.v = v + p * plane;
-    f.y = y + p * out;
-    windows(g, f);
-  }
-}
-
-template <class T>
-void pool_scatter(const T* k, const T* dy, T* dx, const ConvGeometry& g) {
-  const std::size_t plane = g.h * g.w, out = g.oh * g.ow;
-  std::fill(dx, dx + g.n * g.c * plane, T(0));
-  for (std::size_t p = 0; p < g.n * g.c; ++p) {
-    struct : ArgMax<T> {
-      const T* dy;
-      T* dx;
-      void end(std::size_t o) {
-        if (this->at < this->plane) dx[this->at] += dy[o];
-      }
-    } f;
-    f.k = k + p * plane;
-    f.plane = plane;
-    f.dy = dy + p * out;
-    f.dx = dx + p * plane;
-    windows(g, f);
-  }
-}
-
 namespace {
 /// Positions of one window inside the input, and how many positions it has in all
 /// (padding included).
@@ -244,6 +181,66 @@ Window window(const ConvGeometry& g, std::size_t r, std::size_t q) {
           clip(x + static_cast<std::ptrdiff_t>(g.kw), g.w), g.kh * g.kw};
 }
 }  // namespace
+
+namespace {
+/// Index in the plane of the largest k of window (r, q) (the first at ties; NaN wins), or
+/// the plane size for a window wholly in the padding.
+template <class T>
+std::size_t argmax(const T* k, const ConvGeometry& g, std::size_t r, std::size_t q) {
+  // "v > best, or v is NaN and best is not": NaN wins, as in PyTorch; the first maximum
+  // wins ties.
+  auto wins = [](T v, T best) { return v > best || (v != v && best == best); };
+  const Window w = window(g, r, q);
+  if (w.y0 >= w.y1 || w.x0 >= w.x1) return g.h * g.w;
+  std::size_t at = w.y0 * g.w + w.x0;
+  if (w.y1 - w.y0 == 2 && w.x1 - w.x0 == 2) {  // the usual 2x2 window, unrolled
+    std::size_t p = at;
+    for (std::size_t c : {at + 1, at + g.w, at + g.w + 1}) {
+      if (wins(k[c], k[p])) p = c;
+    }
+    return p;
+  }
+  T best = k[at];
+  for (std::size_t i = w.y0; i < w.y1; ++i) {
+    for (std::size_t j = w.x0; j < w.x1; ++j) {
+      const std::size_t p = i * g.w + j;
+      if (wins(k[p], best)) {
+        best = k[p];
+        at = p;
+      }
+    }
+  }
+  return at;
+}
+}  // namespace
+
+template <class T>
+void pool_select(const T* k, const T* v, T* y, const ConvGeometry& g) {
+  const std::size_t plane = g.h * g.w;
+  for (std::size_t p = 0; p < g.n * g.c; ++p, k += plane, v += plane) {
+    for (std::size_t r = 0; r < g.oh; ++r) {
+      for (std::size_t q = 0; q < g.ow; ++q) {
+        const std::size_t at = argmax(k, g, r, q);
+        *y++ = at < plane ? v[at] : T(0);
+      }
+    }
+  }
+}
+
+template <class T>
+void pool_scatter(const T* k, const T* dy, T* dx, const ConvGeometry& g) {
+  const std::size_t plane = g.h * g.w;
+  std::fill(dx, dx + g.n * g.c * plane, T(0));
+  for (std::size_t p = 0; p < g.n * g.c; ++p, k += plane, dx += plane) {
+    for (std::size_t r = 0; r < g.oh; ++r) {
+      for (std::size_t q = 0; q < g.ow; ++q) {
+        const std::size_t at = argmax(k, g, r, q);
+        const T d = *dy++;
+        if (at < plane) dx[at] += d;
+      }
+    }
+  }
+}
 
 template <class T>
 void avg_pool(const T* x, T* y, const ConvGeometry& g, bool include_pad) {
