@@ -289,3 +289,68 @@ TEST(NnSequential, LeNetShapesFlowThroughConvPoolFlattenLinear) {
   EXPECT_EQ(net.parameters().size(), 6u);
   EXPECT_EQ(net.named_parameters()[2].name, "3.weight");
 }
+
+TEST(NnLayerNorm, NormalisesTrailingAxesAndGradientsCheck) {
+  Graph<double> g;
+  nn::LayerNorm<double> ln(g, {4}, 1e-5);
+  auto x = g.input("x", {xgrad::open, 4});
+  const xt::xarray<double> xv{{1, 2, 3, 4}, {-2, 0, 0, 6}};
+  auto y = xgrad::eval(ln(x), {{x, xv}});
+  for (std::size_t r = 0; r < 2; ++r) {
+    double m = 0, v = 0;
+    for (std::size_t j = 0; j < 4; ++j) m += xv(r, j) / 4;
+    for (std::size_t j = 0; j < 4; ++j) v += (xv(r, j) - m) * (xv(r, j) - m) / 4;
+    for (std::size_t j = 0; j < 4; ++j)
+      EXPECT_NEAR(y(r, j), (xv(r, j) - m) / std::sqrt(v + 1e-5), 1e-12);
+  }
+  g.value(ln.parameters()[0]) = xt::xarray<double>{0.5, 1, 2, -1};
+  auto loss = xgrad::sum(xgrad::tanh(ln(x)) * xgrad::tanh(x));
+  auto r = xgrad::check_gradients(loss, ln.parameters(), {{x, xv}});
+  EXPECT_TRUE(r.ok) << r.summary();
+  auto z = g.parameter("z", xv);
+  auto r2 = xgrad::check_gradients(xgrad::sum(xgrad::square(ln(z)) * z), {z});
+  EXPECT_TRUE(r2.ok) << r2.summary();
+  auto bad = g.input("bad", {2, 5});
+  EXPECT_THROW(ln(bad), xgrad::ShapeError);
+  EXPECT_THROW(xgrad::layer_norm(x, 1, 0.0), xgrad::ValueError);
+  EXPECT_THROW(xgrad::layer_norm(x, 3), xgrad::ShapeError);
+}
+
+TEST(NnBatchNorm, BatchStatisticsNormaliseEachChannel) {
+  Graph<double> g;
+  xt::xarray<double> xv = xt::arange<double>(24).reshape({3, 2, 2, 2});
+  xv(1, 1, 0, 1) = -7;
+  auto z = g.parameter("z", xv);
+  auto y = xgrad::eval(xgrad::batch_norm_batch_stats(z));
+  for (std::size_t c = 0; c < 2; ++c) {
+    double m = 0, v = 0;
+    for (std::size_t n = 0; n < 3; ++n)
+      for (std::size_t i = 0; i < 4; ++i) m += xv(n, c, i / 2, i % 2) / 12;
+    for (std::size_t n = 0; n < 3; ++n)
+      for (std::size_t i = 0; i < 4; ++i) {
+        const double d = xv(n, c, i / 2, i % 2) - m;
+        v += d * d / 12;
+      }
+    EXPECT_NEAR(y(2, c, 1, 1), (xv(2, c, 1, 1) - m) / std::sqrt(v + 1e-5), 1e-12);
+  }
+  auto r =
+      xgrad::check_gradients(xgrad::sum(xgrad::batch_norm_batch_stats(z) * xgrad::sin(z)), {z});
+  EXPECT_TRUE(r.ok) << r.summary();
+}
+
+TEST(NnEmbedding, LooksUpRowsAndGradientsAddUp) {
+  Graph<double> g;
+  nn::Embedding<double> emb(g, 5, 3, 2);
+  auto idx = g.input("idx", {xgrad::open}, xgrad::DType::int64);
+  const std::vector<std::int64_t> iv{4, 0, 4};
+  auto rows = xgrad::eval(emb(idx), {{idx, iv}});
+  const auto& w = g.value(emb.weight());
+  EXPECT_EQ(rows(0, 2), w(4, 2));
+  EXPECT_EQ(rows(1, 0), w(0, 0));
+  auto d = xgrad::eval(xgrad::grad(xgrad::sum(emb(idx)), {emb.weight()})[0], {{idx, iv}});
+  EXPECT_EQ(d(4, 1), 2.0);  // looked up twice
+  EXPECT_EQ(d(0, 1), 1.0);
+  EXPECT_EQ(d(2, 1), 0.0);
+  auto idx2 = g.input("idx2", {2, 3}, xgrad::DType::int64);
+  EXPECT_THROW(emb(idx2), xgrad::ShapeError);
+}

@@ -278,3 +278,4 @@ Expr<T> operator/(scalar_t<T> a, Expr<T> b) {
 
 }  // namespace xgrad
 #include "xgrad/ops/conv.hpp"
+#include "xgrad/ops/norm.hpp"

@@ -6,3 +6,4 @@
 #include "xgrad/nn/init.hpp"
 #include "xgrad/nn/layers.hpp"
 #include "xgrad/nn/module.hpp"
+#include "xgrad/nn/norm.hpp"

@@ -1,0 +1,24 @@
+/// @file ops/norm.hpp
+/// @brief Normalisation built from the elementwise and reduction ops (so its gradients,
+/// and theirs, come from those ops' rules).
+#pragma once
+
+#include <vector>
+
+#include "xgrad/graph.hpp"
+
+namespace xgrad {
+
+/// (x - mean) / sqrt(var + eps) over the trailing `dims` axes of x, the mean and the
+/// (biased) variance taken over those axes, as PyTorch's layer_norm without its affine
+/// part. dims must be at least 1 and at most x's rank, their extents known.
+template <class T>
+Expr<T> layer_norm(Expr<T> x, std::size_t dims = 1, double eps = 1e-5);
+
+/// (x - mean) / sqrt(var + eps) with the mean and biased variance of every channel (axis
+/// 1) over the other axes: batch normalisation's training-time form, for x of shape (n, c)
+/// or (n, c, h, w).
+template <class T>
+Expr<T> batch_norm_batch_stats(Expr<T> x, double eps = 1e-5);
+
+}  // namespace xgrad
