@@ -58,6 +58,14 @@ template <class T>
 std::size_t Function<T>::workspace_bytes() const {
   return impl_->arena.size() * sizeof(T);
 }
+template <class T>
+std::size_t Function<T>::tiled_groups() const {
+  return impl_->group_buffers.size();
+}
+template <class T>
+std::size_t Function<T>::tiled_steps() const {
+  return impl_->tiled_steps;
+}
 
 template class Function<float>;
 template class Function<double>;

@@ -119,6 +119,12 @@ class Function {
   std::size_t plan_count() const;
   /// Bytes of intermediate buffers after buffer reuse.
   std::size_t workspace_bytes() const;
+  /// Row-tiled groups in the current plan (CompileOptions::tile_rows): 0 before the first
+  /// run, with tiling off, or when no input is large enough. For tests and tuning.
+  std::size_t tiled_groups() const;
+  /// Steps placed in the current plan's row-tiled groups; the other steps run one by one
+  /// over whole arrays. An op joins a group only through what its Op::traits() declares.
+  std::size_t tiled_steps() const;
 
  private:
   struct Impl;
