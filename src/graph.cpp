@@ -112,9 +112,9 @@ Graph<T>::Graph() = default;
 namespace {
 
 // Chunks of 2 MiB and more are aligned to 2 MiB and offered to the kernel as huge pages
-// (where transparent huge pages are enabled "always" or "madvise"): a graph of 500000
-// nodes then takes ~40 page faults instead of ~19000. On the tanh chain of
-// bench/w4_tanh_chain, build + grad + compile + run went from 214-223 to 192-199 ms.
+// (where transparent huge pages are enabled "always" or "madvise"): a large graph then
+// takes one page fault per 2 MiB instead of one per 4 KiB page, which shows in the time
+// to build, differentiate and compile it (docs/benchmarks.md has the figures).
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
 void* chunk_alloc(std::size_t bytes, std::size_t align) {

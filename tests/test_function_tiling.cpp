@@ -1,5 +1,6 @@
-// Row-tiled execution (plan_groups / run_group in src/function.cpp) and the hand-written
-// matrix-vector kernels behind matmul (src/ops/gemv.*), each against plain loops in double.
+// Row-tiled execution (plan_groups / run_group in src/exec/tiling.cpp) and the hand-written
+// matrix-vector kernels behind matmul (src/kernels/gemv.cpp), each against plain loops in
+// double.
 //
 // Tolerances. A computed sum of m terms differs from the exact one by at most about
 // m * eps * sum|terms| in any summation order (Higham's gamma_m), so results are compared
@@ -16,7 +17,9 @@
 #include <cstddef>
 #include <limits>
 #include <random>
+#include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 #include <xgrad/kernels.hpp>  // gemv_isa / gemv_limit_isa: run every kernel variant
@@ -519,6 +522,108 @@ TEST(RowTiling, BroadcastRowsAndColumnsDouble) { check_broadcast_tiled<double>(3
 
 // Guards the same in float.
 TEST(RowTiling, BroadcastRowsAndColumnsFloat) { check_broadcast_tiled<float>(5003, 784); }
+
+// ---------------------------------------------------------------- user ops in groups
+
+/// Tutorial 7's Huber loss as a user op written against the public interface, without
+/// traits(): the executor may assume nothing about it.
+template <class T>
+class PlainHuber : public xgrad::Op<T> {
+ public:
+  /// The kernel, shared by forward() and (in TiledHuber) the executor's direct call.
+  static void loop(const T* r, T* y, std::size_t n, const xgrad::Attrs& a) {
+    const T delta = static_cast<T>(a.real);
+    for (std::size_t i = 0; i < n; ++i) {
+      const T ar = std::abs(r[i]);
+      y[i] = ar <= delta ? r[i] * r[i] / 2 : delta * (ar - delta / 2);
+    }
+  }
+  std::string_view name() const override { return "huber"; }
+  xgrad::Shape infer_shape(std::span<const xgrad::Shape> in, const xgrad::Attrs&) const override {
+    return in[0];
+  }
+  void forward(std::span<const xgrad::ConstTensor<T>> in, xgrad::Tensor<T> out,
+               const xgrad::Attrs& a) const override {
+    loop(in[0].data, out.data, out.size, a);
+  }
+  void backward(const xgrad::Node<T>& node, Expr<T>, Expr<T> g, std::span<const bool>,
+                std::span<Expr<T>> grads) const override {
+    const T delta = static_cast<T>(node.attrs.real);
+    grads[0] = g * xgrad::clamp(g.graph().expr(node.inputs[0]), -delta, delta);
+  }
+};
+
+/// The same op declaring RowRole::elementwise, so it may run on blocks of rows: through
+/// forward() on each block, or with `direct`, through its loop as a MapKernels unary.
+template <class T>
+class TiledHuber : public PlainHuber<T> {
+ public:
+  explicit TiledHuber(bool direct) {
+    traits_.rows = xgrad::RowRole::elementwise;
+    if (direct) traits_.map.unary = &PlainHuber<T>::loop;
+  }
+  const xgrad::OpTraits<T>& traits() const override { return traits_; }
+
+ private:
+  xgrad::OpTraits<T> traits_;
+};
+
+/// sum(huber(X @ w - y)) and its gradient X^T @ (broadcast(1) * clamp(X @ w - y)), 9 steps,
+/// with the op given: `tiled` of them placed in the row-tiled group (Function::tiled_steps),
+/// and the results equal to those of the same Function with tile_rows off.
+template <class T>
+void check_user_op_tiled(const xgrad::Op<T>& op, std::size_t n, std::size_t k, std::size_t tiled) {
+  Regression<T> d(n, k, 81);
+  Graph<T> g;
+  auto X = g.input("X", {open, static_cast<xgrad::Dim>(k)});
+  auto y = g.input("y", {open});
+  auto w = g.parameter("w", d.beta);
+  xgrad::Attrs delta;
+  delta.real = 1.0;  // residuals are about 3 across: both branches of huber are taken
+  auto r = xgrad::matmul(X, w) - y;
+  auto loss = xgrad::sum(g.apply(op, {r.id()}, delta));
+  auto gw = xgrad::grad(loss, {w})[0];
+  xgrad::CompileOptions plain;
+  plain.tile_rows = false;
+  auto ref = xgrad::compile({loss, gw}, plain);
+  const std::vector<xt::xarray<T>> want = ref.run({{X, d.X}, {y, d.y}});
+  EXPECT_EQ(ref.tiled_groups(), 0u);
+  EXPECT_EQ(ref.tiled_steps(), 0u);
+  auto f = xgrad::compile({loss, gw});
+  EXPECT_EQ(f.tiled_groups(), 0u) << "planned before the first run?";
+  const auto& got = f.run({{X, d.X}, {y, d.y}});
+  ASSERT_EQ(f.num_steps(), 9u);
+  EXPECT_EQ(f.tiled_groups(), 1u);
+  EXPECT_EQ(f.tiled_steps(), tiled);
+  if (xgrad::kernels::gemv_isa() == 0) {  // BLAS gemv: its order depends on the block
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      std::vector<double> wd(want[i].begin(), want[i].end()), scale(want[i].size());
+      for (std::size_t j = 0; j < scale.size(); ++j) scale[j] = std::abs(wd[j]) + 1;
+      expect_close(got[i], wd, scale, kRel<T>, i ? "gradient" : "loss");
+    }
+  } else {
+    EXPECT_EQ(got[0], want[0]) << "loss";
+    EXPECT_EQ(got[1], want[1]) << "gradient";
+  }
+}
+
+// Guards a user op's way into row tiling: without traits() huber ends the group after
+// X @ w - y (matmul and sub) and runs over the whole residual, and so do the 7 steps after
+// it; declaring RowRole::elementwise puts it, the sum and the whole gradient in the group
+// (run through forward() on each block, or through its own loop), with the untiled run's
+// results bit for bit. In double and in float, rows of 100 and 784 elements.
+TEST(RowTiling, UserOpJoinsGroupsThroughItsTraits) {
+  const PlainHuber<double> plain_d;
+  const TiledHuber<double> rows_d(false), loop_d(true);
+  const PlainHuber<float> plain_f;
+  const TiledHuber<float> rows_f(false), loop_f(true);
+  for_each_isa([&] {
+    check_user_op_tiled<double>(plain_d, 30011, 100, 2);
+    check_user_op_tiled<float>(plain_f, 5003, 784, 2);
+    for (const auto* op : {&rows_d, &loop_d}) check_user_op_tiled<double>(*op, 30011, 100, 9);
+    for (const auto* op : {&rows_f, &loop_f}) check_user_op_tiled<float>(*op, 5003, 784, 9);
+  });
+}
 
 // Guards check_finite inside a tiled group: a NaN in row 20000 of X is reported by the
 // node that first produces it, with its flat index in the whole result (not the block).

@@ -83,10 +83,10 @@ struct CompileOptions {
   /// Off: every step runs over whole arrays (the reference the tiled results are tested
   /// against).
   bool tile_rows = true;
-  /// Bytes of operands and results per block of rows when tiling. 0: 16 KiB, the fastest
-  /// on the 100000 x 100 regression of bench/w2_full_linreg (smaller blocks pay more for
-  /// the executor, larger ones leave memory idle while a block is computed from cache),
-  /// or 256 KiB where the chain has a matrix-matrix product (BLAS is slow on few rows).
+  /// Bytes of operands and results per block of rows when tiling. 0: 16 KiB (smaller
+  /// blocks pay more for the executor, larger ones leave memory idle while a block is
+  /// computed from cache), or 256 KiB where the chain has a matrix-matrix product (BLAS is
+  /// slow on few rows); docs/benchmarks.md has the measurements behind both.
   std::size_t tile_bytes = 0;
 };
 
@@ -119,6 +119,12 @@ class Function {
   std::size_t plan_count() const;
   /// Bytes of intermediate buffers after buffer reuse.
   std::size_t workspace_bytes() const;
+  /// Row-tiled groups in the current plan (CompileOptions::tile_rows): 0 before the first
+  /// run, with tiling off, or when no input is large enough. For tests and tuning.
+  std::size_t tiled_groups() const;
+  /// Steps placed in the current plan's row-tiled groups; the other steps run one by one
+  /// over whole arrays. An op joins a group only through what its Op::traits() declares.
+  std::size_t tiled_steps() const;
 
  private:
   struct Impl;

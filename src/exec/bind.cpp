@@ -1,0 +1,105 @@
+// Binding: checks each fed value against its input node (graph, kind, dtype, layout,
+// shape), points the input slots at the values (integer values converted to T into a
+// buffer sized by the plan), and re-plans only when some shape changed.
+#include <algorithm>
+
+#include "plan.hpp"
+
+namespace xgrad::exec {
+
+namespace {
+
+template <class S>
+std::string dims_str(const S& s) {
+  Shape d(s.begin(), s.end());
+  return shape_str(d);
+}
+
+}  // namespace
+
+template <class T>
+void Plan<T>::bind(std::span<const Feed<T>> feeds) {
+  try {
+    bind_and_plan(feeds);
+  } catch (...) {
+    // A failed binding or plan may have left shapes half updated: plan afresh next time.
+    planned = false;
+    throw;
+  }
+}
+
+template <class T>
+void Plan<T>::bind_and_plan(std::span<const Feed<T>> feeds) {
+  for (Bound<T>& b : bound) b.given = false;
+  bool reshape = !planned;
+  for (const Feed<T>& f : feeds) {
+    if (&f.input.graph() != g) throw BindingError("run: a bound node belongs to another graph");
+    const Node<T>& n = g->node(f.input.id());
+    if (n.kind != NodeKind::input) {
+      throw BindingError("run: " + g->describe(f.input.id()) +
+                         " is not an input; only inputs take values per run");
+    }
+    auto it = std::find_if(bound.begin(), bound.end(),
+                           [&](const Bound<T>& b) { return order[b.pos] == f.input.id(); });
+    if (it == bound.end()) continue;  // an input these outputs do not use
+    const TensorArg& v = f.value;
+    bool int_input = n.dtype == DType::int32 || n.dtype == DType::int64;
+    bool int_value = v.dtype() == DType::int32 || v.dtype() == DType::int64;
+    if (int_input ? !int_value : v.dtype() != n.dtype) {
+      throw BindingError("run: input " + g->describe(f.input.id()) + " expects " +
+                         dtype_name(n.dtype) + " values, got " + dtype_name(v.dtype()));
+    }
+    if (!v.row_major()) {
+      throw BindingError("run: the value for input " + g->describe(f.input.id()) +
+                         " is not row-major; evaluate it into an xt::xarray first");
+    }
+    auto vs = v.shape();
+    bool fits = vs.size() == n.shape.size();
+    for (std::size_t i = 0; fits && i < vs.size(); ++i) {
+      fits = n.shape[i] == open || n.shape[i] == static_cast<Dim>(vs[i]);
+    }
+    if (!fits) {
+      throw BindingError("run: input " + g->describe(f.input.id()) +
+                         " cannot take a value of shape " + dims_str(vs));
+    }
+    it->data = v.data();
+    it->given = true;
+    it->dtype = v.dtype();
+    if (!same_dims(it->shape, vs)) {
+      it->shape.assign(vs.begin(), vs.end());
+      reshape = true;
+    }
+  }
+  for (const Bound<T>& b : bound) {
+    if (!b.given) {
+      throw BindingError("run: input " + g->describe(order[b.pos]) + " is not bound");
+    }
+  }
+  for (std::size_t i = 0; i < leaves.size(); ++i) {
+    const xt::xarray<T>& v = g->node(order[leaves[i]]).value;
+    if (!same_dims(leaf_shapes[i], v.shape())) {
+      leaf_shapes[i].assign(v.shape().begin(), v.shape().end());
+      reshape = true;
+    }
+  }
+  if (reshape) plan();
+  for (std::uint32_t p : leaves) slots[p].data = const_cast<T*>(g->node(order[p]).value.data());
+  for (Bound<T>& b : bound) {
+    Slot<T>& s = slots[b.pos];
+    if (b.dtype == dtype_of<T>()) {
+      s.data = const_cast<T*>(static_cast<const T*>(b.data));
+      continue;
+    }
+    s.data = b.converted.data();
+    for (std::size_t i = 0; i < s.size; ++i) {
+      s.data[i] = b.dtype == DType::int32
+                      ? static_cast<T>(static_cast<const std::int32_t*>(b.data)[i])
+                      : static_cast<T>(static_cast<const std::int64_t*>(b.data)[i]);
+    }
+  }
+}
+
+template void Plan<float>::bind(std::span<const Feed<float>>);
+template void Plan<double>::bind(std::span<const Feed<double>>);
+
+}  // namespace xgrad::exec

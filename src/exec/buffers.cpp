@@ -1,0 +1,201 @@
+// Buffers. Outputs write straight into the result arrays; a copy whose output has its
+// operand's size (reshape, squeeze, sum_to between equal shapes...) is not executed and
+// its output shares the operand's buffer; other intermediates share one arena, each block
+// reused once its last reader has run. A row-tiled group is known here only by its
+// GroupBuffers: what it reads, which results need full buffers, and the blocks of rows it
+// needs for the time it runs.
+#include <bit>
+#include <map>
+
+#include "plan.hpp"
+
+namespace xgrad::exec {
+
+namespace {
+
+constexpr std::size_t kAlign = 64;
+
+/// Free blocks of one arena region by length, each length with a stack of offsets: best
+/// fit is one lower_bound, so planning stays O(n log n) for graphs of hundreds of
+/// thousands of nodes, and a length whose stack runs empty keeps its entry (no allocation
+/// churn when blocks of one size are freed and taken in turn). The list of the length last
+/// used is found without a tree search.
+struct Pool {
+  std::map<std::size_t, std::vector<std::size_t>> free_blocks;  // length -> offsets
+  std::size_t hot_len = 0;
+  std::vector<std::size_t>* hot = nullptr;
+  std::size_t top = 0;
+
+  std::vector<std::size_t>& list_of(std::size_t len) {
+    if (hot && len == hot_len) return *hot;
+    hot_len = len;
+    hot = &free_blocks[len];
+    return *hot;
+  }
+  void release(std::size_t len, std::size_t off) { list_of(len).push_back(off); }
+  std::size_t allocate(std::size_t need) {
+    if (hot && need == hot_len && !hot->empty()) {  // an exact fit is the best fit
+      std::size_t off = hot->back();
+      hot->pop_back();
+      return off;
+    }
+    for (auto it = free_blocks.lower_bound(need); it != free_blocks.end(); ++it) {
+      if (it->second.empty()) continue;
+      std::size_t off = it->second.back();
+      it->second.pop_back();
+      if (std::size_t rest = it->first - need) release(rest, off + need);
+      return off;
+    }
+    std::size_t off = top;
+    top += need;
+    return off;
+  }
+};
+
+/// Two regions: blocks of a cache line and more, each starting on a cache line, and
+/// smaller values (scalars, short vectors) packed at their natural alignment after them,
+/// so a chain of a hundred thousand live scalars takes 8 bytes each, not 64.
+template <class T>
+struct Arena {
+  static constexpr std::size_t kSmall = std::size_t{1} << 63;  // offset flag: small region
+  const std::size_t quantum = std::max<std::size_t>(1, kAlign / sizeof(T));
+  Pool big, small;
+
+  std::size_t rounded(std::size_t n) const {
+    return std::max<std::size_t>(1, (n + quantum - 1) / quantum) * quantum;
+  }
+  std::size_t allocate(std::size_t n, std::size_t* len) {
+    if (n >= quantum) {
+      *len = rounded(n);
+      return big.allocate(*len);
+    }
+    *len = std::bit_ceil(std::max<std::size_t>(n, 1));
+    return small.allocate(*len) | kSmall;
+  }
+  void release(std::size_t len, std::size_t off) {
+    if (off & kSmall) {
+      small.release(len, off & ~kSmall);
+    } else {
+      big.release(len, off);
+    }
+  }
+};
+
+}  // namespace
+
+template <class T>
+void Plan<T>::plan_buffers() {
+  // Buffer owner of each slot: itself, or the slot an alias reads.
+  std::vector<std::uint32_t> owner(slots.size());
+  for (std::size_t p = 0; p < slots.size(); ++p) owner[p] = static_cast<std::uint32_t>(p);
+  aliased.clear();
+  for (Slot<T>& sl : slots) sl.flags &= static_cast<std::uint8_t>(~kAlias);
+  {
+    std::size_t kept = 0;
+    for (const Unit& u : units) {
+      if (!u.group) {
+        const Step<T>& st = steps[u.index];
+        Slot<T>& o = slots[st.out];
+        if (out_index[st.out] < 0 && st.in_count >= 1 &&
+            slots[step_inputs[st.in_begin]].size == o.size && st.op->traits().copy_when_same_size) {
+          o.flags |= kAlias;
+          owner[st.out] = owner[step_inputs[st.in_begin]];
+          aliased.push_back(u.index);
+          continue;
+        }
+      }
+      units[kept++] = u;
+    }
+    units.resize(kept);
+  }
+  // What each unit reads, through aliases.
+  auto for_reads = [&](const Unit& u, auto&& f) {
+    if (u.group) {
+      for (std::uint32_t p : group_buffers[u.index].reads) f(owner[p]);
+      return;
+    }
+    const Step<T>& st = steps[u.index];
+    for_value_operands(st, step_inputs, st.op->traits(),
+                       [&](std::uint32_t, std::uint32_t p) { f(owner[p]); });
+  };
+  std::vector<std::uint32_t> last_use(slots.size(), 0);
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    for_reads(units[u], [&](std::uint32_t b) {
+      last_use[b] = std::max(last_use[b], static_cast<std::uint32_t>(u));
+    });
+  }
+  Arena<T> arena_plan;
+  std::vector<std::size_t> offset(slots.size(), 0);
+  std::vector<std::size_t> length(slots.size(), 0);
+  auto define = [&](std::uint32_t o) {
+    if (out_index[o] < 0 && !(slots[o].flags & kAlias))
+      offset[o] = arena_plan.allocate(slots[o].size, &length[o]);
+  };
+  std::vector<std::size_t> block_offsets;  // of every group's blocks, in order
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    std::vector<std::pair<std::size_t, std::size_t>> blocks;  // offset, length
+    if (!units[u].group) {
+      define(steps[units[u].index].out);
+    } else {
+      for (const auto& need : group_buffers[units[u].index].needs) {
+        if (need.slot != GroupBuffers<T>::kBlock) {
+          define(need.slot);
+          continue;
+        }
+        std::size_t len = 0;
+        blocks.emplace_back(arena_plan.allocate(need.elements, &len), len);
+        block_offsets.push_back(blocks.back().first);
+      }
+    }
+    for (auto [off, len] : blocks) arena_plan.release(len, off);
+    for_reads(units[u], [&](std::uint32_t b) {
+      if (length[b] && last_use[b] == u) {
+        arena_plan.release(length[b], offset[b]);
+        length[b] = 0;
+      }
+    });
+  }
+  const std::size_t big_top = arena_plan.rounded(arena_plan.big.top);
+  arena.assign(big_top + arena_plan.small.top + arena_plan.quantum, T(0));
+  // Align the arena base so every block starts on a cache line.
+  T* base = arena.data() +
+            (kAlign - reinterpret_cast<std::uintptr_t>(arena.data()) % kAlign) % kAlign / sizeof(T);
+  auto at = [&](std::size_t off) {
+    return off & Arena<T>::kSmall ? base + big_top + (off & ~Arena<T>::kSmall) : base + off;
+  };
+  for (const Step<T>& st : steps) {
+    Slot<T>& o = slots[st.out];
+    if (out_index[st.out] >= 0) {
+      xt::xarray<T>& r = results[static_cast<std::size_t>(out_index[st.out])];
+      if (!same_dims(o.shape(), r.shape())) {
+        std::vector<std::size_t> us(o.dims, o.dims + o.rank);
+        r.resize(us);
+      }
+      o.data = r.data();
+    } else if (!(o.flags & kAlias)) {
+      o.data = at(offset[st.out]);
+    }
+  }
+  std::size_t next_block = 0;
+  for (const Unit& u : units) {
+    if (!u.group) continue;
+    GroupBuffers<T>& gb = group_buffers[u.index];
+    gb.blocks.clear();
+    for (const auto& need : gb.needs) {
+      if (need.slot == GroupBuffers<T>::kBlock)
+        gb.blocks.push_back(at(block_offsets[next_block++]));
+    }
+  }
+  for (std::size_t k = 0; k < out_pos.size(); ++k) {
+    const Slot<T>& s = slots[out_pos[k]];
+    if (!(s.flags & kOp) || out_index[out_pos[k]] != static_cast<int>(k)) {
+      std::vector<std::size_t> us(s.dims, s.dims + s.rank);
+      results[k].resize(us);
+    }
+  }
+}
+
+template void Plan<float>::plan_buffers();
+template void Plan<double>::plan_buffers();
+
+}  // namespace xgrad::exec

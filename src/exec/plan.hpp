@@ -1,0 +1,201 @@
+// The compiled plan every pass of the executor reads and writes: a slot per node (its
+// run-time shape and buffer), the op nodes as steps in topological order, the bound
+// inputs, and the schedule a run executes (units: single steps and row-tiled groups).
+// Keeping the data in one place and the passes in their own files (plan.cpp lists their
+// order) lets each pass be read without the others. Internal to src/.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "xgrad/function.hpp"
+
+namespace xgrad::exec {
+
+/// Slot flags.
+enum : std::uint8_t {
+  kOp = 1,        ///< an op result (not an input, parameter or constant)
+  kConcrete = 2,  ///< the declared (static) shape has no open dimension
+  kChanged = 4,   ///< the run-time shape differs from the declared one
+  kAlias = 8,     ///< shares the buffer of another slot (a copy that was not needed)
+};
+
+/// A node's value during a run.
+template <class T>
+struct Slot {
+  T* data = nullptr;
+  std::size_t size = 0;       // run-time element count
+  const Dim* dims = nullptr;  // run-time shape: the node's own (declared) shape unless
+  std::uint32_t rank = 0;     //   kChanged, then in a Bound, a leaf shape or the pool
+  std::uint8_t flags = 0;
+  std::span<const Dim> shape() const { return {dims, rank}; }
+};
+
+/// An op node: what to call and where its operands (Plan::step_inputs) and result live.
+template <class T>
+struct Step {
+  const Op<T>* op;
+  const Attrs* attrs;
+  NodeId id;
+  std::uint32_t out;
+  std::uint32_t in_begin;
+  std::uint32_t in_count;
+};
+
+/// An input node and its value in the current run.
+template <class T>
+struct Bound {
+  std::uint32_t pos;           // slot of the input node
+  const void* data = nullptr;  // null for an empty value: `given` says whether bound
+  bool given = false;
+  DType dtype = DType::float64;
+  std::vector<T> converted;  // integer inputs, converted to T once per run
+  Shape shape;               // run-time shape of the last binding
+};
+
+/// What execute() runs next: one step, or a row-tiled group (tiling.cpp).
+struct Unit {
+  bool group;
+  std::uint32_t index;  // into Plan::steps or Plan::group_buffers
+};
+
+template <class T>
+struct Plan;
+
+// ---- Row tiling (CompileOptions::tile_rows, tiling.cpp): the only entry points the other
+// passes use. Without it, the schedule is schedule_steps(): every step a unit.
+
+/// What a row-tiled group needs from the buffer pass, so that pass knows groups only as
+/// lists of slots and block sizes.
+template <class T>
+struct GroupBuffers {
+  static constexpr std::uint32_t kBlock = ~std::uint32_t{0};
+  /// A result that needs its full buffer (a reduction, a result read after the group),
+  /// or (slot kBlock) a block of `elements` that lives only while the group runs. The
+  /// order is the order of allocation, which decides the offsets.
+  struct Need {
+    std::uint32_t slot;
+    std::size_t elements;
+  };
+  std::vector<std::uint32_t> reads;  // slots the members read from outside the group
+  std::vector<Need> needs;
+  std::vector<T*> blocks;  // filled by the buffer pass, one per block need, in order
+};
+
+/// The row-tiled groups of a plan (tiling.hpp, private to tiling.cpp).
+template <class T>
+struct RowGroups;
+/// Frees RowGroups where its type is complete.
+template <class T>
+struct RowGroupsDelete {
+  void operator()(RowGroups<T>* r) const noexcept;
+};
+/// Owner of a plan's RowGroups.
+template <class T>
+using RowGroupsPtr = std::unique_ptr<RowGroups<T>, RowGroupsDelete<T>>;
+
+/// Schedules p.steps into p.units, chains over the rows of a large operand as groups, and
+/// fills p.group_buffers (one per group) and p.tiled_steps. Runs after the shapes pass and
+/// before the buffer pass. Returns false, leaving p.units alone, when no input, parameter
+/// or constant is large enough for tiling to pay.
+template <class T>
+bool plan_groups(Plan<T>& p);
+
+/// Runs group `group` block of rows by block of rows; `current` follows the member running
+/// (for error messages).
+template <class T>
+void run_group(Plan<T>& p, std::uint32_t group, const Step<T>*& current);
+
+// ----
+
+/// Calls f(k, slot) for each operand k of step st whose value forward() reads: all but
+/// OpTraits::shape_operand, which needs no buffer and, in a row-tiled group, no finished
+/// value (shapes are known when planning).
+template <class T, class F>
+void for_value_operands(const Step<T>& st, const std::vector<std::uint32_t>& step_inputs,
+                        const OpTraits<T>& tr, F&& f) {
+  for (std::uint32_t k = 0; k < st.in_count; ++k) {
+    if (static_cast<int>(k) != tr.shape_operand) f(k, step_inputs[st.in_begin + k]);
+  }
+}
+
+/// Equal extents, whatever the integer types.
+template <class A, class B>
+bool same_dims(const A& a, const B& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](auto x, auto y) {
+           return static_cast<Dim>(x) == static_cast<Dim>(y);
+         });
+}
+
+/// A compiled Function's state. Built once by the constructor; plan() re-runs the planning
+/// passes when shapes change; bind() and execute() make a run.
+template <class T>
+struct Plan {
+  Plan(std::vector<Expr<T>> outputs, CompileOptions opts);  // plan.cpp
+
+  Graph<T>* g = nullptr;
+  std::vector<Expr<T>> outputs;
+  std::vector<Expr<T>> inputs;
+  CompileOptions opts;
+  std::vector<NodeId> order;
+  std::vector<Slot<T>> slots;
+  std::vector<Step<T>> steps;
+  std::vector<std::uint32_t> step_inputs;
+  std::vector<ConstTensor<T>> args;   // operands of the step being run
+  std::vector<std::uint32_t> leaves;  // parameter and constant slots
+  std::vector<Shape> leaf_shapes;     // their run-time shapes, parallel to leaves
+  std::vector<Bound<T>> bound;
+  std::vector<std::uint32_t> out_pos;  // slot of each output
+  std::vector<int> out_index;          // per slot: the first output it is, or -1
+
+  // Schedule (plan_groups or schedule_steps, then plan_buffers).
+  std::vector<Unit> units;                     // what execute() runs, in order
+  std::vector<GroupBuffers<T>> group_buffers;  // per row-tiled group
+  RowGroupsPtr<T> row_groups;                  // tiling.cpp's own state
+  std::size_t tiled_steps = 0;                 // members of the row-tiled groups
+  std::vector<std::uint32_t> aliased;          // steps that do not run: their output
+                                               //   shares its operand's buffer
+  std::vector<Dim> pool;                       // run-time shapes that differ from declared
+  std::vector<Shape> operand_shapes;           // for infer_shape
+  std::vector<xt::xarray<T>> results;
+  std::vector<T> arena;
+  std::size_t plans = 0;
+  bool planned = false;
+
+  /// Binds the feeds (and leaf values), re-planning when a shape changed (bind.cpp).
+  void bind(std::span<const Feed<T>> feeds);
+  /// The planning passes, in order (plan.cpp).
+  void plan();
+  /// Run-time shapes (shapes.cpp).
+  void plan_shapes();
+  /// Every step a unit of its own: the schedule without row tiling (plan.cpp).
+  void schedule_steps();
+  /// Aliases, arena offsets and result arrays for the schedule (buffers.cpp).
+  void plan_buffers();
+  /// Runs the schedule (execute.cpp).
+  void execute();
+
+  std::span<const Dim> declared(std::uint32_t p) const { return g->node(order[p]).shape; }
+  /// With check_finite: throws naming the step and the flat index (from `first`) of the
+  /// first non-finite value among data[0, n).
+  void check_values(const Step<T>& st, const T* data, std::size_t n, std::size_t first = 0) const {
+    if (!opts.check_finite) return;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(data[i])) {
+        throw ValueError("check_finite: " + g->describe(st.id) + " produced " +
+                         std::to_string(data[i]) + " at flat index " + std::to_string(first + i));
+      }
+    }
+  }
+
+ private:
+  void bind_and_plan(std::span<const Feed<T>> feeds);
+};
+
+}  // namespace xgrad::exec
