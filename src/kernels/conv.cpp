@@ -68,8 +68,13 @@ inline Cols inside_cols(std::size_t j, const ConvGeometry& g) {
 
 /// col (c*kh*kw, oh*ow) from one sample x (c, h, w). Bounds are settled per row of the
 /// unrolled matrix, so the inner loop is a plain (strided) copy.
+// Rows of a feature map are 8 to 30 elements: the copy loops below stay loops, since
+// GCC would otherwise turn each into a call to memmove, which costs more than the copy.
 template <class T>
-void im2col(const T* x, T* col, const ConvGeometry& g) {
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+void im2col(const T* __restrict x, T* __restrict col, const ConvGeometry& g) {
   for (std::size_t ch = 0; ch < g.c; ++ch) {
     const T* xc = x + ch * g.h * g.w;
     for (std::size_t i = 0; i < g.kh; ++i) {
@@ -88,7 +93,7 @@ void im2col(const T* x, T* col, const ConvGeometry& g) {
           std::fill(dst + q.hi, dst + g.ow, T(0));
           const T* src = xc + static_cast<std::size_t>(y) * g.w + x0;
           if (g.sw == 1) {
-            std::copy(src, src + (q.hi - q.lo), dst + q.lo);
+            for (std::size_t k = 0, n = q.hi - q.lo; k < n; ++k) dst[q.lo + k] = src[k];
           } else {
             for (std::size_t k = 0, n = q.hi - q.lo; k < n; ++k) dst[q.lo + k] = src[k * g.sw];
           }
@@ -112,9 +117,13 @@ void col2im(const T* col, T* x, const ConvGeometry& g) {
         for (std::size_t r = 0; r < g.oh; ++r) {
           const std::ptrdiff_t y = in_pos(r, i, g.sh, g.ph, g.dh);
           if (y < 0 || y >= static_cast<std::ptrdiff_t>(g.h)) continue;
-          T* dst = xc + static_cast<std::size_t>(y) * g.w + x0;
-          const T* src = col + r * g.ow + q.lo;
-          for (std::size_t k = 0, n = q.hi - q.lo; k < n; ++k) dst[k * g.sw] += src[k];
+          T* __restrict dst = xc + static_cast<std::size_t>(y) * g.w + x0;
+          const T* __restrict src = col + r * g.ow + q.lo;
+          if (g.sw == 1) {
+            for (std::size_t k = 0, n = q.hi - q.lo; k < n; ++k) dst[k] += src[k];
+          } else {
+            for (std::size_t k = 0, n = q.hi - q.lo; k < n; ++k) dst[k * g.sw] += src[k];
+          }
         }
       }
     }
@@ -214,32 +223,47 @@ std::size_t argmax(const T* k, const ConvGeometry& g, std::size_t r, std::size_t
 }
 }  // namespace
 
-template <class T>
-void pool_select(const T* k, const T* v, T* y, const ConvGeometry& g) {
+/// Calls f(out, at) with the plane index `at` of each window's first maximum of k, for
+/// every window of every plane in order. Without padding every window lies inside the
+/// input and the 2x2 case needs no clipping at all.
+template <class T, class F>
+void for_each_argmax(const T* k, const ConvGeometry& g, F&& f) {
   const std::size_t plane = g.h * g.w;
-  for (std::size_t p = 0; p < g.n * g.c; ++p, k += plane, v += plane) {
+  auto wins = [](T v, T best) { return v > best || (v != v && best == best); };
+  const bool dense2x2 = g.kh == 2 && g.kw == 2 && g.ph == 0 && g.pw == 0;
+  for (std::size_t p = 0; p < g.n * g.c; ++p, k += plane) {
     for (std::size_t r = 0; r < g.oh; ++r) {
-      for (std::size_t q = 0; q < g.ow; ++q) {
-        const std::size_t at = argmax(k, g, r, q);
-        *y++ = at < plane ? v[at] : T(0);
+      if (dense2x2) {
+        const std::size_t row = r * g.sh * g.w;
+        for (std::size_t q = 0; q < g.ow; ++q) {
+          const std::size_t a = row + q * g.sw;
+          std::size_t at = wins(k[a + 1], k[a]) ? a + 1 : a;
+          if (wins(k[a + g.w], k[at])) at = a + g.w;
+          if (wins(k[a + g.w + 1], k[at])) at = a + g.w + 1;
+          f(p, r * g.ow + q, at);
+        }
+        continue;
       }
+      for (std::size_t q = 0; q < g.ow; ++q) f(p, r * g.ow + q, argmax(k, g, r, q));
     }
   }
 }
 
 template <class T>
+void pool_select(const T* k, const T* v, T* y, const ConvGeometry& g) {
+  const std::size_t plane = g.h * g.w, out = g.oh * g.ow;
+  for_each_argmax(k, g, [&](std::size_t p, std::size_t o, std::size_t at) {
+    y[p * out + o] = at < plane ? v[p * plane + at] : T(0);
+  });
+}
+
+template <class T>
 void pool_scatter(const T* k, const T* dy, T* dx, const ConvGeometry& g) {
-  const std::size_t plane = g.h * g.w;
+  const std::size_t plane = g.h * g.w, out = g.oh * g.ow;
   std::fill(dx, dx + g.n * g.c * plane, T(0));
-  for (std::size_t p = 0; p < g.n * g.c; ++p, k += plane, dx += plane) {
-    for (std::size_t r = 0; r < g.oh; ++r) {
-      for (std::size_t q = 0; q < g.ow; ++q) {
-        const std::size_t at = argmax(k, g, r, q);
-        const T d = *dy++;
-        if (at < plane) dx[at] += d;
-      }
-    }
-  }
+  for_each_argmax(k, g, [&](std::size_t p, std::size_t o, std::size_t at) {
+    if (at < plane) dx[p * plane + at] += dy[p * out + o];
+  });
 }
 
 template <class T>
