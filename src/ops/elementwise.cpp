@@ -88,14 +88,10 @@ struct NegD : Diff {
   template <class T>
   static Expr<T> simplify(Graph<T>& g, Expr<T> x, const Attrs&);
 };
-template <class T, class D>
-bool is_op(const Node<T>& n) {
-  return n.kind == NodeKind::op && n.op == &instance<UnaryOp<T, D>>();
-}
 template <class T>
 Expr<T> NegD::simplify(Graph<T>& g, Expr<T> x, const Attrs&) {
   const Node<T>& n = x.node();
-  if (is_op<T, NegD>(n)) return g.expr(n.inputs[0]);  // -(-x) = x
+  if (is_node_of<UnaryOp<T, NegD>>(n)) return g.expr(n.inputs[0]);  // -(-x) = x
   return {};
 }
 
@@ -287,12 +283,12 @@ struct InsideD {
 };
 template <class T>
 Expr<T> ClampD::grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs& a) {
-  return g * x.graph().apply(instance<UnaryOp<T, InsideD>>(), {x.id()}, a);
+  return g * make<UnaryOp<T, InsideD>>({x}, a);
 }
 
 template <class T, class D>
 Expr<T> unary(Expr<T> x, Attrs a = {}) {
-  return x.graph().apply(instance<UnaryOp<T, D>>(), {x.id()}, std::move(a));
+  return make<UnaryOp<T, D>>({x}, std::move(a));
 }
 
 // ---------------------------------------------------------------- binary ops
@@ -305,7 +301,7 @@ Expr<T> binary(Expr<T> a, Expr<T> b);
 template <class T>
 Expr<T> strip_broadcast(Graph<T>& g, Expr<T> x, Expr<T> partner) {
   const Node<T>& n = x.node();
-  if (n.kind != NodeKind::op || n.inputs.size() != 2 || n.op->name() != "broadcast_to") return {};
+  if (!is_broadcast_like(n)) return {};
   if (!g.same_runtime_shape(n.inputs[1], partner.id())) return {};
   Expr<T> s = g.expr(n.inputs[0]);
   if (s.rank() > partner.rank()) return {};
@@ -481,8 +477,8 @@ struct MulD : BinDiff {
     if (g.is_constant(b.id()) && !g.is_constant(a.id()) && b.shape().empty()) return mul(b, a);
     if (g.is_constant(a.id()) && a.shape().empty()) {
       const Node<T>& nb = b.node();
-      if (nb.kind == NodeKind::op && nb.op == &instance<BinaryOp<T, MulD>>() &&
-          g.is_constant(nb.inputs[0]) && g.node(nb.inputs[0]).shape.empty()) {
+      if (is_node_of<BinaryOp<T, MulD>>(nb) && g.is_constant(nb.inputs[0]) &&
+          g.node(nb.inputs[0]).shape.empty()) {
         T c = a.node().value() * g.node(nb.inputs[0]).value();
         return mul(g.scalar(c), g.expr(nb.inputs[1]));
       }
@@ -568,8 +564,7 @@ struct EqualD : BinDiff {
 };
 template <class T, class D>
 Expr<T> binary(Expr<T> a, Expr<T> b) {
-  Graph<T>& g = same_graph(D::name, a, b);
-  return g.apply(instance<BinaryOp<T, D>>(), {a.id(), b.id()});
+  return make<BinaryOp<T, D>>({a, b});
 }
 
 /// g*(1 - y^2) from y = tanh(x) and the incoming gradient g, as one node. It prints as
