@@ -148,3 +148,10 @@ inline void require(bool ok, std::string_view op, const std::string& what) {
 }
 
 }  // namespace xgrad::detail
+
+// Explicit instantiations for float and double of a row X(name, (parameters)) of an op
+// table (include/xgrad/ops/table.hpp); the function type comes from the declaration, so
+// the parameters are not written twice.
+#define XGRAD_DETAIL_INSTANTIATE(name, params) \
+  template decltype(name<float>) name<float>;  \
+  template decltype(name<double>) name<double>;

@@ -164,9 +164,6 @@ Expr<T> transpose(Expr<T> x, std::vector<Dim> perm) {
   return detail::make<detail::TransposeOp<T>>({x}, to_attrs(detail::TransposeAttrs{perm}));
 }
 
-template Expr<float> matmul(Expr<float>, Expr<float>, bool, bool);
-template Expr<double> matmul(Expr<double>, Expr<double>, bool, bool);
-template Expr<float> transpose(Expr<float>, std::vector<Dim>);
-template Expr<double> transpose(Expr<double>, std::vector<Dim>);
+XGRAD_LINALG_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad

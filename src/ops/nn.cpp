@@ -196,14 +196,6 @@ Expr<T> rmse(Expr<T> pred, Expr<T> target) {
   return norm(d) / n;
 }
 
-#define XGRAD_INSTANTIATE(T)                        \
-  template Expr<T> softmax(Expr<T>, Dim);           \
-  template Expr<T> log_softmax(Expr<T>, Dim);       \
-  template Expr<T> one_hot(Expr<T>, Dim);           \
-  template Expr<T> cross_entropy(Expr<T>, Expr<T>); \
-  template Expr<T> mse(Expr<T>, Expr<T>);           \
-  template Expr<T> rmse(Expr<T>, Expr<T>);
-XGRAD_INSTANTIATE(float)
-XGRAD_INSTANTIATE(double)
+XGRAD_NN_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad

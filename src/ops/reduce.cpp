@@ -267,13 +267,6 @@ Expr<T> size_of(Expr<T> x, std::vector<Dim> axes) {
   return detail::make<detail::SizeOfOp<T>>({x}, to_attrs(detail::SizeOfAttrs{axes}));
 }
 
-#define XGRAD_INSTANTIATE(T)                              \
-  template Expr<T> sum(Expr<T>, std::vector<Dim>, bool);  \
-  template Expr<T> mean(Expr<T>, std::vector<Dim>, bool); \
-  template Expr<T> max(Expr<T>, std::vector<Dim>, bool);  \
-  template Expr<T> norm(Expr<T>);                         \
-  template Expr<T> size_of(Expr<T>, std::vector<Dim>);
-XGRAD_INSTANTIATE(float)
-XGRAD_INSTANTIATE(double)
+XGRAD_REDUCE_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad

@@ -548,21 +548,6 @@ Expr<T> concatenate(const std::vector<Expr<T>>& xs, Dim axis) {
                                    to_attrs(detail::ConcatAttrs{axis}));
 }
 
-#define XGRAD_INSTANTIATE(T)                                    \
-  template Expr<T> reshape(Expr<T>, Shape);                     \
-  template Expr<T> reshape_like(Expr<T>, Expr<T>);              \
-  template Expr<T> unsqueeze(Expr<T>, std::vector<Dim>);        \
-  template Expr<T> squeeze(Expr<T>, std::vector<Dim>);          \
-  template Expr<T> broadcast_to(Expr<T>, Shape);                \
-  template Expr<T> broadcast_like(Expr<T>, Expr<T>);            \
-  template Expr<T> sum_to_like(Expr<T>, Expr<T>);               \
-  template Expr<T> zeros_like(Expr<T>);                         \
-  template Expr<T> gather_rows(Expr<T>, Expr<T>);               \
-  template Expr<T> scatter_add_rows(Expr<T>, Expr<T>, Expr<T>); \
-  template Expr<T> slice(Expr<T>, Dim, Dim, Dim);               \
-  template Expr<T> pad_like(Expr<T>, Expr<T>, Dim, Dim);        \
-  template Expr<T> concatenate(const std::vector<Expr<T>>&, Dim);
-XGRAD_INSTANTIATE(float)
-XGRAD_INSTANTIATE(double)
+XGRAD_SHAPE_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad
