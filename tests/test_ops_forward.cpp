@@ -14,7 +14,18 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "test_util.hpp"
+
 namespace {
+
+// The ops whose forward values this file checks, by table (include/xgrad/ops/). A row
+// added to a table fails this count until its tests are here; elementwise rows are also
+// matched by name against the cases below (EveryElementwiseOpHasCases).
+static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 26, "elementwise op without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_LINALG_OPS) == 2, "linear-algebra op without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 5, "reduction without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_SHAPE_OPS) == 13, "shape op without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 6, "nn op without tests");
 
 using xgrad::Dim;
 using xgrad::Expr;
@@ -478,6 +489,20 @@ TYPED_TEST(OpsForward, BinaryBroadcasting) {
       expect_close(xgrad::eval(y, {{a, av}, {b, bv}}), map2(to_ref(av), to_ref(bv), s.out, c.ref),
                    kTol<T>);
     }
+  }
+}
+
+TYPED_TEST(OpsForward, EveryElementwiseOpHasCases) {
+  using T = TypeParam;
+  std::vector<std::string> names;
+  for (const auto& c : unary_cases<T>()) names.push_back(c.name);
+  for (const auto& c : binary_cases<T>()) names.push_back(c.name);
+  for (std::string op : {XGRAD_ELEMENTWISE_OPS(XGRAD_TEST_ROW_NAME)}) {
+    // A case is named after its op, possibly followed by a variant ("pow 3").
+    bool found = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+      return n == op || n.rfind(op + " ", 0) == 0;
+    });
+    EXPECT_TRUE(found) << op << " has no case in unary_cases() or binary_cases()";
   }
 }
 

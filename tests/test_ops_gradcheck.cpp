@@ -4,6 +4,7 @@
 // documented subgradients at non-differentiable points, and the grad() API itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <deque>
@@ -14,7 +15,18 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "test_util.hpp"
+
 namespace {
+
+// The ops whose gradients this file checks, by table (include/xgrad/ops/). A row added
+// to a table fails this count until its checks are here; elementwise rows are also
+// matched by name against the cases below (EveryElementwiseOpHasCases).
+static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 26, "elementwise op without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_LINALG_OPS) == 2, "linear-algebra op without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 5, "reduction without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_SHAPE_OPS) == 13, "shape op without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 6, "nn op without checks");
 
 using xgrad::Dim;
 using E = xgrad::Expr<double>;
@@ -237,6 +249,19 @@ const std::vector<BinConfig> kBinConfigs = {
     {{1, 3}, {kOpen, 3}, {1, 3}, {2, 3}, false, true},
     {{kOpen, 3}, {kOpen, 1}, {4, 3}, {4, 1}, true, true},
 };
+
+TEST(OpsGradcheck, EveryElementwiseOpHasCases) {
+  std::vector<std::string> names;
+  for (const UnaryCase& c : unary_cases()) names.push_back(c.name);
+  for (const BinaryCase& c : binary_cases()) names.push_back(c.name);
+  for (std::string op : {XGRAD_ELEMENTWISE_OPS(XGRAD_TEST_ROW_NAME)}) {
+    // A case is named after its op, possibly followed by a variant ("pow 3").
+    bool found = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+      return n == op || n.rfind(op + " ", 0) == 0;
+    });
+    EXPECT_TRUE(found) << op << " has no case in unary_cases() or binary_cases()";
+  }
+}
 
 TEST(OpsGradcheck, BinaryOpsWithBroadcasting) {
   std::mt19937 gen(104);
