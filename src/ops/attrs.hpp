@@ -40,6 +40,17 @@ inline Attrs to_attrs(const ClampAttrs& c) {
   return a;
 }
 
+/// leaky_relu(x, negative_slope), and its derivative.
+struct LeakyReluAttrs {
+  double negative_slope = 0;  ///< Slope for x < 0.
+};
+inline LeakyReluAttrs leaky_relu_attrs(const Attrs& a) { return {a.real}; }
+inline Attrs to_attrs(const LeakyReluAttrs& l) {
+  Attrs a;
+  a.real = l.negative_slope;
+  return a;
+}
+
 // ---------------------------------------------------------------- reductions
 
 /// sum, mean and max over axes.

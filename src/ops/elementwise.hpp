@@ -36,7 +36,7 @@ auto unary_attrs(const Attrs& a) {
 
 /// An elementwise op of one operand, defined by D: D::name, the kernel D::f(x) and the
 /// gradient rule D::grad(x, y, g), or D::nondiff for a zero gradient. Optional: D::print
-/// (printed form), D::prec (precedence), D::simplify. An op with
+/// (printed form), D::label (Graphviz), D::prec (precedence), D::simplify. An op with
 /// attributes decodes them with D::attrs(const Attrs&) (an accessor of attrs.hpp), and
 /// each of the functions above then takes the decoded struct as its last argument.
 template <class T, class D>
@@ -88,6 +88,13 @@ class UnaryOp final : public Op<T> {
       return D::template print<T>(args[0]);
     } else {
       return Op<T>::format(args, a);
+    }
+  }
+  std::string label(const Attrs& a) const override {
+    if constexpr (requires { D::template label<T>(params(a)); }) {
+      return D::template label<T>(params(a));
+    } else {
+      return Op<T>::label(a);
     }
   }
   int precedence() const override {

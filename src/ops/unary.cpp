@@ -240,6 +240,56 @@ struct ClampD : Diff {
   }
 };
 
+/// 1 where x > 0, else the slope: the derivative of leaky_relu, with PyTorch's choice at 0.
+struct LeakyStepD {
+  static constexpr bool nondiff = true;
+  static constexpr std::string_view name = "leaky_step";
+  static LeakyReluAttrs attrs(const Attrs& a) { return leaky_relu_attrs(a); }
+  template <class T>
+  static T f(T x, const LeakyReluAttrs& a) {
+    return x > 0 ? T(1) : static_cast<T>(a.negative_slope);
+  }
+  template <class T>
+  static std::string print(const std::string& x, const LeakyReluAttrs& a) {
+    return "leaky_step(" + x + ", " + number_text(static_cast<T>(a.negative_slope)) + ")";
+  }
+  template <class T>
+  static std::string label(const LeakyReluAttrs& a) {
+    return "leaky_step(" + number_text(static_cast<T>(a.negative_slope)) + ")";
+  }
+};
+struct LeakyReluD : Diff {
+  static constexpr std::string_view name = "leaky_relu";
+  static LeakyReluAttrs attrs(const Attrs& a) { return leaky_relu_attrs(a); }
+  template <class T>
+  static Attrs make_attrs(Expr<T> x, T negative_slope) {
+    // A negative slope flips the sign of negative inputs: far more likely a typo than an
+    // intended activation.
+    if (!(std::isfinite(negative_slope) && negative_slope >= 0)) {
+      throw ValueError("leaky_relu: negative_slope " + std::to_string(negative_slope) +
+                       " is not a finite non-negative number, for " + x.graph().describe(x.id()));
+    }
+    return to_attrs(LeakyReluAttrs{negative_slope});
+  }
+  template <class T>
+  static T f(T x, const LeakyReluAttrs& a) {
+    return x >= 0 ? x : static_cast<T>(a.negative_slope) * x;  // NaN passes through
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const LeakyReluAttrs& a) {
+    return g * unary<T, LeakyStepD>(x, to_attrs(a));
+  }
+  // Printed in the element type, so that a float slope of 0.01 shows as 0.01.
+  template <class T>
+  static std::string print(const std::string& x, const LeakyReluAttrs& a) {
+    return "leaky_relu(" + x + ", " + number_text(static_cast<T>(a.negative_slope)) + ")";
+  }
+  template <class T>
+  static std::string label(const LeakyReluAttrs& a) {
+    return "leaky_relu(" + number_text(static_cast<T>(a.negative_slope)) + ")";
+  }
+};
+
 }  // namespace
 }  // namespace detail
 

@@ -70,6 +70,10 @@ using scalar_t = std::type_identity_t<T>;
   X(unary, sigmoid, SigmoidD)                                                                \
   /** max(x, 0); the subgradient at 0 is 0. */                                               \
   X(unary, relu, ReluD)                                                                      \
+  /** x where x >= 0, negative_slope * x elsewhere. The derivative is 1 where x > 0 and      \
+      negative_slope elsewhere, at 0 too (PyTorch's convention). A negative or non-finite    \
+      slope raises ValueError. */                                                            \
+  X(unary_scalar, leaky_relu, LeakyReluD, negative_slope, = 0.01)                            \
   /** log(1 + e ** x), computed without overflow. */                                         \
   X(unary, softplus, SoftplusD)                                                              \
   /** -1, 0 or 1; zero gradient. */                                                          \
