@@ -59,6 +59,11 @@ std::string Op<T>::format(std::span<const std::string> args, const Attrs&) const
 }
 
 template <class T>
+std::string Op<T>::label(const Attrs&) const {
+  return std::string(name());
+}
+
+template <class T>
 Expr<T> Op<T>::simplify(Graph<T>&, std::span<const NodeId>, const Attrs&) const {
   return {};
 }

@@ -75,7 +75,7 @@ std::string dot_of(const Graph<T>& g, const std::vector<NodeId>& ids) {
         what = "constant";
         break;
       case NodeKind::op:
-        what = std::string(n.op->name());
+        what = n.op->label(n.attrs);
         break;
     }
     std::string label = n.name.empty() ? "#" + std::to_string(id) : n.name;

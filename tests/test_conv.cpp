@@ -7,6 +7,9 @@
 
 #include "test_util.hpp"
 
+// Every row of the table has its forward, gradient and error tests below.
+static_assert(XGRAD_TEST_ROWS(XGRAD_CONV_OPS) == 3, "convolution or pooling op without tests");
+
 using xgrad::Dim;
 using xgrad::Expr;
 using xgrad::Graph;

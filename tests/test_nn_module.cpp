@@ -9,6 +9,9 @@
 
 #include "test_util.hpp"
 
+// layer_norm and batch_norm_batch_stats are tested with their layers below.
+static_assert(XGRAD_TEST_ROWS(XGRAD_NORM_OPS) == 2, "normalisation op without tests");
+
 namespace nn = xgrad::nn;
 using xgrad::Expr;
 using xgrad::Graph;

@@ -14,7 +14,18 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "test_util.hpp"
+
 namespace {
+
+// The ops whose forward values this file checks, by table (include/xgrad/ops/). A row
+// added to a table fails this count until its tests are here; elementwise rows are also
+// matched by name against the cases below (EveryElementwiseOpHasCases).
+static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 27, "elementwise op without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_LINALG_OPS) == 2, "linear-algebra op without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 5, "reduction without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_SHAPE_OPS) == 13, "shape op without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 6, "nn op without tests");
 
 using xgrad::Dim;
 using xgrad::Expr;
@@ -269,6 +280,10 @@ std::vector<UnaryCase<T>> unary_cases() {
       {"sigmoid", [](E x) { return xgrad::sigmoid(x); },
        [](double v) { return 1 / (1 + std::exp(-v)); }, -5, 5},
       {"relu", [](E x) { return xgrad::relu(x); }, [](double v) { return v > 0 ? v : 0.0; }, -2, 2},
+      {"leaky_relu", [](E x) { return xgrad::leaky_relu(x); },
+       [](double v) { return v >= 0 ? v : double(T(0.01)) * v; }, -2, 2},
+      {"leaky_relu 0.2", [](E x) { return xgrad::leaky_relu(x, T(0.2)); },
+       [](double v) { return v >= 0 ? v : double(T(0.2)) * v; }, -2, 2},
       {"softplus", [](E x) { return xgrad::softplus(x); },
        [](double v) { return std::log1p(std::exp(v)); }, -5, 5},
       {"sign", [](E x) { return xgrad::sign(x); },
@@ -341,6 +356,92 @@ TYPED_TEST(OpsForward, ClampRejectsInvertedBounds) {
   auto x = g.input("x", {3});
   EXPECT_THROW(xgrad::clamp(x, T(1), T(-1)), xgrad::ValueError);
   EXPECT_NO_THROW(xgrad::clamp(x, T(1), T(1)));
+}
+
+TYPED_TEST(OpsForward, LeakyReluByHand) {
+  using T = TypeParam;
+  Graph<T> g;
+  auto x = g.input("x", {7});
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  xt::xarray<T> xv = {-2, -0.5, 0, 0.5, 2, -inf, nan};
+  auto f = xgrad::compile({xgrad::leaky_relu(x, T(0.25)), xgrad::leaky_relu(x)});
+  const auto& r = f.run({{x, xv}});
+  const double dinf = std::numeric_limits<double>::infinity();
+  const double dnan = std::numeric_limits<double>::quiet_NaN();
+  // Slope 0.25 is exact in binary, so these are exact in float and double alike.
+  expect_close(r[0], make_ref({7}, {-0.5, -0.125, 0, 0.5, 2, -dinf, dnan}), 0);
+  const double s = double(T(0.01));  // the default slope, rounded to T
+  expect_close(r[1], make_ref({7}, {-2 * s, -0.5 * s, 0, 0.5, 2, -dinf, dnan}), kTol<T>);
+  // Slope 1 is the identity; slope 0 is relu except at -inf, where 0 * -inf is NaN (as in
+  // PyTorch).
+  auto f01 = xgrad::compile({xgrad::leaky_relu(x, T(0)), xgrad::leaky_relu(x, T(1))});
+  const auto& r01 = f01.run({{x, xv}});
+  expect_close(r01[0], make_ref({7}, {0, 0, 0, 0.5, 2, dnan, dnan}), 0);
+  expect_close(r01[1], to_ref(xv), 0);
+  // A constant operand folds through the same kernel.
+  auto c = xgrad::leaky_relu(g.constant(xt::xarray<T>{-4, 3}), T(0.5));
+  EXPECT_EQ(c.node().kind, xgrad::NodeKind::constant);
+  expect_close(xgrad::eval(c), make_ref({2}, {-2, 3}), 0);
+}
+
+TYPED_TEST(OpsForward, LeakyReluMapKernelForRowTiling) {
+  using T = TypeParam;
+  // Like relu, leaky_relu is elementwise with a direct loop, which is what lets the
+  // executor put it in row-tiled groups.
+  Graph<T> g;
+  auto x = g.input("x", {5});
+  const xgrad::Node<T>& n = xgrad::leaky_relu(x, T(0.25)).node();
+  const xgrad::OpTraits<T>& t = n.op->traits();
+  EXPECT_EQ(t.rows, xgrad::RowRole::elementwise);
+  ASSERT_NE(t.map.unary, nullptr);
+  std::vector<T> v = {-2, -1, 0, 1, 2}, out(5);
+  t.map.unary(v.data(), out.data(), v.size(), n.attrs);
+  EXPECT_EQ(out, (std::vector<T>{-0.5, -0.25, 0, 1, 2}));
+  t.map.unary(v.data(), v.data(), v.size(), n.attrs);  // in place
+  EXPECT_EQ(v, out);
+
+  // A chain over the rows of a 2.3 MiB float input (4.6 MiB double), row-tiled, matches
+  // the untiled run.
+  std::mt19937 gen(31);
+  auto X = g.input("X", {xgrad::open, 24});
+  auto W = g.parameter("W", rnd<T>({24, 8}, gen));
+  auto b = g.parameter("b", rnd<T>({8}, gen));
+  auto h = xgrad::leaky_relu(xgrad::matmul(X, W) + b, T(0.1));
+  auto loss = xgrad::sum(h) + xgrad::mean(h);
+  auto grads = xgrad::grad(loss, {W, b});
+  auto xv = rnd<T>({25000, 24}, gen);
+  xgrad::CompileOptions untiled;
+  untiled.tile_rows = false;
+  auto tiled = xgrad::compile({loss, grads[0], grads[1]});
+  auto plain = xgrad::compile({loss, grads[0], grads[1]}, untiled);
+  const auto& rt = tiled.run({{X, xv}});
+  const auto& rp = plain.run({{X, xv}});
+  for (std::size_t k = 0; k < rt.size(); ++k) {
+    SCOPED_TRACE("output " + std::to_string(k));
+    // The same sums over 25000 rows in another order: float rounds them differently.
+    double scale = std::max(1.0, static_cast<double>(xt::amax(xt::abs(rp[k]))()));
+    expect_close(rt[k], to_ref(rp[k]), (std::is_same_v<T, float> ? 1e-3 : 1e-10) * scale);
+  }
+}
+
+TYPED_TEST(OpsForward, LeakyReluRejectsNegativeOrNonFiniteSlopes) {
+  using T = TypeParam;
+  Graph<T> g;
+  auto x = g.input("act", {3});
+  for (T bad : {T(-0.01), -std::numeric_limits<T>::infinity(), std::numeric_limits<T>::infinity(),
+                std::numeric_limits<T>::quiet_NaN()}) {
+    SCOPED_TRACE(std::to_string(bad));
+    try {
+      xgrad::leaky_relu(x, bad);
+      ADD_FAILURE() << "no ValueError";
+    } catch (const xgrad::ValueError& e) {
+      EXPECT_TRUE(xgrad_test::contains(e.what(), "leaky_relu")) << e.what();
+      EXPECT_TRUE(xgrad_test::contains(e.what(), "negative_slope")) << e.what();
+      EXPECT_TRUE(xgrad_test::contains(e.what(), "act")) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(xgrad::leaky_relu(x, T(0)));
+  EXPECT_NO_THROW(xgrad::leaky_relu(x, T(3)));
 }
 
 TYPED_TEST(OpsForward, SigmoidSoftplusTanhExtremeInputs) {
@@ -478,6 +579,20 @@ TYPED_TEST(OpsForward, BinaryBroadcasting) {
       expect_close(xgrad::eval(y, {{a, av}, {b, bv}}), map2(to_ref(av), to_ref(bv), s.out, c.ref),
                    kTol<T>);
     }
+  }
+}
+
+TYPED_TEST(OpsForward, EveryElementwiseOpHasCases) {
+  using T = TypeParam;
+  std::vector<std::string> names;
+  for (const auto& c : unary_cases<T>()) names.push_back(c.name);
+  for (const auto& c : binary_cases<T>()) names.push_back(c.name);
+  for (std::string op : {XGRAD_ELEMENTWISE_OPS(XGRAD_TEST_ROW_NAME)}) {
+    // A case is named after its op, possibly followed by a variant ("pow 3").
+    bool found = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+      return n == op || n.rfind(op + " ", 0) == 0;
+    });
+    EXPECT_TRUE(found) << op << " has no case in unary_cases() or binary_cases()";
   }
 }
 

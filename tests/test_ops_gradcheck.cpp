@@ -4,6 +4,7 @@
 // documented subgradients at non-differentiable points, and the grad() API itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <deque>
@@ -14,7 +15,18 @@
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "test_util.hpp"
+
 namespace {
+
+// The ops whose gradients this file checks, by table (include/xgrad/ops/). A row added
+// to a table fails this count until its checks are here; elementwise rows are also
+// matched by name against the cases below (EveryElementwiseOpHasCases).
+static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 27, "elementwise op without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_LINALG_OPS) == 2, "linear-algebra op without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 5, "reduction without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_SHAPE_OPS) == 13, "shape op without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 6, "nn op without checks");
 
 using xgrad::Dim;
 using E = xgrad::Expr<double>;
@@ -138,6 +150,8 @@ std::vector<UnaryCase> unary_cases() {
       {"tanh", [](E x) { return xgrad::tanh(x); }, kAny},
       {"sigmoid", [](E x) { return xgrad::sigmoid(x); }, kAny},
       {"relu", [](E x) { return xgrad::relu(x); }, kAwayFromZero},
+      {"leaky_relu", [](E x) { return xgrad::leaky_relu(x); }, kAwayFromZero},
+      {"leaky_relu 0.3", [](E x) { return xgrad::leaky_relu(x, 0.3); }, kAwayFromZero},
       {"softplus", [](E x) { return xgrad::softplus(x); }, kAny},
       {"pow 3", [](E x) { return xgrad::pow(x, 3.0); }, kAny},
       {"pow 2", [](E x) { return xgrad::pow(x, 2.0); }, kAny},
@@ -237,6 +251,19 @@ const std::vector<BinConfig> kBinConfigs = {
     {{1, 3}, {kOpen, 3}, {1, 3}, {2, 3}, false, true},
     {{kOpen, 3}, {kOpen, 1}, {4, 3}, {4, 1}, true, true},
 };
+
+TEST(OpsGradcheck, EveryElementwiseOpHasCases) {
+  std::vector<std::string> names;
+  for (const UnaryCase& c : unary_cases()) names.push_back(c.name);
+  for (const BinaryCase& c : binary_cases()) names.push_back(c.name);
+  for (std::string op : {XGRAD_ELEMENTWISE_OPS(XGRAD_TEST_ROW_NAME)}) {
+    // A case is named after its op, possibly followed by a variant ("pow 3").
+    bool found = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+      return n == op || n.rfind(op + " ", 0) == 0;
+    });
+    EXPECT_TRUE(found) << op << " has no case in unary_cases() or binary_cases()";
+  }
+}
 
 TEST(OpsGradcheck, BinaryOpsWithBroadcasting) {
   std::mt19937 gen(104);
@@ -790,6 +817,22 @@ TEST(OpsGradcheck, AbsAndReluSubgradientAtZeroIsZero) {
   G g2;
   l.param(g2, "x", A{0.0, 0.0});
   EXPECT_TRUE(xgrad::check_gradients(xgrad::abs(l.xs[0]), l.xs).ok);
+}
+
+TEST(OpsGradcheck, LeakyReluSlopeAtZeroAndZeroSecondDerivative) {
+  // PyTorch's convention: the slope applies at 0 too (x > 0 ? 1 : slope).
+  G g;
+  E x = g.parameter("x", A{-1.5, 0, 2});
+  E s = g.parameter("s", A(0.0));
+  auto r = eval_grads(xgrad::sum(xgrad::leaky_relu(x, 0.1)) + xgrad::leaky_relu(s, 0.1), {x, s});
+  expect_values(r[0], {0.1, 0.1, 1}, "leaky_relu'");
+  expect_values(r[1], {0.1}, "leaky_relu'(0) 0-d");
+  r = eval_grads(xgrad::sum(xgrad::leaky_relu(x)), {x});
+  expect_values(r[0], {0.01, 0.01, 1}, "leaky_relu' default slope");
+  // Piecewise linear: the second derivative is 0 (an exact zero, not a difference).
+  E d = xgrad::grad(xgrad::sum(xgrad::leaky_relu(x, 0.1)), {x})[0];
+  r = eval_grads(xgrad::sum(d * g.constant(A{1, 2, 3})), {x});
+  expect_values(r[0], {0, 0, 0}, "leaky_relu''");
 }
 
 TEST(OpsGradcheck, NormAndRmseGradientAtZeroIsZero) {

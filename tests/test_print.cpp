@@ -79,6 +79,23 @@ TEST(PrintFormula, MatmulTransposeAndReductions) {
   EXPECT_EQ(xgrad::to_string(xgrad::transpose(W)), "W^T");
 }
 
+TEST(PrintFormula, LeakyReluShowsItsSlope) {
+  Graph<double> g;
+  auto x = g.input("x", {3});
+  EXPECT_EQ(xgrad::to_string(xgrad::leaky_relu(x)), "leaky_relu(x, 0.01)");
+  EXPECT_EQ(xgrad::to_string(xgrad::leaky_relu(x, 0.2) + 1.0), "leaky_relu(x, 0.2) + 1");
+  EXPECT_EQ(xgrad::to_string(2.0 * xgrad::leaky_relu(-x, 0.5)), "2*leaky_relu(-x, 0.5)");
+  // Its derivative is a node of its own, with the same slope.
+  auto w = g.parameter("w", xt::xarray<double>{1, 2, 3});
+  auto d = xgrad::grad(xgrad::sum(xgrad::leaky_relu(w, 0.2)), {w})[0];
+  EXPECT_EQ(xgrad::to_string(d), "leaky_step(w, 0.2)");
+  // A float slope prints as written, not as its double expansion.
+  Graph<float> gf;
+  auto xf = gf.input("x", {3});
+  EXPECT_EQ(xgrad::to_string(xgrad::leaky_relu(xf)), "leaky_relu(x, 0.01)");
+  EXPECT_EQ(xgrad::to_string(xgrad::leaky_relu(xf, 0.3f)), "leaky_relu(x, 0.3)");
+}
+
 TEST(PrintFormula, NamedNodes) {
   Graph<double> g;
   auto a = g.input("a", {});
@@ -130,6 +147,20 @@ TEST(PrintDot, ContainsNamesOpsAndShapes) {
   EXPECT_TRUE(contains(all, "unrelated_input"));
   EXPECT_TRUE(contains(all, "beta"));
   EXPECT_TRUE(contains(all, "exp"));
+}
+
+TEST(PrintDot, LeakyReluShowsItsSlope) {
+  Graph<double> g;
+  auto x = g.input("x", {2});
+  auto y = xgrad::leaky_relu(x, 0.2).named("h");
+  std::string dot = xgrad::to_dot(y);
+  EXPECT_TRUE(contains(dot, "leaky_relu(0.2) (2,)")) << dot;
+  EXPECT_TRUE(contains(xgrad::to_dot(xgrad::leaky_relu(x)), "leaky_relu(0.01)"));
+  // Other ops keep their plain names.
+  EXPECT_TRUE(contains(xgrad::to_dot(xgrad::relu(x)), "relu (2,)"));
+  Graph<float> gf;
+  auto xf = gf.input("x", {2});
+  EXPECT_TRUE(contains(xgrad::to_dot(xgrad::leaky_relu(xf)), "leaky_relu(0.01)"));
 }
 
 /// The dot executable: $XGRAD_DOT when set (the ctest entry sets it), else /usr/bin/dot.

@@ -11,3 +11,13 @@ inline bool contains(const std::string& s, const std::string& sub) {
 }
 
 }  // namespace xgrad_test
+
+/// The number of rows of an op table of include/xgrad/ops/ (XGRAD_ELEMENTWISE_OPS, ...).
+/// Test files state the counts they cover in a static_assert, the way ggml guards its op
+/// tables with static_assert(GGML_OP_COUNT == N): a row added without its tests stops
+/// the build there.
+#define XGRAD_TEST_ROWS(table) (0 table(XGRAD_TEST_ONE_ROW))
+/// One row of an op table, for XGRAD_TEST_ROWS.
+#define XGRAD_TEST_ONE_ROW(...) +1
+/// The name of a row of XGRAD_ELEMENTWISE_OPS, as a string.
+#define XGRAD_TEST_ROW_NAME(kind, name, ...) #name,

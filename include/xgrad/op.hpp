@@ -140,6 +140,9 @@ class Op {
                         std::span<Expr<T>> grads) const = 0;
   /// Printed form given the printed operands; the default is name(a, b, ...).
   virtual std::string format(std::span<const std::string> args, const Attrs& a) const;
+  /// What a drawing (to_dot) shows for a node of this op: the default is name(); an op
+  /// whose attributes change what it computes may add them, as leaky_relu(0.2) does.
+  virtual std::string label(const Attrs& a) const;
   /// Binding strength for infix printing (higher binds tighter); calls bind tightest.
   virtual int precedence() const { return 100; }
   /// True when a right operand of equal precedence needs no parentheses (+ and *).

@@ -1,15 +1,20 @@
-// Helpers shared by the op definitions: op singletons, shape rules of broadcasting and
-// axes, gradient helpers. The loops kernels are built from are in src/kernels/loops.hpp.
+// Helpers shared by the op definitions: op singletons and the one way to add a node of a
+// built-in op, shape rules of broadcasting and axes, gradient helpers. The loops kernels
+// are built from are in src/kernels/loops.hpp, attribute accessors in attrs.hpp.
 // Internal to src/.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <initializer_list>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "../kernels/loops.hpp"
+#include "attrs.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad::detail {
@@ -29,6 +34,44 @@ Graph<T>& same_graph(std::string_view op, Expr<T> a, Expr<T> b) {
   }
   return a.graph();
 }
+
+/// Adds a node of the built-in op O (an Op<T>) over operands of one graph; the graph then
+/// simplifies, folds or merges it. Every builder of src/ops/ goes through here.
+template <class O, class T>
+Expr<T> make(std::span<const Expr<T>> xs, Attrs a = {}) {
+  const O& op = instance<O>();
+  // Operand ids on the stack for the usual one to three operands.
+  std::array<NodeId, 4> few;
+  std::vector<NodeId> many;
+  std::span<NodeId> ids;
+  if (xs.size() <= few.size()) {
+    ids = std::span<NodeId>(few.data(), xs.size());
+  } else {
+    many.resize(xs.size());
+    ids = many;
+  }
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    same_graph(op.name(), xs[0], xs[i]);
+    ids[i] = xs[i].id();
+  }
+  return xs[0].graph().apply(op, std::span<const NodeId>(ids), std::move(a));
+}
+/// make() over a list of operands: make<ReshapeOp<T>>({x}, attrs).
+template <class O, class T>
+Expr<T> make(std::initializer_list<Expr<T>> xs, Attrs a = {}) {
+  return make<O, T>(std::span<const Expr<T>>(xs.begin(), xs.size()), std::move(a));
+}
+
+/// True for a node of the built-in op O.
+template <class O, class T>
+bool is_node_of(const Node<T>& n) {
+  return n.kind == NodeKind::op && n.op == &instance<O>();
+}
+
+/// True for a node of broadcast_like(x, ref), the broadcast to another node's run-time
+/// shape (src/ops/shape.cpp).
+template <class T>
+bool is_broadcast_like(const Node<T>& n);
 
 /// Input handle i of a node, for gradient rules.
 template <class T>
@@ -105,3 +148,10 @@ inline void require(bool ok, std::string_view op, const std::string& what) {
 }
 
 }  // namespace xgrad::detail
+
+// Explicit instantiations for float and double of a row X(name, (parameters)) of an op
+// table (include/xgrad/ops/table.hpp); the function type comes from the declaration, so
+// the parameters are not written twice.
+#define XGRAD_DETAIL_INSTANTIATE(name, params) \
+  template decltype(name<float>) name<float>;  \
+  template decltype(name<double>) name<double>;

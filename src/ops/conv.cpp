@@ -194,16 +194,15 @@ class Conv2dGradWeightOp final : public Op<T> {
 
 template <class T>
 Expr<T> conv(Expr<T> x, Expr<T> w, const Attrs& a) {
-  same_graph("conv2d", x, w);
-  return x.graph().apply(instance<Conv2dOp<T>>(), {x.id(), w.id()}, a);
+  return make<Conv2dOp<T>>({x, w}, a);
 }
 template <class T>
 Expr<T> conv_grad_input(Expr<T> g, Expr<T> w, Expr<T> x, const Attrs& a) {
-  return g.graph().apply(instance<Conv2dGradInputOp<T>>(), {g.id(), w.id(), x.id()}, a);
+  return make<Conv2dGradInputOp<T>>({g, w, x}, a);
 }
 template <class T>
 Expr<T> conv_grad_weight(Expr<T> x, Expr<T> g, Expr<T> w, const Attrs& a) {
-  return x.graph().apply(instance<Conv2dGradWeightOp<T>>(), {x.id(), g.id(), w.id()}, a);
+  return make<Conv2dGradWeightOp<T>>({x, g, w}, a);
 }
 
 // ---------------------------------------------------------------- pooling
@@ -346,19 +345,19 @@ class AvgPoolGradOp final : public Op<T> {
 
 template <class T>
 Expr<T> pool_select(Expr<T> k, Expr<T> v, const Attrs& a) {
-  return k.graph().apply(instance<PoolSelectOp<T>>(), {k.id(), v.id()}, a);
+  return make<PoolSelectOp<T>>({k, v}, a);
 }
 template <class T>
 Expr<T> pool_scatter(Expr<T> k, Expr<T> g, const Attrs& a) {
-  return k.graph().apply(instance<PoolScatterOp<T>>(), {k.id(), g.id()}, a);
+  return make<PoolScatterOp<T>>({k, g}, a);
 }
 template <class T>
 Expr<T> avg_pool(Expr<T> x, const Attrs& a) {
-  return x.graph().apply(instance<AvgPoolOp<T>>(), {x.id()}, a);
+  return make<AvgPoolOp<T>>({x}, a);
 }
 template <class T>
 Expr<T> avg_pool_grad(Expr<T> g, Expr<T> x, const Attrs& a) {
-  return g.graph().apply(instance<AvgPoolGradOp<T>>(), {g.id(), x.id()}, a);
+  return make<AvgPoolGradOp<T>>({g, x}, a);
 }
 
 [[noreturn]] void bad_option(const std::string& op, const std::string& what, Dim v) {
@@ -409,11 +408,6 @@ Expr<T> avg_pool2d(Expr<T> x, std::array<Dim, 2> window, Pool2dOptions o) {
   return detail::avg_pool(x, detail::pool_record("avg_pool2d", window, o));
 }
 
-#define XGRAD_INSTANTIATE(T)                                               \
-  template Expr<T> conv2d(Expr<T>, Expr<T>, Conv2dOptions);                \
-  template Expr<T> max_pool2d(Expr<T>, std::array<Dim, 2>, Pool2dOptions); \
-  template Expr<T> avg_pool2d(Expr<T>, std::array<Dim, 2>, Pool2dOptions);
-XGRAD_INSTANTIATE(float)
-XGRAD_INSTANTIATE(double)
+XGRAD_CONV_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad

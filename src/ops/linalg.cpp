@@ -6,7 +6,7 @@ namespace xgrad {
 namespace detail {
 namespace {
 
-/// Product of 1-d and 2-d operands; flag / flag2 transpose a 2-d left / right operand.
+/// Product of 1-d and 2-d operands, either 2-d one possibly transposed (matmul_attrs()).
 template <class T>
 class MatmulOp final : public Op<T> {
  public:
@@ -18,21 +18,22 @@ class MatmulOp final : public Op<T> {
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     const Shape& x = in[0];
     const Shape& y = in[1];
+    const auto [ta, tb] = matmul_attrs(a);
     if (x.empty() || y.empty() || x.size() > 2 || y.size() > 2) {
       throw std::invalid_argument("operands must be 1-d or 2-d, got " + shape_str(x) + " and " +
                                   shape_str(y));
     }
-    if ((a.flag && x.size() != 2) || (a.flag2 && y.size() != 2)) {
+    if ((ta && x.size() != 2) || (tb && y.size() != 2)) {
       throw std::invalid_argument("transpose flags apply to 2-d operands only");
     }
-    Dim m = x.size() == 2 ? (a.flag ? x[1] : x[0]) : 0;
-    Dim kx = x.size() == 2 ? (a.flag ? x[0] : x[1]) : x[0];
-    Dim ky = y.size() == 2 ? (a.flag2 ? y[1] : y[0]) : y[0];
-    Dim n = y.size() == 2 ? (a.flag2 ? y[0] : y[1]) : 0;
+    Dim m = x.size() == 2 ? (ta ? x[1] : x[0]) : 0;
+    Dim kx = x.size() == 2 ? (ta ? x[0] : x[1]) : x[0];
+    Dim ky = y.size() == 2 ? (tb ? y[1] : y[0]) : y[0];
+    Dim n = y.size() == 2 ? (tb ? y[0] : y[1]) : 0;
     if (kx != ky && kx != open && ky != open) {
-      throw std::invalid_argument(
-          "inner dimensions differ: " + shape_str(x) + (a.flag ? "^T" : "") + " @ " + shape_str(y) +
-          (a.flag2 ? "^T" : "") + " (" + std::to_string(kx) + " vs " + std::to_string(ky) + ")");
+      throw std::invalid_argument("inner dimensions differ: " + shape_str(x) + (ta ? "^T" : "") +
+                                  " @ " + shape_str(y) + (tb ? "^T" : "") + " (" +
+                                  std::to_string(kx) + " vs " + std::to_string(ky) + ")");
     }
     Shape out;
     if (x.size() == 2) out.push_back(m);
@@ -40,12 +41,13 @@ class MatmulOp final : public Op<T> {
     return out;
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::matmul(in[0], in[1], out, a.flag, a.flag2, T(0));
+    const MatmulAttrs m = matmul_attrs(a);
+    kernels::matmul(in[0], in[1], out, m.transpose_a, m.transpose_b, T(0));
   }
   void backward(const Node<T>& nd, Expr<T> out, Expr<T> g, std::span<const bool> wanted,
                 std::span<Expr<T>> gr) const override {
     Expr<T> A = arg(out, nd, 0), B = arg(out, nd, 1);
-    bool ta = nd.attrs.flag, tb = nd.attrs.flag2;
+    const auto [ta, tb] = matmul_attrs(nd.attrs);
     // Only the gradients autodiff asks for: the one of a data operand is never built.
     const bool want_a = wanted[0], want_b = wanted[1];
     gr[0] = gr[1] = Expr<T>();
@@ -76,7 +78,8 @@ class MatmulOp final : public Op<T> {
     }
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
-    return args[0] + (a.flag ? "^T" : "") + " @ " + args[1] + (a.flag2 ? "^T" : "");
+    const MatmulAttrs m = matmul_attrs(a);
+    return args[0] + (m.transpose_a ? "^T" : "") + " @ " + args[1] + (m.transpose_b ? "^T" : "");
   }
   int precedence() const override { return 20; }
 
@@ -86,31 +89,33 @@ class MatmulOp final : public Op<T> {
   }
 };
 
-/// Axis permutation (ints = perm).
+/// Axis permutation.
 template <class T>
 class TransposeOp final : public Op<T> {
  public:
   std::string_view name() const override { return "transpose"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
-    if (a.ints.size() != in[0].size()) {
-      throw std::invalid_argument("permutation " + shape_str(a.ints) + " does not match rank " +
+    const std::vector<Dim>& perm = transpose_attrs(a).perm;
+    if (perm.size() != in[0].size()) {
+      throw std::invalid_argument("permutation " + shape_str(perm) + " does not match rank " +
                                   std::to_string(in[0].size()));
     }
-    std::vector<Dim> sorted = norm_axes(a.ints, in[0].size());
+    std::vector<Dim> sorted = norm_axes(perm, in[0].size());
     for (std::size_t i = 0; i < sorted.size(); ++i) {
       if (sorted[i] != static_cast<Dim>(i)) {
-        throw std::invalid_argument("invalid permutation " + shape_str(a.ints));
+        throw std::invalid_argument("invalid permutation " + shape_str(perm));
       }
     }
     Shape out;
-    for (Dim p : a.ints) out.push_back(in[0][static_cast<std::size_t>(p)]);
+    for (Dim p : perm) out.push_back(in[0][static_cast<std::size_t>(p)]);
     return out;
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
     std::size_t r = out.shape.size();
     std::array<std::ptrdiff_t, max_rank> contiguous{}, si{}, so{};
     broadcast_strides(in[0].shape, in[0].shape, contiguous.data());
-    for (std::size_t i = 0; i < r; ++i) si[i] = contiguous[static_cast<std::size_t>(a.ints[i])];
+    const std::vector<Dim>& perm = transpose_attrs(a).perm;
+    for (std::size_t i = 0; i < r; ++i) si[i] = contiguous[static_cast<std::size_t>(perm[i])];
     broadcast_strides(out.shape, out.shape, so.data());
     const T* x = in[0].data;
     strided_loop<2>(out.shape, {si.data(), so.data()},
@@ -121,15 +126,16 @@ class TransposeOp final : public Op<T> {
   }
   void backward(const Node<T>& n, Expr<T>, Expr<T> g, std::span<const bool>,
                 std::span<Expr<T>> gr) const override {
-    std::vector<Dim> inv(n.attrs.ints.size());
-    for (std::size_t i = 0; i < inv.size(); ++i) {
-      inv[static_cast<std::size_t>(n.attrs.ints[i])] = static_cast<Dim>(i);
-    }
+    const std::vector<Dim>& perm = transpose_attrs(n.attrs).perm;
+    std::vector<Dim> inv(perm.size());
+    for (std::size_t i = 0; i < inv.size(); ++i)
+      inv[static_cast<std::size_t>(perm[i])] = static_cast<Dim>(i);
     gr[0] = transpose(g, inv);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
-    if (a.ints.size() == 2) return args[0] + "^T";
-    return "transpose(" + args[0] + ", " + shape_str(a.ints) + ")";
+    const std::vector<Dim>& perm = transpose_attrs(a).perm;
+    if (perm.size() == 2) return args[0] + "^T";
+    return "transpose(" + args[0] + ", " + shape_str(perm) + ")";
   }
   int precedence() const override { return 30; }
 };
@@ -140,11 +146,7 @@ class TransposeOp final : public Op<T> {
 
 template <class T>
 Expr<T> matmul(Expr<T> a, Expr<T> b, bool transpose_a, bool transpose_b) {
-  Graph<T>& g = detail::same_graph("matmul", a, b);
-  Attrs at;
-  at.flag = transpose_a;
-  at.flag2 = transpose_b;
-  return g.apply(detail::instance<detail::MatmulOp<T>>(), {a.id(), b.id()}, std::move(at));
+  return detail::make<detail::MatmulOp<T>>({a, b}, to_attrs(MatmulAttrs{transpose_a, transpose_b}));
 }
 
 template <class T>
@@ -159,14 +161,9 @@ Expr<T> transpose(Expr<T> x, std::vector<Dim> perm) {
   for (std::size_t i = 0; i < perm.size(); ++i)
     identity = identity && perm[i] == static_cast<Dim>(i);
   if (identity && perm.size() == x.rank()) return x;
-  Attrs a;
-  a.ints = std::move(perm);
-  return x.graph().apply(detail::instance<detail::TransposeOp<T>>(), {x.id()}, std::move(a));
+  return detail::make<detail::TransposeOp<T>>({x}, to_attrs(detail::TransposeAttrs{perm}));
 }
 
-template Expr<float> matmul(Expr<float>, Expr<float>, bool, bool);
-template Expr<double> matmul(Expr<double>, Expr<double>, bool, bool);
-template Expr<float> transpose(Expr<float>, std::vector<Dim>);
-template Expr<double> transpose(Expr<double>, std::vector<Dim>);
+XGRAD_LINALG_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad

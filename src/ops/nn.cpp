@@ -20,19 +20,20 @@ inline Lanes lanes(std::span<const Dim> s, std::size_t axis) {
   return l;
 }
 
-/// softmax (flag=false) or log_softmax (flag=true) along ints[0], shifted by the lane
-/// maximum so exp never overflows.
+/// softmax or log_softmax along an axis, shifted by the lane maximum so exp never
+/// overflows.
 template <class T>
 class SoftmaxOp final : public Op<T> {
  public:
   std::string_view name() const override { return "softmax"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     if (in[0].empty()) throw std::invalid_argument("softmax needs at least one axis");
-    norm_axis(a.ints[0], in[0].size());
+    norm_axis(softmax_attrs(a).axis, in[0].size());
     return in[0];
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    Lanes l = lanes(in[0].shape, static_cast<std::size_t>(a.ints[0]));
+    const SoftmaxAttrs sa = softmax_attrs(a);
+    Lanes l = lanes(in[0].shape, static_cast<std::size_t>(sa.axis));
     const T* x = in[0].data;
     for (std::size_t o = 0; o < l.outer; ++o) {
       for (std::size_t i = 0; i < l.inner; ++i) {
@@ -42,7 +43,7 @@ class SoftmaxOp final : public Op<T> {
         if (!std::isfinite(m)) m = 0;
         T s = 0;
         for (std::size_t j = 0; j < l.len; ++j) s += std::exp(x[base + j * l.inner] - m);
-        if (a.flag) {
+        if (sa.log) {
           // (x - m) - log s keeps precision that x - (m + log s) would round away.
           T ls = std::log(s);
           for (std::size_t j = 0; j < l.len; ++j)
@@ -57,30 +58,31 @@ class SoftmaxOp final : public Op<T> {
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
                 std::span<Expr<T>> gr) const override {
-    std::vector<Dim> ax{n.attrs.ints[0]};
-    if (n.attrs.flag) {
+    const SoftmaxAttrs sa = softmax_attrs(n.attrs);
+    std::vector<Dim> ax{sa.axis};
+    if (sa.log) {
       gr[0] = g - exp(y) * sum(g, ax, true);
     } else {
       gr[0] = y * (g - sum(g * y, ax, true));
     }
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
-    return std::string(a.flag ? "log_softmax(" : "softmax(") + args[0] + ")";
+    return std::string(softmax_attrs(a).log ? "log_softmax(" : "softmax(") + args[0] + ")";
   }
 };
 
-/// One-hot rows of depth ints[0] from integer-valued labels.
+/// One-hot rows from integer-valued labels.
 template <class T>
 class OneHotOp final : public Op<T> {
  public:
   std::string_view name() const override { return "one_hot"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     Shape out = in[0];
-    out.push_back(a.ints[0]);
+    out.push_back(one_hot_attrs(a).depth);
     return out;
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    std::size_t depth = static_cast<std::size_t>(a.ints[0]);
+    std::size_t depth = static_cast<std::size_t>(one_hot_attrs(a).depth);
     std::fill(out.data, out.data + out.size, T(0));
     for (std::size_t k = 0; k < in[0].size; ++k) {
       T v = in[0].data[k];
@@ -144,15 +146,14 @@ class CrossEntropyOp final : public Op<T> {
 
 template <class T>
 Expr<T> softmax_impl(Expr<T> x, Dim axis, bool log) {
-  Attrs a;
+  Dim normed;
   try {
-    a.ints = {static_cast<Dim>(norm_axis(axis, x.rank()))};
+    normed = static_cast<Dim>(norm_axis(axis, x.rank()));
   } catch (const std::invalid_argument& e) {
     throw ShapeError(std::string(log ? "log_softmax: " : "softmax: ") + e.what() + "; operand " +
                      x.graph().describe(x.id()));
   }
-  a.flag = log;
-  return x.graph().apply(instance<SoftmaxOp<T>>(), {x.id()}, std::move(a));
+  return make<SoftmaxOp<T>>({x}, to_attrs(SoftmaxAttrs{normed, log}));
 }
 
 }  // namespace
@@ -172,14 +173,11 @@ Expr<T> one_hot(Expr<T> labels, Dim depth) {
     throw ValueError("one_hot: depth " + std::to_string(depth) + " must be positive for " +
                      labels.graph().describe(labels.id()));
   }
-  Attrs a;
-  a.ints = {depth};
-  return labels.graph().apply(detail::instance<detail::OneHotOp<T>>(), {labels.id()}, std::move(a));
+  return detail::make<detail::OneHotOp<T>>({labels}, to_attrs(detail::OneHotAttrs{depth}));
 }
 template <class T>
 Expr<T> cross_entropy(Expr<T> logits, Expr<T> labels) {
-  Graph<T>& g = detail::same_graph("cross_entropy", logits, labels);
-  return g.apply(detail::instance<detail::CrossEntropyOp<T>>(), {logits.id(), labels.id()});
+  return detail::make<detail::CrossEntropyOp<T>>({logits, labels});
 }
 template <class T>
 Expr<T> mse(Expr<T> pred, Expr<T> target) {
@@ -198,14 +196,6 @@ Expr<T> rmse(Expr<T> pred, Expr<T> target) {
   return norm(d) / n;
 }
 
-#define XGRAD_INSTANTIATE(T)                        \
-  template Expr<T> softmax(Expr<T>, Dim);           \
-  template Expr<T> log_softmax(Expr<T>, Dim);       \
-  template Expr<T> one_hot(Expr<T>, Dim);           \
-  template Expr<T> cross_entropy(Expr<T>, Expr<T>); \
-  template Expr<T> mse(Expr<T>, Expr<T>);           \
-  template Expr<T> rmse(Expr<T>, Expr<T>);
-XGRAD_INSTANTIATE(float)
-XGRAD_INSTANTIATE(double)
+XGRAD_NN_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad

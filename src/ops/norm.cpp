@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad {
@@ -58,9 +59,6 @@ Expr<T> batch_norm_batch_stats(Expr<T> x, double eps) {
   return normalise(x, axes, eps);
 }
 
-template Expr<float> layer_norm(Expr<float>, std::size_t, double);
-template Expr<double> layer_norm(Expr<double>, std::size_t, double);
-template Expr<float> batch_norm_batch_stats(Expr<float>, double);
-template Expr<double> batch_norm_batch_stats(Expr<double>, double);
+XGRAD_NORM_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad

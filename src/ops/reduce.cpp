@@ -13,7 +13,7 @@ struct KeptShape {
   std::size_t r = 0;
   std::span<const Dim> span() const { return {d.data(), r}; }
 };
-inline KeptShape kept_shape(std::span<const Dim> in, const std::vector<Dim>& axes) {
+inline KeptShape kept_shape(std::span<const Dim> in, std::span<const Dim> axes) {
   KeptShape k;
   k.r = in.size();
   for (std::size_t i = 0; i < k.r; ++i) k.d[i] = in[i];
@@ -21,8 +21,8 @@ inline KeptShape kept_shape(std::span<const Dim> in, const std::vector<Dim>& axe
   return k;
 }
 
-/// A reduction defined by D: D::name, D::init, D::acc(a, x) and D::finish(acc, count).
-/// ints = normalised axes, flag = keepdims.
+/// A reduction defined by D: D::name, D::init, D::acc(a, x), D::finish(acc, count) and
+/// the gradient rule D::grad(x, y, g, attrs), with y and g shaped as if keepdims.
 template <class T, class D>
 class ReduceOp final : public Op<T> {
  public:
@@ -32,15 +32,16 @@ class ReduceOp final : public Op<T> {
   }
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
+    const ReduceAttrs r = reduce_attrs(a);
     Shape out;
     for (std::size_t i = 0; i < in[0].size(); ++i) {
-      bool red = std::find(a.ints.begin(), a.ints.end(), static_cast<Dim>(i)) != a.ints.end();
+      bool red = std::find(r.axes.begin(), r.axes.end(), static_cast<Dim>(i)) != r.axes.end();
       if (red && D::needs_elements && in[0][i] == 0) {
         throw std::invalid_argument("reducing over empty axis " + std::to_string(i));
       }
       if (!red) {
         out.push_back(in[0][i]);
-      } else if (a.flag) {
+      } else if (r.keepdims) {
         out.push_back(1);
       }
     }
@@ -59,7 +60,7 @@ class ReduceOp final : public Op<T> {
       return;
     }
     std::fill(out.data, out.data + out.size, D::template init<T>());
-    KeptShape k = kept_shape(in[0].shape, a.ints);
+    KeptShape k = kept_shape(in[0].shape, reduce_attrs(a).axes);
     std::array<std::ptrdiff_t, max_rank> si{}, so{};
     broadcast_strides(in[0].shape, in[0].shape, si.data());
     broadcast_strides(k.span(), in[0].shape, so.data());
@@ -80,15 +81,17 @@ class ReduceOp final : public Op<T> {
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
                 std::span<Expr<T>> gr) const override {
     Expr<T> x = arg(y, n, 0);
+    const ReduceAttrs r = reduce_attrs(n.attrs);
     auto keep = [&](Expr<T> e) {
-      return (n.attrs.flag || e.shape().empty()) ? e : unsqueeze(e, n.attrs.ints);
+      return (r.keepdims || e.shape().empty()) ? e : unsqueeze(e, r.axes);
     };
-    gr[0] = D::grad(x, keep(y), keep(g), n.attrs);
+    gr[0] = D::grad(x, keep(y), keep(g), r);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
+    const ReduceAttrs r = reduce_attrs(a);
     std::string s = std::string(D::name) + "(" + args[0];
-    if (!a.flag2) s += ", axes=" + shape_str(a.ints);
-    if (a.flag) s += ", keepdims";
+    if (!r.all_axes) s += ", axes=" + shape_str(r.axes);
+    if (r.keepdims) s += ", keepdims";
     return s + ")";
   }
 };
@@ -105,30 +108,11 @@ Expr<T> reduced_count(Expr<T> x, const std::vector<Dim>& axes) {
   return x.graph().scalar(static_cast<T>(c));
 }
 
-struct ReduceSumD {
-  static constexpr std::string_view name = "sum";
-  static constexpr RowRole rows = RowRole::sum;
-  static constexpr bool needs_elements = false;
-  template <class U>
-  static U init() {
-    return U(0);
-  }
-  template <class U>
-  static U acc(U a, U x) {
-    return a + x;
-  }
-  template <class U>
-  static U finish(U a, U) {
-    return a;
-  }
-  template <class T>
-  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs&) {
-    return broadcast_like(g, x);
-  }
-};
-struct ReduceMeanD {
-  static constexpr std::string_view name = "mean";
-  static constexpr RowRole rows = RowRole::mean;
+/// sum (Mean = false) and mean: the same accumulation, mean divides by the count after.
+template <bool Mean>
+struct ReduceAddD {
+  static constexpr std::string_view name = Mean ? "mean" : "sum";
+  static constexpr RowRole rows = Mean ? RowRole::mean : RowRole::sum;
   static constexpr bool needs_elements = false;
   template <class U>
   static U init() {
@@ -140,13 +124,23 @@ struct ReduceMeanD {
   }
   template <class U>
   static U finish(U a, U n) {
-    return a / n;
+    if constexpr (Mean) {
+      return a / n;
+    } else {
+      return a;
+    }
   }
   template <class T>
-  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const Attrs& a) {
-    return broadcast_like(g / reduced_count(x, a.ints), x);
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const ReduceAttrs& a) {
+    if constexpr (Mean) {
+      return broadcast_like(g / reduced_count(x, a.axes), x);
+    } else {
+      return broadcast_like(g, x);
+    }
   }
 };
+using ReduceSumD = ReduceAddD<false>;
+using ReduceMeanD = ReduceAddD<true>;
 struct ReduceMaxD {
   static constexpr std::string_view name = "max";
   static constexpr RowRole rows = RowRole::none;
@@ -164,10 +158,10 @@ struct ReduceMaxD {
     return a;
   }
   template <class T>
-  static Expr<T> grad(Expr<T> x, Expr<T> y, Expr<T> g, const Attrs& a) {
+  static Expr<T> grad(Expr<T> x, Expr<T> y, Expr<T> g, const ReduceAttrs& a) {
     // Tied maxima share the gradient equally.
     Expr<T> mask = equal(x, y);
-    return mask * (g / sum(mask, a.ints, true));
+    return mask * (g / sum(mask, a.axes, true));
   }
 };
 
@@ -206,7 +200,7 @@ class NormOp final : public Op<T> {
   }
 };
 
-/// Run-time product of extents over axes (ints; empty = all); no gradient.
+/// Run-time product of extents over axes (empty: all); no gradient.
 template <class T>
 class SizeOfOp final : public Op<T> {
  public:
@@ -216,15 +210,16 @@ class SizeOfOp final : public Op<T> {
   }
   std::string_view name() const override { return "size"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
-    norm_axes(a.ints, in[0].size());
+    norm_axes(size_of_attrs(a).axes, in[0].size());
     return {};
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
+    const std::vector<Dim>& axes = size_of_attrs(a).axes;
     std::size_t c = 1;
-    if (a.ints.empty()) {
+    if (axes.empty()) {
       c = in[0].size;
     } else {
-      for (Dim ax : a.ints)
+      for (Dim ax : axes)
         c *= static_cast<std::size_t>(in[0].shape[norm_axis(ax, in[0].shape.size())]);
     }
     out.data[0] = static_cast<T>(c);
@@ -235,17 +230,17 @@ class SizeOfOp final : public Op<T> {
 
 template <class T, class D>
 Expr<T> reduce(Expr<T> x, const std::vector<Dim>& axes, bool keepdims) {
-  Attrs a;
+  std::vector<Dim> normed;
   try {
-    a.ints = norm_axes(axes, x.rank());
+    normed = norm_axes(axes, x.rank());
   } catch (const std::invalid_argument& e) {
     throw ShapeError(std::string(D::name) + ": " + e.what() + "; operand " +
                      x.graph().describe(x.id()));
   }
-  a.flag = keepdims;
-  a.flag2 = a.ints.size() == x.rank();                             // prints as sum(x)
-  if (a.ints.empty() && !std::is_same_v<D, ReduceMaxD>) return x;  // 0-d: nothing to reduce
-  return x.graph().apply(instance<ReduceOp<T, D>>(), {x.id()}, std::move(a));
+  if (normed.empty() && !std::is_same_v<D, ReduceMaxD>) return x;  // 0-d: nothing to reduce
+  // all_axes: prints as sum(x).
+  return make<ReduceOp<T, D>>({x},
+                              to_attrs(ReduceAttrs{normed, keepdims, normed.size() == x.rank()}));
 }
 
 }  // namespace
@@ -265,22 +260,13 @@ Expr<T> max(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
 }
 template <class T>
 Expr<T> norm(Expr<T> x) {
-  return x.graph().apply(detail::instance<detail::NormOp<T>>(), {x.id()});
+  return detail::make<detail::NormOp<T>>({x});
 }
 template <class T>
 Expr<T> size_of(Expr<T> x, std::vector<Dim> axes) {
-  Attrs a;
-  a.ints = std::move(axes);
-  return x.graph().apply(detail::instance<detail::SizeOfOp<T>>(), {x.id()}, std::move(a));
+  return detail::make<detail::SizeOfOp<T>>({x}, to_attrs(detail::SizeOfAttrs{axes}));
 }
 
-#define XGRAD_INSTANTIATE(T)                              \
-  template Expr<T> sum(Expr<T>, std::vector<Dim>, bool);  \
-  template Expr<T> mean(Expr<T>, std::vector<Dim>, bool); \
-  template Expr<T> max(Expr<T>, std::vector<Dim>, bool);  \
-  template Expr<T> norm(Expr<T>);                         \
-  template Expr<T> size_of(Expr<T>, std::vector<Dim>);
-XGRAD_INSTANTIATE(float)
-XGRAD_INSTANTIATE(double)
+XGRAD_REDUCE_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad

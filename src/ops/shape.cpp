@@ -24,7 +24,7 @@ class ReshapeOp final : public Op<T> {
   }
   std::string_view name() const override { return "reshape"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
-    Shape out(a.ints.begin(), a.ints.end());
+    Shape out = reshape_attrs(a).shape;
     bool in_open = std::count(in[0].begin(), in[0].end(), open) > 0;
     std::size_t n_infer = std::count(out.begin(), out.end(), Dim{-1});
     if (n_infer > 1) throw std::invalid_argument("more than one -1 in target " + shape_str(out));
@@ -86,7 +86,7 @@ class ReshapeLikeOp final : public Op<T> {
   int shape_source(const Node<T>&, const Graph<T>&) const override { return 1; }
 };
 
-/// Inserts (flag=false) or removes (flag=true) size-1 axes.
+/// Removes (Squeeze) or inserts size-1 axes.
 template <class T, bool Squeeze>
 class AxesOp final : public Op<T> {
  public:
@@ -96,9 +96,10 @@ class AxesOp final : public Op<T> {
   }
   std::string_view name() const override { return Squeeze ? "squeeze" : "unsqueeze"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
+    const std::vector<Dim>& given = squeeze_attrs(a).axes;
     Shape out;
-    if (a.flag) {  // squeeze
-      std::vector<Dim> axes = norm_axes(a.ints, in[0].size());
+    if constexpr (Squeeze) {
+      std::vector<Dim> axes = norm_axes(given, in[0].size());
       for (std::size_t i = 0; i < in[0].size(); ++i) {
         bool drop = std::find(axes.begin(), axes.end(), static_cast<Dim>(i)) != axes.end();
         if (drop && in[0][i] != 1 && in[0][i] != open) {
@@ -109,8 +110,8 @@ class AxesOp final : public Op<T> {
       }
       return out;
     }
-    std::size_t r = in[0].size() + a.ints.size();
-    std::vector<Dim> axes = norm_axes(a.ints, r);
+    std::size_t r = in[0].size() + given.size();
+    std::vector<Dim> axes = norm_axes(given, r);
     for (std::size_t i = 0, k = 0; i < r; ++i) {
       bool ins = std::find(axes.begin(), axes.end(), static_cast<Dim>(i)) != axes.end();
       out.push_back(ins ? 1 : in[0][k++]);
@@ -125,7 +126,7 @@ class AxesOp final : public Op<T> {
     gr[0] = reshape_like(g, arg(y, n, 0));
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
-    return std::string(name()) + "(" + args[0] + ", " + shape_str(a.ints) + ")";
+    return std::string(name()) + "(" + args[0] + ", " + shape_str(squeeze_attrs(a).axes) + ")";
   }
 };
 template <class T>
@@ -133,7 +134,7 @@ using SqueezeOp = AxesOp<T, true>;
 template <class T>
 using UnsqueezeOp = AxesOp<T, false>;
 
-/// Broadcast to a static shape (ints) or, with two inputs, to the second's shape.
+/// Broadcast to a static shape or, with two inputs, to the second's run-time shape.
 template <class T>
 class BroadcastOp final : public Op<T> {
  public:
@@ -144,7 +145,7 @@ class BroadcastOp final : public Op<T> {
   }
   std::string_view name() const override { return "broadcast_to"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
-    Shape target = in.size() > 1 ? in[1] : Shape(a.ints.begin(), a.ints.end());
+    Shape target = in.size() > 1 ? in[1] : broadcast_attrs(a).shape;
     Shape b = broadcast_shapes(in[0], target);
     if (b != target && in.size() == 1) {
       throw std::invalid_argument("cannot broadcast " + shape_str(in[0]) + " to " +
@@ -177,7 +178,7 @@ class BroadcastOp final : public Op<T> {
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
     if (args.size() > 1) return "broadcast(" + args[0] + ", shape(" + args[1] + "))";
-    return "broadcast(" + args[0] + ", " + shape_str(a.ints) + ")";
+    return "broadcast(" + args[0] + ", " + shape_str(broadcast_attrs(a).shape) + ")";
   }
 };
 
@@ -337,41 +338,42 @@ void block_copy(const T* src, T* dst, std::span<const Dim> big, std::size_t axis
   }
 }
 
-/// Elements [begin, end) along an axis; ints = {axis, begin, end}.
+/// Elements [begin, end) along an axis.
 template <class T>
 class SliceOp final : public Op<T> {
  public:
   std::string_view name() const override { return "slice"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
-    std::size_t ax = norm_axis(a.ints[0], in[0].size());
+    const SliceAttrs s = slice_attrs(a);
+    std::size_t ax = norm_axis(s.axis, in[0].size());
     Shape out = in[0];
     if (in[0][ax] != open) {
-      auto [b, e] = slice_bounds(a.ints[1], a.ints[2], in[0][ax]);
+      auto [b, e] = slice_bounds(s.begin, s.end, in[0][ax]);
       out[ax] = e - b;
-    } else if (a.ints[1] >= 0 && a.ints[2] < 0) {
-      out[ax] = open;
     } else {
       out[ax] = open;
     }
     return out;
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    std::size_t ax = norm_axis(a.ints[0], in[0].shape.size());
-    auto [b, e] = slice_bounds(a.ints[1], a.ints[2], in[0].shape[ax]);
+    const SliceAttrs s = slice_attrs(a);
+    std::size_t ax = norm_axis(s.axis, in[0].shape.size());
+    auto [b, e] = slice_bounds(s.begin, s.end, in[0].shape[ax]);
     block_copy(in[0].data, out.data, in[0].shape, ax, b, e - b, false);
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
                 std::span<Expr<T>> gr) const override {
-    gr[0] = pad_like(g, arg(y, n, 0), n.attrs.ints[0], n.attrs.ints[1]);
+    const SliceAttrs s = slice_attrs(n.attrs);
+    gr[0] = pad_like(g, arg(y, n, 0), s.axis, s.begin);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
-    return "slice(" + args[0] + ", axis=" + std::to_string(a.ints[0]) + ", " +
-           std::to_string(a.ints[1]) + ":" + std::to_string(a.ints[2]) + ")";
+    const SliceAttrs s = slice_attrs(a);
+    return "slice(" + args[0] + ", axis=" + std::to_string(s.axis) + ", " +
+           std::to_string(s.begin) + ":" + std::to_string(s.end) + ")";
   }
 };
 
-/// The first input placed into zeros shaped like the second at begin along an axis;
-/// ints = {axis, begin}.
+/// The first input placed into zeros shaped like the second at begin along an axis.
 template <class T>
 class PadOp final : public Op<T> {
  public:
@@ -384,9 +386,10 @@ class PadOp final : public Op<T> {
     if (in[0].size() != in[1].size()) {
       throw std::invalid_argument("ranks differ: " + shape_str(in[0]) + " vs " + shape_str(in[1]));
     }
-    std::size_t ax = norm_axis(a.ints[0], in[1].size());
+    const PadAttrs p = pad_attrs(a);
+    std::size_t ax = norm_axis(p.axis, in[1].size());
     if (in[1][ax] != open && in[0][ax] != open) {
-      Dim b = slice_bounds(a.ints[1], in[1][ax], in[1][ax]).first;
+      Dim b = slice_bounds(p.begin, in[1][ax], in[1][ax]).first;
       if (b + in[0][ax] > in[1][ax]) {
         throw std::invalid_argument("block " + shape_str(in[0]) + " at " + std::to_string(b) +
                                     " does not fit in " + shape_str(in[1]));
@@ -396,36 +399,38 @@ class PadOp final : public Op<T> {
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
     std::fill(out.data, out.data + out.size, T(0));
-    std::size_t ax = norm_axis(a.ints[0], out.shape.size());
-    Dim b = slice_bounds(a.ints[1], out.shape[ax], out.shape[ax]).first;
+    const PadAttrs p = pad_attrs(a);
+    std::size_t ax = norm_axis(p.axis, out.shape.size());
+    Dim b = slice_bounds(p.begin, out.shape[ax], out.shape[ax]).first;
     block_copy(in[0].data, out.data, out.shape, ax, b, in[0].shape[ax], true);
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
                 std::span<Expr<T>> gr) const override {
     Expr<T> x = arg(y, n, 0);
-    std::size_t ax = norm_axis(n.attrs.ints[0], x.rank());
+    const PadAttrs p = pad_attrs(n.attrs);
+    std::size_t ax = norm_axis(p.axis, x.rank());
     if (x.shape()[ax] == open) {
       throw GraphError("pad_like: the gradient needs a known extent along axis " +
                        std::to_string(ax) + " of " + x.graph().describe(x.id()));
     }
     // Normalise the start against the reference's extent when known; with an open extent
     // a negative start that ends at the last element slices "to the end".
-    Dim b = n.attrs.ints[1], len = x.shape()[ax];
+    Dim b = p.begin, len = x.shape()[ax];
     Dim extent = arg(y, n, 1).shape()[ax];
     if (extent != open) b = slice_bounds(b, extent, extent).first;
     Dim e = (b < 0 && b + len >= 0) ? std::numeric_limits<Dim>::max() : b + len;
-    gr[0] = slice(g, n.attrs.ints[0], b, e);
+    gr[0] = slice(g, p.axis, b, e);
   }
 };
 
-/// Joins its inputs along an axis (ints = {axis}).
+/// Joins its inputs along an axis.
 template <class T>
 class ConcatOp final : public Op<T> {
  public:
   std::string_view name() const override { return "concatenate"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     Shape out = in[0];
-    std::size_t ax = norm_axis(a.ints[0], out.size());
+    std::size_t ax = norm_axis(concat_attrs(a).axis, out.size());
     for (std::size_t k = 1; k < in.size(); ++k) {
       if (in[k].size() != out.size()) {
         throw std::invalid_argument("operand " + std::to_string(k) + " has rank " +
@@ -445,7 +450,7 @@ class ConcatOp final : public Op<T> {
     return out;
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    std::size_t ax = norm_axis(a.ints[0], out.shape.size());
+    std::size_t ax = norm_axis(concat_attrs(a).axis, out.shape.size());
     Dim begin = 0;
     for (const ConstTensor<T>& x : in) {
       block_copy(x.data, out.data, out.shape, ax, begin, x.shape[ax], true);
@@ -454,132 +459,95 @@ class ConcatOp final : public Op<T> {
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
                 std::span<Expr<T>> gr) const override {
+    const Dim axis = concat_attrs(n.attrs).axis;
     Dim begin = 0;
     for (std::size_t k = 0; k < n.inputs.size(); ++k) {
       Expr<T> x = arg(y, n, k);
-      std::size_t ax = norm_axis(n.attrs.ints[0], x.rank());
+      std::size_t ax = norm_axis(axis, x.rank());
       Dim len = x.shape()[ax];
       if (len == open) {
         throw GraphError("concatenate: the gradient needs known extents along axis " +
                          std::to_string(ax) + "; " + x.graph().describe(x.id()) + " is open");
       }
-      gr[k] = slice(g, n.attrs.ints[0], begin, begin + len);
+      gr[k] = slice(g, axis, begin, begin + len);
       begin += len;
     }
   }
 };
 
-template <class T, template <class> class O>
-Expr<T> build(std::initializer_list<Expr<T>> xs, Attrs a = {}) {
-  Expr<T> first = *xs.begin();
-  std::vector<NodeId> ids;
-  for (Expr<T> x : xs) {
-    same_graph(instance<O<T>>().name(), first, x);
-    ids.push_back(x.id());
-  }
-  return first.graph().apply(instance<O<T>>(), std::move(ids), std::move(a));
-}
-
 }  // namespace
+
+template <class T>
+bool is_broadcast_like(const Node<T>& n) {
+  return is_node_of<BroadcastOp<T>>(n) && n.inputs.size() == 2;
+}
+template bool is_broadcast_like(const Node<float>&);
+template bool is_broadcast_like(const Node<double>&);
 
 }  // namespace detail
 
-using detail::build;
+using detail::make;
 
 template <class T>
 Expr<T> reshape(Expr<T> x, Shape shape) {
-  Attrs a;
-  a.ints = std::move(shape);
-  return build<T, detail::ReshapeOp>({x}, a);
+  return make<detail::ReshapeOp<T>>({x}, to_attrs(detail::ReshapeAttrs{shape}));
 }
 template <class T>
 Expr<T> reshape_like(Expr<T> x, Expr<T> ref) {
   if (x.graph().same_runtime_shape(x.id(), ref.id())) return x;
-  return build<T, detail::ReshapeLikeOp>({x, ref});
+  return make<detail::ReshapeLikeOp<T>>({x, ref});
 }
 template <class T>
 Expr<T> unsqueeze(Expr<T> x, std::vector<Dim> axes) {
-  Attrs a;
-  a.ints = std::move(axes);
-  return build<T, detail::UnsqueezeOp>({x}, a);
+  return make<detail::UnsqueezeOp<T>>({x}, to_attrs(detail::SqueezeAttrs{axes}));
 }
 template <class T>
 Expr<T> squeeze(Expr<T> x, std::vector<Dim> axes) {
-  Attrs a;
-  a.ints = std::move(axes);
-  a.flag = true;
-  return build<T, detail::SqueezeOp>({x}, a);
+  return make<detail::SqueezeOp<T>>({x}, to_attrs(detail::SqueezeAttrs{axes}));
 }
 template <class T>
 Expr<T> broadcast_to(Expr<T> x, Shape shape) {
   if (x.shape() == shape) return x;
-  Attrs a;
-  a.ints = std::move(shape);
-  return build<T, detail::BroadcastOp>({x}, a);
+  return make<detail::BroadcastOp<T>>({x}, to_attrs(detail::BroadcastAttrs{shape}));
 }
 template <class T>
 Expr<T> broadcast_like(Expr<T> x, Expr<T> ref) {
   if (x.graph().same_runtime_shape(x.id(), ref.id())) return x;
-  return build<T, detail::BroadcastOp>({x, ref});
+  return make<detail::BroadcastOp<T>>({x, ref});
 }
 template <class T>
 Expr<T> sum_to_like(Expr<T> x, Expr<T> ref) {
   if (x.graph().same_runtime_shape(x.id(), ref.id())) return x;
-  return build<T, detail::SumToOp>({x, ref});
+  return make<detail::SumToOp<T>>({x, ref});
 }
 template <class T>
 Expr<T> zeros_like(Expr<T> x) {
-  return build<T, detail::ZerosLikeOp>({x});
+  return make<detail::ZerosLikeOp<T>>({x});
 }
 template <class T>
 Expr<T> gather_rows(Expr<T> x, Expr<T> indices) {
-  return build<T, detail::GatherOp>({x, indices});
+  return make<detail::GatherOp<T>>({x, indices});
 }
 template <class T>
 Expr<T> scatter_add_rows(Expr<T> x, Expr<T> indices, Expr<T> ref) {
-  return build<T, detail::ScatterOp>({x, indices, ref});
+  return make<detail::ScatterOp<T>>({x, indices, ref});
 }
 template <class T>
 Expr<T> slice(Expr<T> x, Dim axis, Dim begin, Dim end) {
-  Attrs a;
-  a.ints = {axis, begin, end};
-  return build<T, detail::SliceOp>({x}, a);
+  return make<detail::SliceOp<T>>({x}, to_attrs(detail::SliceAttrs{axis, begin, end}));
 }
 template <class T>
 Expr<T> pad_like(Expr<T> x, Expr<T> ref, Dim axis, Dim begin) {
-  Attrs a;
-  a.ints = {axis, begin};
-  return build<T, detail::PadOp>({x, ref}, a);
+  return make<detail::PadOp<T>>({x, ref}, to_attrs(detail::PadAttrs{axis, begin}));
 }
 template <class T>
 Expr<T> concatenate(const std::vector<Expr<T>>& xs, Dim axis) {
   if (xs.empty()) throw ValueError("concatenate: no operands");
   if (xs.size() == 1) return xs[0];
-  std::vector<NodeId> ids;
-  for (Expr<T> x : xs) {
-    detail::same_graph("concatenate", xs[0], x);
-    ids.push_back(x.id());
-  }
-  Attrs a;
-  a.ints = {axis};
-  return xs[0].graph().apply(detail::instance<detail::ConcatOp<T>>(), std::move(ids), a);
+  return make<detail::ConcatOp<T>>(std::span<const Expr<T>>(xs),
+                                   to_attrs(detail::ConcatAttrs{axis}));
 }
 
-#define XGRAD_INSTANTIATE(T)                                    \
-  template Expr<T> reshape(Expr<T>, Shape);                     \
-  template Expr<T> reshape_like(Expr<T>, Expr<T>);              \
-  template Expr<T> unsqueeze(Expr<T>, std::vector<Dim>);        \
-  template Expr<T> squeeze(Expr<T>, std::vector<Dim>);          \
-  template Expr<T> broadcast_to(Expr<T>, Shape);                \
-  template Expr<T> broadcast_like(Expr<T>, Expr<T>);            \
-  template Expr<T> sum_to_like(Expr<T>, Expr<T>);               \
-  template Expr<T> zeros_like(Expr<T>);                         \
-  template Expr<T> gather_rows(Expr<T>, Expr<T>);               \
-  template Expr<T> scatter_add_rows(Expr<T>, Expr<T>, Expr<T>); \
-  template Expr<T> slice(Expr<T>, Dim, Dim, Dim);               \
-  template Expr<T> pad_like(Expr<T>, Expr<T>, Dim, Dim);        \
-  template Expr<T> concatenate(const std::vector<Expr<T>>&, Dim);
-XGRAD_INSTANTIATE(float)
-XGRAD_INSTANTIATE(double)
+XGRAD_SHAPE_OPS(XGRAD_DETAIL_INSTANTIATE)
 
 }  // namespace xgrad

@@ -5,6 +5,7 @@
 #include <array>
 
 #include "xgrad/graph.hpp"
+#include "xgrad/ops/table.hpp"
 
 namespace xgrad {
 
@@ -24,21 +25,24 @@ struct Pool2dOptions {
   bool count_include_pad = true;
 };
 
-/// 2-d cross-correlation (what deep-learning libraries call convolution) of x (n, c, h, w)
-/// with weights w (o, c, kh, kw): y (n, o, oh, ow), oh = (h + 2 pad - dil (kh - 1) - 1) /
-/// stride + 1. Its gradients are convolutions again (conv_transpose2d for x, a
-/// correlation of x with the output gradient for w), so it differentiates any number of
-/// times. Runs as im2col + BLAS gemm.
-template <class T>
-Expr<T> conv2d(Expr<T> x, Expr<T> w, Conv2dOptions options = {});
+/// The convolution and pooling ops, one row each: X(name, (parameters)), expanded here
+/// into declarations and in src/ops/conv.cpp into explicit instantiations.
+#define XGRAD_CONV_OPS(X)                                                                  \
+  /** 2-d cross-correlation (what deep-learning libraries call convolution) of x (n, c, h, \
+      w) with weights w (o, c, kh, kw): y (n, o, oh, ow), oh = (h + 2 pad - dil (kh - 1) - \
+      1) / stride + 1. Its gradients are convolutions again (conv_transpose2d for x, a     \
+      correlation of x with the output gradient for w), so it differentiates any number of \
+      times. Runs as im2col + BLAS gemm. */                                                \
+  X(conv2d, (Expr<T> x, Expr<T> w, Conv2dOptions options = {}))                            \
+  /** The largest value of each kh x kw window of x (n, c, h, w); the gradient flows to    \
+      the first maximum of each window. */                                                 \
+  X(max_pool2d, (Expr<T> x, std::array<Dim, 2> window, Pool2dOptions options = {}))        \
+  /** The mean of each kh x kw window of x (n, c, h, w). */                                \
+  X(avg_pool2d, (Expr<T> x, std::array<Dim, 2> window, Pool2dOptions options = {}))
 
-/// The largest value of each kh x kw window of x (n, c, h, w); the gradient flows to the
-/// first maximum of each window.
-template <class T>
-Expr<T> max_pool2d(Expr<T> x, std::array<Dim, 2> window, Pool2dOptions options = {});
-
-/// The mean of each kh x kw window of x (n, c, h, w).
-template <class T>
-Expr<T> avg_pool2d(Expr<T> x, std::array<Dim, 2> window, Pool2dOptions options = {});
+/// @name Convolution and pooling
+/// @{
+XGRAD_CONV_OPS(XGRAD_DETAIL_DECLARE)
+/// @}
 
 }  // namespace xgrad

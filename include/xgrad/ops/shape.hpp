@@ -1,0 +1,48 @@
+/// @file ops/shape.hpp
+/// @brief Ops that move or replicate elements without arithmetic: reshapes, broadcasting
+/// and its adjoint, row gather and scatter, slicing, concatenation.
+#pragma once
+
+#include <vector>
+
+#include "xgrad/graph.hpp"
+#include "xgrad/ops/table.hpp"
+
+namespace xgrad {
+
+/// The shape ops, one row each: X(name, (parameters)), expanded here into declarations
+/// and in src/ops/shape.cpp into explicit instantiations.
+#define XGRAD_SHAPE_OPS(X)                                                               \
+  /** Same elements, new shape; one entry may be -1 (inferred). */                       \
+  X(reshape, (Expr<T> x, Shape shape))                                                   \
+  /** Same elements with the run-time shape of ref. */                                   \
+  X(reshape_like, (Expr<T> x, Expr<T> ref))                                              \
+  /** Inserts size-1 axes at the given output positions. */                              \
+  X(unsqueeze, (Expr<T> x, std::vector<Dim> axes))                                       \
+  /** Removes the given size-1 axes. */                                                  \
+  X(squeeze, (Expr<T> x, std::vector<Dim> axes))                                         \
+  /** Broadcasts to a static shape (NumPy rules). */                                     \
+  X(broadcast_to, (Expr<T> x, Shape shape))                                              \
+  /** Broadcasts x to the run-time shape of ref. */                                      \
+  X(broadcast_like, (Expr<T> x, Expr<T> ref))                                            \
+  /** Sums x down to the run-time shape of ref (the adjoint of broadcasting). */         \
+  X(sum_to_like, (Expr<T> x, Expr<T> ref))                                               \
+  /** Rows of x picked by integer indices (a 1-d node, usually an int64 input). */       \
+  X(gather_rows, (Expr<T> x, Expr<T> indices))                                           \
+  /** Adds the rows of x into a zero tensor shaped like ref at the given row indices. */ \
+  X(scatter_add_rows, (Expr<T> x, Expr<T> indices, Expr<T> ref))                         \
+  /** Elements begin..end (exclusive, negative counts from the end) along axis. */       \
+  X(slice, (Expr<T> x, Dim axis, Dim begin, Dim end))                                    \
+  /** Places x into zeros shaped like ref at begin along axis (the adjoint of slice). */ \
+  X(pad_like, (Expr<T> x, Expr<T> ref, Dim axis, Dim begin))                             \
+  /** Zeros with the run-time shape of x; zero gradient. */                              \
+  X(zeros_like, (Expr<T> x))                                                             \
+  /** Joins tensors along an axis. */                                                    \
+  X(concatenate, (const std::vector<Expr<T>>& xs, Dim axis = 0))
+
+/// @name Shape manipulation
+/// @{
+XGRAD_SHAPE_OPS(XGRAD_DETAIL_DECLARE)
+/// @}
+
+}  // namespace xgrad
