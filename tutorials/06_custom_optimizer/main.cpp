@@ -20,8 +20,6 @@
 #include <string>
 #include <vector>
 #include <xgrad/xgrad.hpp>
-#include <xtensor/xmath.hpp>
-#include <xtensor/xnoalias.hpp>
 
 #include "cli.hpp"
 #include "figures.hpp"
