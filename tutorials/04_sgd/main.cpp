@@ -26,6 +26,7 @@
 #include <set>
 #include <string>
 #include <vector>
+#include <xgrad/io.hpp>  // prints arrays with operator<<
 #include <xgrad/xgrad.hpp>
 
 #include "cli.hpp"

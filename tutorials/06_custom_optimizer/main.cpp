@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <xgrad/io.hpp>  // prints arrays with operator<<
 #include <xgrad/xgrad.hpp>
 
 #include "cli.hpp"
