@@ -20,7 +20,6 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -34,7 +33,6 @@
 
 #include "xgrad/data/permutation.hpp"
 #include "xgrad/error.hpp"
-#include "xgrad/function.hpp"
 #include "xgrad/graph.hpp"
 
 namespace xgrad::data {
@@ -59,10 +57,21 @@ const char* element_name() {
   return dtype_name(dtype_of<U>());
 }
 
+/// @cond INTERNAL
+// Declared here and defined in xgrad/data/feeds.hpp, so that Batch::feeds can be written
+// without the executor's types.
+template <Element T, Element L = T>
+struct Batch;
+template <class X, Element T, Element L>
+auto feeds(const Batch<T, L>& batch, const X& x, const X& y);
+template <class X, Element T, Element L>
+auto feeds(const Batch<T, L>& batch, const X& x);
+/// @endcond
+
 /// A minibatch: features and targets whose first dimension is the number of examples,
 /// and the indices they were gathered from. Targets may have another element type than
 /// features (int64 class labels beside float features).
-template <Element T, Element L = T>
+template <Element T, Element L>
 struct Batch {
   xt::xarray<T> features;            ///< (n, feature dims...).
   xt::xarray<L> targets;             ///< (n, target dims...); (n) for one target per example.
@@ -80,16 +89,17 @@ struct Batch {
 
   /// Number of examples.
   std::size_t size() const { return indices.size(); }
-  /// Bindings of the features to x and the targets to y, for Function::run in one line:
-  /// `step.run(batch.feeds(x, y))`. The batch must outlive the run.
-  template <class G>
-  std::array<Feed<G>, 2> feeds(Expr<G> x, Expr<G> y) const {
-    return {Feed<G>{x, features}, Feed<G>{y, targets}};
+  /// Bindings of the features to input x and the targets to input y, for Function::run
+  /// in one line: `step.run(batch.feeds(x, y))`. Needs xgrad/data/feeds.hpp (included by
+  /// data.hpp and xgrad.hpp), where data::feeds(batch, x, y) does the work.
+  template <class X>
+  auto feeds(const X& x, const X& y) const {
+    return data::feeds(*this, x, y);
   }
   /// Binding of the features alone to x (prediction): `predict.run(batch.feeds(x))`.
-  template <class G>
-  std::array<Feed<G>, 1> feeds(Expr<G> x) const {
-    return {Feed<G>{x, features}};
+  template <class X>
+  auto feeds(const X& x) const {
+    return data::feeds(*this, x);
   }
 
  private:
