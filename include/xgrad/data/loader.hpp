@@ -13,17 +13,10 @@
 /// @endcode
 #pragma once
 
-#include <algorithm>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <exception>
 #include <iterator>
-#include <mutex>
-#include <string>
-#include <thread>
-#include <utility>
+#include <memory>
 #include <vector>
 
 #include "xgrad/data/dataset.hpp"
@@ -72,19 +65,7 @@ class DataLoader {
   /// A loader over data with these settings. Throws DataError for a batch size or a
   /// shuffle block of 0, an empty data set, or drop_last with fewer examples than one
   /// batch.
-  DataLoader(const Dataset<T, L>& data, const LoaderOptions& options)
-      : data_(&data), n_(data.size()), opts_(options) {
-    if (opts_.batch_size == 0) throw DataError("DataLoader: batch_size 0: expected at least 1");
-    if (opts_.shuffle_block == 0) {
-      throw DataError("DataLoader: shuffle_block 0: expected at least 1 row per block");
-    }
-    if (n_ == 0) throw DataError("DataLoader: the data set is empty: expected at least 1 example");
-    if (opts_.drop_last && n_ < opts_.batch_size) {
-      throw DataError("DataLoader: drop_last with batch_size " + std::to_string(opts_.batch_size) +
-                      " over " + std::to_string(n_) +
-                      " examples would yield no batch: expected batch_size <= data set size");
-    }
-  }
+  DataLoader(const Dataset<T, L>& data, const LoaderOptions& options);
   /// A loader over data in shuffled batches of batch_size, with the other settings at
   /// their defaults (LoaderOptions).
   DataLoader(const Dataset<T, L>& data, std::size_t batch_size)
@@ -105,28 +86,11 @@ class DataLoader {
   const Dataset<T, L>& dataset() const { return *data_; }
 
   /// The order in which epoch e visits the examples.
-  Permutation order(std::size_t epoch) const {
-    return opts_.shuffle ? Permutation(n_, opts_.seed, epoch, opts_.shuffle_block)
-                         : Permutation::identity(n_);
-  }
+  Permutation order(std::size_t epoch) const;
   /// Data set indices of batch b (< num_batches()) of epoch e.
-  std::vector<std::size_t> batch_indices(std::size_t epoch, std::size_t b) const {
-    if (b >= num_batches()) {
-      throw DataError("DataLoader: batch " + std::to_string(b) + " requested: expected < " +
-                      std::to_string(num_batches()) + " batches per epoch");
-    }
-    const Permutation p = order(epoch);
-    const std::size_t first = b * opts_.batch_size;
-    const std::size_t count = std::min(opts_.batch_size, n_ - first);
-    std::vector<std::size_t> idx(count);
-    p.fill(first, idx);
-    return idx;
-  }
+  std::vector<std::size_t> batch_indices(std::size_t epoch, std::size_t b) const;
   /// Batch b of epoch e, gathered now in the calling thread (random access to batches).
-  Batch<T, L> batch(std::size_t epoch, std::size_t b) const {
-    const std::vector<std::size_t> idx = batch_indices(epoch, b);
-    return data_->gather(idx);
-  }
+  Batch<T, L> batch(std::size_t epoch, std::size_t b) const;
   /// The batches of epoch e as a range for range-for; with prefetch > 0 a worker thread
   /// gathers ahead, and an exception it raises is rethrown in the consumer.
   Epoch epoch(std::size_t e) const { return Epoch(*this, e); }
@@ -163,29 +127,14 @@ class DataLoader {
     };
 
     /// Prepares epoch e of loader (which must outlive it); nothing is read before begin().
-    Epoch(const DataLoader& loader, std::size_t e)
-        : loader_(&loader), epoch_(e), count_(loader.num_batches()) {}
+    Epoch(const DataLoader& loader, std::size_t e);
     Epoch(const Epoch&) = delete;
     Epoch& operator=(const Epoch&) = delete;
     /// Stops and joins the worker.
-    ~Epoch() {
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stop_ = true;
-      }
-      cv_.notify_all();
-      if (worker_.joinable()) worker_.join();
-    }
+    ~Epoch();
 
     /// Starts the epoch and returns an iterator at its first batch; callable once.
-    iterator begin() {
-      if (started_)
-        throw DataError("DataLoader::Epoch: begin() called twice: an epoch is single-pass");
-      started_ = true;
-      if (loader_->opts_.prefetch > 0) worker_ = std::thread([this] { work(); });
-      advance();
-      return iterator(this);
-    }
+    iterator begin();
     /// The end sentinel.
     std::default_sentinel_t end() const { return {}; }
     /// Number of batches.
@@ -194,71 +143,15 @@ class DataLoader {
     std::size_t number() const { return epoch_; }
 
    private:
-    struct Item {
-      Batch<T, L> batch;
-      std::exception_ptr error;
-    };
-
-    void advance() {
-      if (done_) return;
-      if (next_ == count_) {
-        done_ = true;
-        current_ = {};
-        return;
-      }
-      if (loader_->opts_.prefetch == 0) {
-        current_ = loader_->batch(epoch_, next_++);
-        return;
-      }
-      Item item;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [this] { return !queue_.empty(); });
-        item = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      cv_.notify_all();
-      if (item.error) {
-        done_ = true;
-        std::rethrow_exception(item.error);
-      }
-      current_ = std::move(item.batch);
-      ++next_;
-    }
-
-    void work() {
-      for (std::size_t b = 0; b < count_; ++b) {
-        {
-          std::unique_lock<std::mutex> lock(mutex_);
-          cv_.wait(lock, [this] { return stop_ || queue_.size() < loader_->opts_.prefetch; });
-          if (stop_) return;
-        }
-        Item item;
-        try {
-          item.batch = loader_->batch(epoch_, b);
-        } catch (...) {
-          item.error = std::current_exception();
-        }
-        const bool failed = static_cast<bool>(item.error);
-        {
-          std::lock_guard<std::mutex> lock(mutex_);
-          queue_.push_back(std::move(item));
-        }
-        cv_.notify_all();
-        if (failed) return;
-      }
-    }
+    struct Worker;  // the prefetching thread and its queue (src/data/loader.cpp)
+    void advance();
 
     const DataLoader* loader_;
     std::size_t epoch_, count_;
     std::size_t next_ = 0;
     bool started_ = false, done_ = false;
     Batch<T, L> current_;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    std::deque<Item> queue_;
-    bool stop_ = false;
-    std::thread worker_;
+    std::unique_ptr<Worker> worker_;
   };
 
  private:
