@@ -1,7 +1,7 @@
 # xgrad_precompile(<target>...)
 #
 # Precompiles <xgrad/xgrad.hpp> for the C++ sources of the given targets, which must link
-# xgrad::xgrad. Most of what a file that uses xgrad costs the compiler is parsing xtensor
+# xgrad::xgrad. Much of what a file that uses xgrad costs the compiler is parsing xtensor
 # and xgrad; with the precompiled header it is done once instead of in every file. The
 # first target builds the header, the others reuse it (REUSE_FROM), so all of them must be
 # compiled with the same options; call it once per group of targets that are. Files of
