@@ -32,7 +32,7 @@ struct LoaderOptions {
   std::size_t batch_size = 1;
   /// Visit the examples in a new seeded order every epoch; false: the natural order.
   bool shuffle = true;
-  /// Seed of the epoch orders: the same seed gives the same order for each epoch.
+  /// Seed of the epoch orders: the same seed and epoch number give the same order.
   std::uint64_t seed = 0;
   /// Drop the last batch of an epoch when it would hold fewer than batch_size examples.
   bool drop_last = false;
