@@ -131,8 +131,8 @@ Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle,
   auto beta = g.parameter("beta", xt::zeros<double>({3}));
   auto loss = 0.5 * xgrad::mean(xgrad::square(y - xgrad::matmul(X, beta)));
   auto step = xgrad::compile({loss, xgrad::grad(loss, {beta})[0]});  // compiled once
-  xgrad::data::DataLoader loader(data, batch, shuffle, /*seed=*/1);
-  loader.set_shuffle_block(shuffle_block);
+  xgrad::data::DataLoader loader(
+      data, {.batch_size = batch, .shuffle = shuffle, .seed = 1, .shuffle_block = shuffle_block});
   double last_loss = 0;
   std::size_t rows = 0;
   for (const auto& b : loader.epoch(0)) {

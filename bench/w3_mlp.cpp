@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   xgrad::data::IdxDataset<float, std::int64_t> train(
       dir + "train-images-idx3-ubyte.gz", dir + "train-labels-idx1-ubyte.gz",
       xgrad::data::IdxOptions().scale(1.0 / 255).flatten(true));
-  xgrad::data::DataLoader loader(train, kBatch, /*shuffle=*/true, /*seed=*/1);
+  xgrad::data::DataLoader loader(train, {.batch_size = kBatch, .shuffle = true, .seed = 1});
   const std::size_t batches = loader.num_batches();
   std::size_t epoch = 0;  // each run takes the next epoch's shuffle (same for every variant)
 

@@ -281,7 +281,7 @@ TEST(IdxFashionMnist, LoadsTheDebianPackageAndTrainsAClassifier) {
   auto loss = xgrad::cross_entropy(logits, y);
   auto grads = xgrad::grad(loss, {w, b});
   auto step = xgrad::compile({loss, grads[0], grads[1]});
-  xgrad::data::DataLoader loader(parts.validation, 50, true, 1);
+  xgrad::data::DataLoader loader(parts.validation, {.batch_size = 50, .shuffle = true, .seed = 1});
   std::size_t seen = 0;
   for (const auto& batch : loader.epoch(0)) {
     const auto& out = step.run(batch.feeds(x, y));
@@ -292,7 +292,7 @@ TEST(IdxFashionMnist, LoadsTheDebianPackageAndTrainsAClassifier) {
   EXPECT_EQ(seen, 12000u);
   auto predict = xgrad::compile({logits});
   std::size_t right = 0;
-  xgrad::data::DataLoader eval(test, 1000, false);
+  xgrad::data::DataLoader eval(test, {.batch_size = 1000, .shuffle = false});
   for (const auto& batch : eval.epoch(0)) {
     const auto& z = predict.run(batch.feeds(x))[0];
     for (std::size_t k = 0; k < batch.size(); ++k) {

@@ -103,11 +103,19 @@ TEST(LoaderProperty, EachIndexOncePerEpochInDisjointBatchesOfTheRightSizes) {
           SCOPED_TRACE("n=" + std::to_string(n) + " batch=" + std::to_string(bs) + " shuffle=" +
                        std::to_string(shuffle) + " drop_last=" + std::to_string(drop_last));
           if (drop_last && bs > n) {
-            EXPECT_THROW((DataLoader(data, bs, shuffle, 7, drop_last)), DataError);
+            EXPECT_THROW(
+                (DataLoader(
+                    data,
+                    {.batch_size = bs, .shuffle = shuffle, .seed = 7, .drop_last = drop_last})),
+                DataError);
             continue;
           }
           // Alternate prefetching and in-thread gathering: both must behave the same.
-          DataLoader loader(data, bs, shuffle, 7, drop_last, (n + bs) % 3);
+          DataLoader loader(data, {.batch_size = bs,
+                                   .shuffle = shuffle,
+                                   .seed = 7,
+                                   .drop_last = drop_last,
+                                   .prefetch = (n + bs) % 3});
           const std::size_t nb = drop_last ? n / bs : (n + bs - 1) / bs;
           ASSERT_EQ(loader.num_batches(), nb);
           for (std::size_t e = 0; e < 2; ++e) {
@@ -135,8 +143,8 @@ TEST(LoaderProperty, EpochsDifferAndShuffleOffDoesNot) {
   for (std::size_t n : kSizes) {
     if (n < 2) continue;
     const auto data = range_data(n);
-    DataLoader loader(data, 3, true, 11);
-    DataLoader plain(data, 3, false, 11);
+    DataLoader loader(data, {.batch_size = 3, .seed = 11});
+    DataLoader plain(data, {.batch_size = 3, .shuffle = false, .seed = 11});
     std::set<std::vector<std::size_t>> orders;
     for (std::size_t e = 0; e < 12; ++e) {
       const auto order = flat(epoch_batches(loader, e));
@@ -155,11 +163,11 @@ TEST(LoaderProperty, SameSeedReproducesAnyEpochBitForBit) {
   for (std::size_t n : {10u, 257u, 1000u}) {
     const auto data = range_data(n);
     for (std::size_t bs : {1u, 7u, 64u}) {
-      DataLoader a(data, bs, true, 1234, false, 2);
+      DataLoader a(data, {.batch_size = bs, .seed = 1234, .prefetch = 2});
       std::vector<std::vector<std::size_t>> third;
       for (std::size_t e = 0; e < 4; ++e) third = epoch_batches(a, e);
       // A fresh loader goes straight to epoch 3, without the epochs before it.
-      DataLoader b(data, bs, true, 1234, false, 0);
+      DataLoader b(data, {.batch_size = bs, .seed = 1234, .prefetch = 0});
       EXPECT_EQ(epoch_batches(b, 3), third);
       // Bytes too, not only indices.
       std::size_t k = 0;
@@ -168,7 +176,7 @@ TEST(LoaderProperty, SameSeedReproducesAnyEpochBitForBit) {
         ASSERT_EQ(0, std::memcmp(batch.features.data(), again.features.data(),
                                  batch.features.size() * sizeof(double)));
       }
-      DataLoader c(data, bs, true, 1235);
+      DataLoader c(data, {.batch_size = bs, .seed = 1235});
       EXPECT_NE(flat(epoch_batches(c, 3)), flat(third)) << "another seed, same order";
     }
   }
@@ -316,7 +324,7 @@ TEST(LoaderPermutation, FillMatchesElementByElement) {
 }
 
 // The block algorithm's output, pinned like the plain one: a change here changes the
-// epoch orders of every user of set_shuffle_block.
+// epoch orders of every user of LoaderOptions::shuffle_block.
 TEST(LoaderPermutation, BlockAlgorithmIsPinned) {
   // 20 elements in blocks of 3: six full blocks and {18, 19}, which lands in the middle
   // (the plain order of 7 blocks is 5 0 3 1 6 2 4), so later blocks shift by one.
@@ -343,12 +351,17 @@ TEST(LoaderBlockShuffle, EachIndexOncePerEpochInDisjointBatches) {
           if (drop_last && bs > n) continue;
           SCOPED_TRACE("n=" + std::to_string(n) + " batch=" + std::to_string(bs) + " block=" +
                        std::to_string(block) + " drop_last=" + std::to_string(drop_last));
-          DataLoader loader(data, bs, true, 7, drop_last, (n + bs + block) % 3);
-          EXPECT_EQ(loader.shuffle_block(), 1u);
-          EXPECT_EQ(&loader.set_shuffle_block(block), &loader);
-          ASSERT_EQ(loader.shuffle_block(), block);
-          DataLoader plain(data, bs, false, 7, drop_last);
-          plain.set_shuffle_block(block);
+          DataLoader loader(data, {.batch_size = bs,
+                                   .seed = 7,
+                                   .drop_last = drop_last,
+                                   .prefetch = (n + bs + block) % 3,
+                                   .shuffle_block = block});
+          ASSERT_EQ(loader.options().shuffle_block, block);
+          DataLoader plain(data, {.batch_size = bs,
+                                  .shuffle = false,
+                                  .seed = 7,
+                                  .drop_last = drop_last,
+                                  .shuffle_block = block});
           for (std::size_t e = 0; e < 2; ++e) {
             std::vector<std::size_t> all;
             ASSERT_NO_FATAL_FAILURE(check_epoch_batches(loader, e, n, bs, drop_last, &all));
@@ -369,22 +382,19 @@ TEST(LoaderBlockShuffle, EachIndexOncePerEpochInDisjointBatches) {
 }
 
 // Any epoch of a block-shuffled loader reproduces from (seed, epoch, block) alone, and
-// the block changes the order (else the setter would be ignored).
+// the block changes the order (else the setting would be ignored).
 TEST(LoaderBlockShuffle, ReproduciblePerSeedAndEpoch) {
   for (std::size_t n : {100u, 257u, 1000u}) {
     const auto data = range_data(n);
     for (std::size_t block : {2u, 16u}) {
-      DataLoader a(data, 32, true, 1234, false, 2);
-      a.set_shuffle_block(block);
+      DataLoader a(data, {.batch_size = 32, .seed = 1234, .prefetch = 2, .shuffle_block = block});
       std::vector<std::vector<std::size_t>> third;
       for (std::size_t e = 0; e < 4; ++e) third = epoch_batches(a, e);
-      DataLoader b(data, 32, true, 1234, false, 0);
-      b.set_shuffle_block(block);
+      DataLoader b(data, {.batch_size = 32, .seed = 1234, .prefetch = 0, .shuffle_block = block});
       EXPECT_EQ(epoch_batches(b, 3), third);
-      DataLoader c(data, 32, true, 1235);
-      c.set_shuffle_block(block);
+      DataLoader c(data, {.batch_size = 32, .seed = 1235, .shuffle_block = block});
       EXPECT_NE(flat(epoch_batches(c, 3)), flat(third)) << "another seed, same order";
-      DataLoader full(data, 32, true, 1234);
+      DataLoader full(data, {.batch_size = 32, .seed = 1234});
       EXPECT_NE(flat(epoch_batches(full, 3)), flat(third)) << "the block was ignored";
     }
   }
@@ -412,7 +422,7 @@ class Faulty : public Dataset<double, std::int64_t> {
 TEST(LoaderPrefetch, WorkerExceptionReachesTheConsumer) {
   for (std::size_t prefetch : {0u, 1u, 3u}) {
     Faulty data(20, 9);
-    DataLoader loader(data, 2, false, 0, false, prefetch);
+    DataLoader loader(data, {.batch_size = 2, .shuffle = false, .prefetch = prefetch});
     std::vector<std::size_t> got;
     try {
       for (const auto& b : loader.epoch(0))
@@ -427,7 +437,7 @@ TEST(LoaderPrefetch, WorkerExceptionReachesTheConsumer) {
 
 TEST(LoaderPrefetch, QueueIsBoundedAndEarlyExitJoins) {
   Faulty data(1000, 100000);
-  DataLoader loader(data, 10, true, 0, false, 2);
+  DataLoader loader(data, {.batch_size = 10, .prefetch = 2});
   {
     auto epoch = loader.epoch(0);
     auto it = epoch.begin();
@@ -465,7 +475,7 @@ TEST(LoaderErrors, BatchSizeZeroEmptyDataAndDropLastTooLarge) {
   } catch (const DataError& e) {
     EXPECT_TRUE(contains(e.what(), "empty")) << e.what();
   }
-  EXPECT_THROW((DataLoader(data, 6, true, 0, true)), DataError);
+  EXPECT_THROW((DataLoader(data, {.batch_size = 6, .drop_last = true})), DataError);
   DataLoader ok(data, 2);
   EXPECT_THROW(ok.batch_indices(0, 3), DataError);
   EXPECT_THROW(data.gather(std::vector<std::size_t>{5}), DataError);
@@ -474,19 +484,16 @@ TEST(LoaderErrors, BatchSizeZeroEmptyDataAndDropLastTooLarge) {
 }
 
 // A block of 0 rows has no meaning: rejected by the loader (naming itself and the
-// value) and by Permutation, before any epoch runs.
+// setting) and by Permutation, before any epoch runs.
 TEST(LoaderErrors, ShuffleBlockZero) {
   const auto data = range_data(5);
-  DataLoader loader(data, 2);
-  loader.set_shuffle_block(3);
   try {
-    loader.set_shuffle_block(0);
+    DataLoader loader(data, {.batch_size = 2, .shuffle_block = 0});
     FAIL() << "no exception";
   } catch (const DataError& e) {
     EXPECT_TRUE(contains(e.what(), "DataLoader")) << e.what();
-    EXPECT_TRUE(contains(e.what(), "shuffle block of 0")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "shuffle_block 0")) << e.what();
   }
-  EXPECT_EQ(loader.shuffle_block(), 3u) << "a refused value must not be kept";
   EXPECT_THROW(Permutation(5, 1, 0, 0), xgrad::ValueError);
 }
 
@@ -526,7 +533,7 @@ TEST(DataSplit, DisjointCoveringReproducibleWithoutCopies) {
       }
       // Batches come from the parent's rows and carry the subset's indices.
       if (s.train.size() > 0) {
-        DataLoader loader(s.train, 4, true, 3);
+        DataLoader loader(s.train, {.batch_size = 4, .seed = 3});
         for (const auto& b : loader.epoch(1)) {
           for (std::size_t k = 0; k < b.size(); ++k) {
             ASSERT_LT(b.indices[k], s.train.size());
@@ -583,7 +590,7 @@ TEST(DataBatch, BindsToAFunctionInOneLineAndTrainsBySgd) {
   auto beta = g.parameter("beta", xt::zeros<double>({3}));
   auto loss = 0.5 * xgrad::mean(xgrad::square(Y - xgrad::matmul(X, beta)));
   auto step = xgrad::compile({loss, xgrad::grad(loss, {beta})[0]});
-  DataLoader loader(data, 32, true, 5);
+  DataLoader loader(data, {.batch_size = 32, .seed = 5});
   for (std::size_t epoch = 0; epoch < 60; ++epoch) {
     for (const auto& batch : loader.epoch(epoch)) {
       g.value(beta) -= 0.3 * step.run(batch.feeds(X, Y))[1];
@@ -642,9 +649,8 @@ TEST(LoaderBlockShuffle, NpyBatchesNeedAboutBatchOverBlockReads) {
   const std::string path = dir.file("rows.npy");
   xgrad::data::save_npy(path, a);
   const xgrad::data::NpyDataset<double> data(path, {0, 1, 2}, {3});
-  DataLoader blocked(data, bs, true, 3, false, /*prefetch=*/0);
-  blocked.set_shuffle_block(block);
-  DataLoader full(data, bs, true, 3, false, /*prefetch=*/0);
+  DataLoader blocked(data, {.batch_size = bs, .seed = 3, .prefetch = 0, .shuffle_block = block});
+  DataLoader full(data, {.batch_size = bs, .seed = 3, .prefetch = 0});
   const long long base = read_syscalls();
   const long long self = read_syscalls() - base;  // the counting's own read
   const bool counted = base >= 0 && self >= 0;
@@ -693,7 +699,7 @@ struct Squares : xgrad::data::Dataset<double> {
 
 TEST(DataCustom, UserDatasetInAFewLines) {
   Squares sq;
-  DataLoader loader(sq, 16, true, 1, true);
+  DataLoader loader(sq, {.batch_size = 16, .seed = 1, .drop_last = true});
   std::size_t rows = 0;
   for (const auto& b : loader.epoch(0)) {
     ASSERT_EQ(b.features.shape(), (xt::xarray<double>::shape_type{16, 1}));

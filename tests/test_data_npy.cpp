@@ -256,7 +256,7 @@ TEST(NpyDataset, TwoFilesOrColumnsOfOneFile) {
   EXPECT_EQ(d.targets, (xt::xarray<double>{{64, 60}}));
 
   // Through the loader, an epoch covers every row once.
-  xgrad::data::DataLoader loader(cols, 8, true, 2);
+  xgrad::data::DataLoader loader(cols, {.batch_size = 8, .shuffle = true, .seed = 2});
   std::vector<int> seen(n, 0);
   for (const auto& batch : loader.epoch(0)) {
     for (std::size_t k = 0; k < batch.size(); ++k) {
@@ -294,7 +294,7 @@ TEST(NpyDataset, ReadsOnlyTheRequestedRowsOfAHugeFile) {
   ::getrusage(RUSAGE_SELF, &before);
   NpyDataset<double> data(p, {0, 1, 2}, {3});
   ASSERT_EQ(data.size(), rows);
-  xgrad::data::DataLoader loader(data, 64, true, 1);
+  xgrad::data::DataLoader loader(data, {.batch_size = 64, .shuffle = true, .seed = 1});
   for (std::size_t b = 0; b < 200; ++b) (void)loader.batch(0, b);
   const auto m = data.gather(marked);
   for (std::size_t k = 0; k < marked.size(); ++k) EXPECT_EQ(m.features(k, 0), double(marked[k]));

@@ -20,6 +20,7 @@
 namespace xgrad::data {
 
 using detail::at_byte;
+using detail::element_name;
 using detail::fail;
 
 std::size_t StoredFormat::size() const {

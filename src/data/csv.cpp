@@ -1,18 +1,24 @@
-// read_csv: the selected numeric columns of a delimited text file.
+// read_csv and CsvDataset: the selected numeric columns of a delimited text file.
 #include "xgrad/data/csv.hpp"
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "instantiate.hpp"
 #include "io.hpp"
 
 namespace xgrad::data {
 
+using detail::element_name;
 using detail::fail;
 
 namespace {
@@ -245,5 +251,47 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
   }
   return t;
 }
+
+namespace {
+
+// The values v (rows x names, row-major) as an array (rows, names), or (rows) when
+// squeezed to one column; integer U takes only whole numbers within its range.
+template <class U>
+xt::xarray<U> to_array(const std::string& path, const CsvTable& t, const std::vector<double>& v,
+                       const std::vector<std::string>& names, bool squeeze) {
+  std::vector<std::size_t> shape{t.rows};
+  if (!(squeeze && names.size() == 1)) shape.push_back(names.size());
+  auto a = xt::xarray<U>::from_shape(shape);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if constexpr (std::is_integral_v<U>) {
+      // [min, -min) is exactly the range of U; NaN fails every comparison.
+      const double x = v[i], lo = static_cast<double>(std::numeric_limits<U>::min());
+      if (!(std::trunc(x) == x && x >= lo && x < -lo)) {
+        throw DataError(path + ": line " + std::to_string(t.lines[i / names.size()]) +
+                        ", column '" + names[i % names.size()] + "': value " + std::to_string(x) +
+                        ": expected a whole number that fits in " + element_name<U>());
+      }
+    }
+    a.data()[i] = static_cast<U>(v[i]);
+  }
+  return a;
+}
+
+}  // namespace
+
+template <Element T, Element L>
+CsvDataset<T, L>::CsvDataset(const std::string& path, const CsvOptions& options)
+    : CsvDataset(read_csv(path, options), path) {}
+
+template <Element T, Element L>
+CsvDataset<T, L>::CsvDataset(CsvTable t, const std::string& path)
+    : TensorDataset<T, L>(to_array<T>(path, t, t.features, t.feature_names, false),
+                          to_array<L>(path, t, t.targets, t.target_names, true)),
+      feature_names_(std::move(t.feature_names)),
+      target_names_(std::move(t.target_names)) {}
+
+#define XGRAD_DATA_INSTANTIATE(T, L) template class CsvDataset<T, L>;
+XGRAD_DATA_FOR_EACH_ELEMENT_PAIR(XGRAD_DATA_INSTANTIATE)
+#undef XGRAD_DATA_INSTANTIATE
 
 }  // namespace xgrad::data

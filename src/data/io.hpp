@@ -1,11 +1,14 @@
-// Internal file helpers of the data module: errors that name the file and position,
-// an owning file descriptor, exact positioned reads, and gzip decompression.
+// Internal helpers of the data module: errors that name the file and position, element
+// type names, an owning file descriptor, exact positioned reads, and gzip decompression.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "xgrad/data/dataset.hpp"
+#include "xgrad/graph.hpp"
 
 namespace xgrad::data::detail {
 
@@ -15,6 +18,11 @@ namespace xgrad::data::detail {
 std::string at_byte(std::uint64_t offset);
 /// strerror for errno value e.
 std::string errno_text(int e);
+/// Name of an element type of a batch ("float64", "int64"...), for messages.
+template <Element U>
+const char* element_name() {
+  return dtype_name(dtype_of<U>());
+}
 
 /// An owning, read-only file descriptor.
 class Fd {

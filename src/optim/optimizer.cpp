@@ -4,23 +4,19 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <utility>
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 
+#include "num.hpp"
 #include "xgrad/error.hpp"
 
 namespace xgrad::optim {
 
-namespace {
+using detail::num;
 
-std::string num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
+namespace {
 
 template <class S>
 std::string dims(const S& shape) {

@@ -4,20 +4,16 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
-#include <sstream>
 #include <utility>
 
+#include "num.hpp"
 #include "xgrad/error.hpp"
 
 namespace xgrad::optim {
 
-namespace {
+using detail::num;
 
-std::string num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
+namespace {
 
 void check_rate(const char* who, const char* what, double v) {
   if (!(v >= 0) || !std::isfinite(v)) {

@@ -6,23 +6,14 @@
 #include <deque>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <utility>
 
+#include "num.hpp"
 #include "xgrad/error.hpp"
 
 namespace xgrad::optim {
 
-namespace {
-
-std::string num(double v) {
-  std::ostringstream os;
-  os.precision(6);
-  os << v;
-  return os.str();
-}
-
-}  // namespace
+using detail::num;
 
 const char* reason_name(StopReason r) {
   switch (r) {

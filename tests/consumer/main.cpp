@@ -1,7 +1,7 @@
 // Smallest real use of an installed xgrad: d/dx (x^2 + 2x + 3) at x = 3 is 8.
-#include <xgrad/xgrad.hpp>
-
 #include <iostream>
+#include <xgrad/io.hpp>  // prints arrays with operator<<
+#include <xgrad/xgrad.hpp>
 
 int main() {
   xgrad::Graph<double> g;

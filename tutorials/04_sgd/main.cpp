@@ -26,6 +26,7 @@
 #include <set>
 #include <string>
 #include <vector>
+#include <xgrad/io.hpp>  // prints arrays with operator<<
 #include <xgrad/xgrad.hpp>
 
 #include "cli.hpp"
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   // [batches]
   {
     data::TensorDataset<double> tiny(xt::arange<double>(10.0), xt::zeros<double>({10}));
-    data::DataLoader<double> loader(tiny, 4, /*shuffle=*/true, /*seed=*/3);
+    data::DataLoader<double> loader(tiny, {.batch_size = 4, .shuffle = true, .seed = 3});
     for (std::size_t epoch = 0; epoch < 2; ++epoch) {
       std::cout << "epoch " << epoch << ":";
       for (const auto& batch : loader.epoch(epoch)) std::cout << " " << batch.features;
@@ -77,7 +78,7 @@ int main(int argc, char** argv) {
   {
     const std::size_t n = 1000, batch_size = 64;
     data::TensorDataset<double> set(xt::arange<double>(double(n)), xt::zeros<double>({n}));
-    data::DataLoader<double> loader(set, batch_size, true, 11);
+    data::DataLoader<double> loader(set, {.batch_size = batch_size, .shuffle = true, .seed = 11});
     bool all_good = true;
     for (std::size_t epoch = 0; epoch < 5; ++epoch) {
       std::set<std::size_t> seen;
@@ -123,7 +124,8 @@ int main(int argc, char** argv) {
   auto descend = [&](double w0, std::size_t batch_size, std::uint64_t seed) {
     g.value(w)() = w0;
     optim::SGD<double> opt({w}, optim::by_epoch(optim::inverse_time(0.1, 0.2)));
-    data::DataLoader<double> loader(points, batch_size, true, seed, false, /*prefetch=*/0);
+    data::DataLoader<double> loader(
+        points, {.batch_size = batch_size, .shuffle = true, .seed = seed, .prefetch = 0});
     for (std::size_t epoch = 0; epoch < epochs; ++epoch) {
       opt.set_epoch(epoch);
       if (batch_size == n) {  // full batch: the exact gradient, every step the same data
@@ -180,7 +182,7 @@ int main(int argc, char** argv) {
   auto train = [&](optim::Schedule schedule, std::vector<double>& curve) {
     rg.value(beta) = xt::zeros<double>({3});
     optim::SGD<double> sgd({beta}, std::move(schedule));
-    data::DataLoader<double> loader(regression, 8, true, 5);
+    data::DataLoader<double> loader(regression, {.batch_size = 8, .shuffle = true, .seed = 5});
     for (std::size_t epoch = 0; epoch < 100; ++epoch) {
       sgd.set_epoch(epoch);
       for (const auto& batch : loader.epoch(epoch)) {
@@ -297,7 +299,7 @@ int stream(const std::string& path) {
 
   // [stream]
   data::NpyDataset<double> big(path, {0, 1, 2, 3, 4, 5, 6}, {7});  // feature, target columns
-  data::DataLoader<double> loader(big, 4096, /*shuffle=*/true, /*seed=*/1);
+  data::DataLoader<double> loader(big, {.batch_size = 4096, .shuffle = true, .seed = 1});
   xgrad::Graph<double> g;
   auto X = g.input("X", {xgrad::open, 7});
   auto y = g.input("y", {xgrad::open});

@@ -98,7 +98,7 @@ struct Score {
 };
 Score evaluate(xgrad::Function<float>& eval, xgrad::Expr<float> x, xgrad::Expr<float> labels,
                const data::Dataset<float, std::int64_t>& set) {
-  data::DataLoader<float, std::int64_t> loader(set, 1000, /*shuffle=*/false);
+  data::DataLoader<float, std::int64_t> loader(set, {.batch_size = 1000, .shuffle = false});
   double loss = 0;
   std::size_t correct = 0;
   for (const auto& batch : loader.epoch(0)) {
@@ -163,8 +163,8 @@ int main(int argc, char** argv) {
 
   // [train]
   const std::size_t batch_size = 128;
-  data::DataLoader<float, std::int64_t> loader(train, batch_size, /*shuffle=*/true,
-                                               /*seed=*/7);
+  data::DataLoader<float, std::int64_t> loader(
+      train, {.batch_size = batch_size, .shuffle = true, .seed = 7});
   const std::size_t steps_per_epoch = loader.num_batches();
   optim::Adam<float> adam(params, optim::cosine(1e-3, epochs * steps_per_epoch, 1e-5));
   std::ofstream history("history.csv");

@@ -19,9 +19,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <xgrad/io.hpp>  // prints arrays with operator<<
 #include <xgrad/xgrad.hpp>
-#include <xtensor/xmath.hpp>
-#include <xtensor/xnoalias.hpp>
 
 #include "cli.hpp"
 #include "figures.hpp"

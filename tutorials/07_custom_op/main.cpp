@@ -17,6 +17,7 @@
 #include <string>
 #include <utility>
 #include <vector>
+#include <xgrad/io.hpp>  // prints arrays with operator<<
 #include <xgrad/xgrad.hpp>
 
 #include "cli.hpp"

@@ -1,6 +1,7 @@
 // The command line and the self-checks of the tutorials: "--name VALUE" options with a
 // usage line, and the check(passed, what) helper whose results become the exit code.
-// Shared like figures.hpp, so that each main.cpp stays about gradient descent.
+// Shared like figures.hpp, so that each main.cpp stays about gradient descent; parse() is
+// compiled once, in cli.cpp.
 #pragma once
 
 #include <functional>
@@ -19,22 +20,7 @@ struct Option {
 
 /// Applies each "--name VALUE" pair of argv to its option. On an unknown name or a missing
 /// value prints "usage: PROGRAM [--name VALUE]..." to stderr and returns false.
-inline bool parse(int argc, char** argv, std::initializer_list<Option> options) {
-  for (int i = 1; i < argc; i += 2) {
-    const Option* option = nullptr;
-    for (const Option& o : options) {
-      if (o.name == argv[i]) option = &o;
-    }
-    if (!option || i + 1 >= argc) {
-      std::cerr << "usage: " << argv[0];
-      for (const Option& o : options) std::cerr << " [" << o.name << " " << o.value_name << "]";
-      std::cerr << "\n";
-      return false;
-    }
-    option->set(argv[i + 1]);
-  }
-  return true;
-}
+bool parse(int argc, char** argv, std::initializer_list<Option> options);
 
 /// check(passed, what): prints "CHECK FAILED: what" for a failed check and clears `ok`,
 /// which main turns into its exit code.

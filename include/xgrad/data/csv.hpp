@@ -9,16 +9,12 @@
 /// @endcode
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
-#include <xtensor/xarray.hpp>
 
 #include "xgrad/data/dataset.hpp"
 
@@ -122,8 +118,7 @@ template <Element T, Element L = T>
 class CsvDataset : public TensorDataset<T, L> {
  public:
   /// Reads the file; throws DataError as read_csv does.
-  explicit CsvDataset(const std::string& path, const CsvOptions& options = {})
-      : CsvDataset(read_csv(path, options), path) {}
+  explicit CsvDataset(const std::string& path, const CsvOptions& options = {});
 
   /// Names of the feature columns.
   const std::vector<std::string>& feature_names() const { return feature_names_; }
@@ -131,34 +126,7 @@ class CsvDataset : public TensorDataset<T, L> {
   const std::vector<std::string>& target_names() const { return target_names_; }
 
  private:
-  CsvDataset(CsvTable t, const std::string& path)
-      : TensorDataset<T, L>(to_array<T>(path, t, t.features, t.feature_names, false),
-                            to_array<L>(path, t, t.targets, t.target_names, true)),
-        feature_names_(std::move(t.feature_names)),
-        target_names_(std::move(t.target_names)) {}
-
-  template <class U>
-  static xt::xarray<U> to_array(const std::string& path, const CsvTable& t,
-                                const std::vector<double>& v, const std::vector<std::string>& names,
-                                bool squeeze) {
-    std::vector<std::size_t> shape{t.rows};
-    if (!(squeeze && names.size() == 1)) shape.push_back(names.size());
-    auto a = xt::xarray<U>::from_shape(shape);
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      if constexpr (std::is_integral_v<U>) {
-        // [min, -min) is exactly the range of U; NaN fails every comparison.
-        const double x = v[i], lo = static_cast<double>(std::numeric_limits<U>::min());
-        if (!(std::trunc(x) == x && x >= lo && x < -lo)) {
-          throw DataError(path + ": line " + std::to_string(t.lines[i / names.size()]) +
-                          ", column '" + names[i % names.size()] + "': value " + std::to_string(x) +
-                          ": expected a whole number that fits in " + element_name<U>());
-        }
-      }
-      a.data()[i] = static_cast<U>(v[i]);
-    }
-    return a;
-  }
-
+  CsvDataset(CsvTable t, const std::string& path);
   std::vector<std::string> feature_names_, target_names_;
 };
 

@@ -19,23 +19,16 @@
 /// @endcode
 #pragma once
 
-#include <algorithm>
-#include <array>
-#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <span>
 #include <string>
-#include <utility>
 #include <vector>
 #include <xtensor/xarray.hpp>
 
 #include "xgrad/data/permutation.hpp"
 #include "xgrad/error.hpp"
-#include "xgrad/function.hpp"
-#include "xgrad/graph.hpp"
 
 namespace xgrad::data {
 
@@ -53,50 +46,55 @@ template <class U>
 concept Element = std::same_as<U, float> || std::same_as<U, double> ||
     std::same_as<U, std::int32_t> || std::same_as<U, std::int64_t>;
 
-/// Name of an element type of a batch ("float64", "int64"...), for messages.
-template <Element U>
-const char* element_name() {
-  return dtype_name(dtype_of<U>());
-}
+/// @cond INTERNAL
+// Declared here and defined in xgrad/data/feeds.hpp, so that Batch::feeds can be written
+// without the executor's types.
+template <Element T, Element L = T>
+struct Batch;
+template <class X, Element T, Element L>
+auto feeds(const Batch<T, L>& batch, const X& x, const X& y);
+template <class X, Element T, Element L>
+auto feeds(const Batch<T, L>& batch, const X& x);
+/// @endcond
 
 /// A minibatch: features and targets whose first dimension is the number of examples,
 /// and the indices they were gathered from. Targets may have another element type than
 /// features (int64 class labels beside float features).
-template <Element T, Element L = T>
+template <Element T, Element L>
 struct Batch {
   xt::xarray<T> features;            ///< (n, feature dims...).
   xt::xarray<L> targets;             ///< (n, target dims...); (n) for one target per example.
   std::vector<std::size_t> indices;  ///< The indices passed to Dataset::gather, in order.
 
   /// An empty batch.
-  Batch() = default;
+  Batch();
   /// A batch for these indices with uninitialised features of shape (n, feature_row...)
   /// and targets of shape (n, target_row...), to be filled by a Dataset::gather.
   Batch(std::span<const std::size_t> idx, const std::vector<std::size_t>& feature_row,
-        const std::vector<std::size_t>& target_row)
-      : features(xt::xarray<T>::from_shape(with_rows(idx.size(), feature_row))),
-        targets(xt::xarray<L>::from_shape(with_rows(idx.size(), target_row))),
-        indices(idx.begin(), idx.end()) {}
+        const std::vector<std::size_t>& target_row);
+  /// Copies the arrays.
+  Batch(const Batch&);
+  /// Moves the arrays.
+  Batch(Batch&&) noexcept;
+  /// Copies the arrays.
+  Batch& operator=(const Batch&);
+  /// Moves the arrays.
+  Batch& operator=(Batch&&) noexcept;
+  ~Batch();
 
   /// Number of examples.
   std::size_t size() const { return indices.size(); }
-  /// Bindings of the features to x and the targets to y, for Function::run in one line:
-  /// `step.run(batch.feeds(x, y))`. The batch must outlive the run.
-  template <class G>
-  std::array<Feed<G>, 2> feeds(Expr<G> x, Expr<G> y) const {
-    return {Feed<G>{x, features}, Feed<G>{y, targets}};
+  /// Bindings of the features to input x and the targets to input y, for Function::run
+  /// in one line: `step.run(batch.feeds(x, y))`. Needs xgrad/data/feeds.hpp (included by
+  /// data.hpp and xgrad.hpp), where data::feeds(batch, x, y) does the work.
+  template <class X>
+  auto feeds(const X& x, const X& y) const {
+    return data::feeds(*this, x, y);
   }
   /// Binding of the features alone to x (prediction): `predict.run(batch.feeds(x))`.
-  template <class G>
-  std::array<Feed<G>, 1> feeds(Expr<G> x) const {
-    return {Feed<G>{x, features}};
-  }
-
- private:
-  static std::vector<std::size_t> with_rows(std::size_t n, const std::vector<std::size_t>& row) {
-    std::vector<std::size_t> s{n};
-    s.insert(s.end(), row.begin(), row.end());
-    return s;
+  template <class X>
+  auto feeds(const X& x) const {
+    return data::feeds(*this, x);
   }
 };
 
@@ -117,15 +115,7 @@ class Dataset {
 };
 
 /// Throws DataError when an index is not below size; `what` names the data set.
-inline void check_indices(std::span<const std::size_t> indices, std::size_t size,
-                          const std::string& what) {
-  for (std::size_t i : indices) {
-    if (i >= size) {
-      throw DataError(what + ": index " + std::to_string(i) + " out of range: expected < " +
-                      std::to_string(size) + " (the number of examples)");
-    }
-  }
-}
+void check_indices(std::span<const std::size_t> indices, std::size_t size, const std::string& what);
 
 /// In-memory tensors: example i is features[i, ...] and targets[i, ...].
 template <Element T, Element L = T>
@@ -133,49 +123,18 @@ class TensorDataset : public Dataset<T, L> {
  public:
   /// Takes features (n, ...) and targets (n, ...); throws DataError when either is 0-d or
   /// their first dimensions differ.
-  TensorDataset(xt::xarray<T> features, xt::xarray<L> targets)
-      : features_(std::move(features)), targets_(std::move(targets)) {
-    if (features_.dimension() == 0 || targets_.dimension() == 0) {
-      throw DataError("TensorDataset: features and targets need a first (example) dimension, got " +
-                      std::to_string(features_.dimension()) + "-d features and " +
-                      std::to_string(targets_.dimension()) + "-d targets");
-    }
-    if (features_.shape(0) != targets_.shape(0)) {
-      throw DataError("TensorDataset: features have " + std::to_string(features_.shape(0)) +
-                      " rows but targets " + std::to_string(targets_.shape(0)) +
-                      ": expected the same number of examples");
-    }
-  }
+  TensorDataset(xt::xarray<T> features, xt::xarray<L> targets);
 
   /// Number of examples (first dimension).
   std::size_t size() const override { return features_.shape(0); }
   /// Copies the requested rows.
-  Batch<T, L> gather(std::span<const std::size_t> indices) const override {
-    check_indices(indices, size(), "TensorDataset");
-    Batch<T, L> b(indices, row_shape(features_), row_shape(targets_));
-    copy_rows(features_, indices, b.features);
-    copy_rows(targets_, indices, b.targets);
-    return b;
-  }
+  Batch<T, L> gather(std::span<const std::size_t> indices) const override;
   /// All features.
   const xt::xarray<T>& features() const { return features_; }
   /// All targets.
   const xt::xarray<L>& targets() const { return targets_; }
 
  private:
-  template <class U>
-  static std::vector<std::size_t> row_shape(const xt::xarray<U>& a) {
-    return {a.shape().begin() + 1, a.shape().end()};
-  }
-  template <class U>
-  static void copy_rows(const xt::xarray<U>& src, std::span<const std::size_t> idx,
-                        xt::xarray<U>& dst) {
-    const std::size_t n = src.shape(0), row = n ? src.size() / n : 0;
-    for (std::size_t k = 0; k < idx.size(); ++k) {
-      if (row) std::memcpy(dst.data() + k * row, src.data() + idx[k] * row, row * sizeof(U));
-    }
-  }
-
   xt::xarray<T> features_;
   xt::xarray<L> targets_;
 };
@@ -187,21 +146,10 @@ class Subset : public Dataset<T, L> {
  public:
   /// The examples parent[indices[0]], parent[indices[1]], ...; throws DataError for an
   /// index out of range.
-  Subset(const Dataset<T, L>& parent, std::vector<std::size_t> indices)
-      : parent_(&parent), indices_(std::move(indices)), count_(indices_.size()) {
-    check_indices(indices_, parent.size(), "Subset");
-  }
+  Subset(const Dataset<T, L>& parent, std::vector<std::size_t> indices);
   /// The examples parent[order(first)], ..., parent[order(first + count - 1)]: a range of
   /// a permutation, held in constant memory.
-  Subset(const Dataset<T, L>& parent, Permutation order, std::size_t first, std::size_t count)
-      : parent_(&parent), order_(order), first_(first), count_(count) {
-    if (order.size() != parent.size() || first > order.size() || count > order.size() - first) {
-      throw DataError("Subset: positions [" + std::to_string(first) + ", " +
-                      std::to_string(first + count) + ") of a permutation of " +
-                      std::to_string(order.size()) + " elements over a data set of " +
-                      std::to_string(parent.size()) + ": expected a range inside both");
-    }
-  }
+  Subset(const Dataset<T, L>& parent, Permutation order, std::size_t first, std::size_t count);
 
   /// Number of examples in the subset.
   std::size_t size() const override { return count_; }
@@ -210,14 +158,7 @@ class Subset : public Dataset<T, L> {
     return indices_.empty() ? order_(first_ + i) : indices_[i];
   }
   /// Gathers from the parent.
-  Batch<T, L> gather(std::span<const std::size_t> indices) const override {
-    check_indices(indices, size(), "Subset");
-    std::vector<std::size_t> p(indices.size());
-    for (std::size_t k = 0; k < indices.size(); ++k) p[k] = parent_index(indices[k]);
-    Batch<T, L> b = parent_->gather(p);
-    b.indices.assign(indices.begin(), indices.end());
-    return b;
-  }
+  Batch<T, L> gather(std::span<const std::size_t> indices) const override;
   /// The data set viewed.
   const Dataset<T, L>& parent() const { return *parent_; }
 
@@ -241,16 +182,6 @@ struct Split {
 /// memory is constant; the same seed gives the same split. Throws DataError unless
 /// 0 <= validation_fraction <= 1.
 template <Element T, Element L>
-Split<T, L> split(const Dataset<T, L>& data, double validation_fraction, std::uint64_t seed) {
-  if (!(validation_fraction >= 0.0 && validation_fraction <= 1.0)) {
-    throw DataError("split: validation_fraction " + std::to_string(validation_fraction) +
-                    ": expected a number in [0, 1]");
-  }
-  const std::size_t n = data.size();
-  const std::size_t n_val = std::min<std::size_t>(
-      n, static_cast<std::size_t>(std::llround(validation_fraction * double(n))));
-  const Permutation order(n, seed, UINT64_MAX);
-  return {Subset<T, L>(data, order, n_val, n - n_val), Subset<T, L>(data, order, 0, n_val)};
-}
+Split<T, L> split(const Dataset<T, L>& data, double validation_fraction, std::uint64_t seed);
 
 }  // namespace xgrad::data

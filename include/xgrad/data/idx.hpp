@@ -15,8 +15,6 @@
 #include <cstddef>
 #include <span>
 #include <string>
-#include <type_traits>
-#include <vector>
 
 #include "xgrad/data/array_file.hpp"
 #include "xgrad/data/dataset.hpp"
@@ -58,38 +56,12 @@ class IdxDataset : public Dataset<T, L> {
   /// items, different item counts, floating-point labels for integer L, or a scale other
   /// than 1 with integer features.
   IdxDataset(const std::string& features_path, const std::string& targets_path,
-             IdxOptions options = {})
-      : features_(ArrayFile::open_idx(features_path)),
-        targets_(ArrayFile::open_idx(targets_path)),
-        options_(options) {
-    if (features_.rows() == 0) {
-      throw DataError(features_path + ": holds 0 items: expected at least 1");
-    }
-    if (targets_.rows() != features_.rows()) {
-      throw DataError(targets_path + ": " + std::to_string(targets_.rows()) +
-                      " items: expected as many as " + features_path + " (" +
-                      std::to_string(features_.rows()) + ")");
-    }
-    features_.require_convertible<T>("features");
-    targets_.require_convertible<L>("targets");
-    if (std::is_integral_v<T> && options.scale() != 1.0) {
-      throw DataError("IdxDataset: scale " + std::to_string(options.scale()) + " with " +
-                      element_name<T>() + " features: expected 1 (scaling needs float features)");
-    }
-  }
+             IdxOptions options = {});
 
   /// Number of items.
   std::size_t size() const override { return features_.rows(); }
   /// Reads the requested items.
-  Batch<T, L> gather(std::span<const std::size_t> indices) const override {
-    std::vector<std::size_t> frow(features_.shape().begin() + 1, features_.shape().end());
-    if (options_.flatten()) frow = {features_.row_elements()};
-    Batch<T, L> b(indices, frow, {targets_.shape().begin() + 1, targets_.shape().end()});
-    features_.gather<T>(indices, b.features.data());
-    targets_.gather<L>(indices, b.targets.data());
-    if (options_.scale() != 1.0) b.features *= static_cast<T>(options_.scale());
-    return b;
-  }
+  Batch<T, L> gather(std::span<const std::size_t> indices) const override;
   /// The features file.
   const ArrayFile& features_file() const { return features_; }
   /// The targets file.

@@ -4,7 +4,7 @@
 ///
 /// @code
 /// xgrad::data::NpyDataset<double> data("X.npy", "y.npy");
-/// xgrad::data::DataLoader loader(data, 256, /*shuffle=*/true, /*seed=*/42);
+/// xgrad::data::DataLoader loader(data, {.batch_size = 256, .seed = 42});
 /// for (std::size_t epoch = 0; epoch < 10; ++epoch)
 ///   for (const auto& batch : loader.epoch(epoch)) {
 ///     const auto& out = step.run(batch.feeds(X, y));  // out[0] loss, out[1] gradient
@@ -13,17 +13,10 @@
 /// @endcode
 #pragma once
 
-#include <algorithm>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <exception>
 #include <iterator>
-#include <mutex>
-#include <string>
-#include <thread>
-#include <utility>
+#include <memory>
 #include <vector>
 
 #include "xgrad/data/dataset.hpp"
@@ -31,99 +24,73 @@
 
 namespace xgrad::data {
 
+/// Settings of a DataLoader, named at the call site with designated initialisers:
+/// `DataLoader loader(data, {.batch_size = 256, .seed = 42, .prefetch = 0})`; settings
+/// left out keep the defaults below.
+struct LoaderOptions {
+  /// Examples per batch, at least 1; the last batch of an epoch may hold fewer.
+  std::size_t batch_size = 1;
+  /// Visit the examples in a new seeded order every epoch; false: the natural order.
+  bool shuffle = true;
+  /// Seed of the epoch orders: the same seed and epoch number give the same order.
+  std::uint64_t seed = 0;
+  /// Drop the last batch of an epoch when it would hold fewer than batch_size examples.
+  bool drop_last = false;
+  /// Batches a background thread gathers ahead of the consumer (0: every batch is
+  /// gathered in the consumer's thread, when it is reached).
+  std::size_t prefetch = 2;
+  /// Shuffle runs of this many consecutive examples instead of single examples (1: a
+  /// full shuffle): epoch e visits the runs in a seeded order and the examples of a run
+  /// in their natural order (Permutation(n, seed, e, shuffle_block)). What it buys: a
+  /// data set that reads adjacent examples together, like NpyDataset, gathers a batch
+  /// with about batch_size / shuffle_block reads instead of batch_size. What it costs:
+  /// batches consist of runs of neighbours, so data stored in a meaningful order
+  /// (sorted, grouped by class or by time) should be shuffled on disk once first, or use
+  /// a block much smaller than the batch. No effect when shuffle is off; at least 1.
+  std::size_t shuffle_block = 1;
+};
+
 /// Cuts a data set into minibatches, epoch by epoch. Epoch e visits the examples in the
 /// order of a permutation derived from (seed, e) alone (Permutation(n, seed, e,
-/// shuffle_block()); the identity when shuffle is off), cut into consecutive batches of
+/// shuffle_block); the identity when shuffle is off), cut into consecutive batches of
 /// batch_size: within an epoch no example appears twice, and any epoch can be reproduced
 /// without replaying the ones before it. The last, smaller batch is kept, or dropped
-/// with drop_last. The data set must outlive the loader; the loader holds no per-example
-/// memory.
+/// with drop_last (see LoaderOptions). The data set must outlive the loader; the loader
+/// holds no per-example memory.
 template <Element T, Element L = T>
 class DataLoader {
  public:
   class Epoch;
 
-  /// A loader over data. prefetch is the number of batches a background thread prepares
-  /// ahead of the consumer (0: gather in the consumer's thread). Throws DataError for a
-  /// batch size of 0, an empty data set, or drop_last with fewer examples than one batch.
-  DataLoader(const Dataset<T, L>& data, std::size_t batch_size, bool shuffle = true,
-             std::uint64_t seed = 0, bool drop_last = false, std::size_t prefetch = 2)
-      : data_(&data),
-        n_(data.size()),
-        batch_size_(batch_size),
-        shuffle_(shuffle),
-        seed_(seed),
-        drop_last_(drop_last),
-        prefetch_(prefetch) {
-    if (batch_size == 0) throw DataError("DataLoader: batch_size 0: expected at least 1");
-    if (n_ == 0) throw DataError("DataLoader: the data set is empty: expected at least 1 example");
-    if (drop_last && n_ < batch_size) {
-      throw DataError("DataLoader: drop_last with batch_size " + std::to_string(batch_size) +
-                      " over " + std::to_string(n_) +
-                      " examples would yield no batch: expected batch_size <= data set size");
-    }
-  }
+  /// A loader over data with these settings. Throws DataError for a batch size or a
+  /// shuffle block of 0, an empty data set, or drop_last with fewer examples than one
+  /// batch.
+  DataLoader(const Dataset<T, L>& data, const LoaderOptions& options);
+  /// A loader over data in shuffled batches of batch_size, with the other settings at
+  /// their defaults (LoaderOptions).
+  DataLoader(const Dataset<T, L>& data, std::size_t batch_size)
+      : DataLoader(data, LoaderOptions{.batch_size = batch_size}) {}
 
   /// Number of batches per epoch: ceil(n / batch_size), or floor with drop_last.
   std::size_t num_batches() const {
-    return drop_last_ ? n_ / batch_size_ : (n_ + batch_size_ - 1) / batch_size_;
+    const std::size_t bs = opts_.batch_size;
+    return opts_.drop_last ? n_ / bs : (n_ + bs - 1) / bs;
   }
   /// Examples visited per epoch (n, less the dropped remainder with drop_last).
-  std::size_t examples_per_epoch() const { return drop_last_ ? num_batches() * batch_size_ : n_; }
-  /// The batch size.
-  std::size_t batch_size() const { return batch_size_; }
-  /// True when epochs are shuffled.
-  bool shuffle() const { return shuffle_; }
-  /// The seed of the epoch permutations.
-  std::uint64_t seed() const { return seed_; }
-  /// True when the last partial batch is dropped.
-  bool drop_last() const { return drop_last_; }
-  /// Batches prepared ahead by the worker thread.
-  std::size_t prefetch() const { return prefetch_; }
+  std::size_t examples_per_epoch() const {
+    return opts_.drop_last ? num_batches() * opts_.batch_size : n_;
+  }
+  /// The settings.
+  const LoaderOptions& options() const { return opts_; }
   /// The data set.
   const Dataset<T, L>& dataset() const { return *data_; }
 
-  /// Shuffles runs of `rows` consecutive examples instead of single examples (1, the
-  /// default: a full shuffle): epoch e visits the runs in a seeded order and the examples
-  /// of a run in their natural order (Permutation(n, seed, e, rows)). What it buys: a
-  /// data set that reads adjacent examples together, like NpyDataset, gathers a batch
-  /// with about batch_size / rows reads instead of batch_size. What it costs: batches
-  /// consist of runs of `rows` neighbours, so data stored in a meaningful order (sorted,
-  /// grouped by class or by time) should be shuffled on disk once first, or use a block
-  /// much smaller than the batch. No effect when shuffle is off. Set it before iterating
-  /// an epoch (an Epoch reads it while its worker runs). Throws DataError for 0.
-  DataLoader& set_shuffle_block(std::size_t rows) {
-    if (rows == 0) {
-      throw DataError("DataLoader: shuffle block of 0 rows: expected at least 1");
-    }
-    shuffle_block_ = rows;
-    return *this;
-  }
-  /// Consecutive examples shuffled as one run (1: every example on its own).
-  std::size_t shuffle_block() const { return shuffle_block_; }
-
   /// The order in which epoch e visits the examples.
-  Permutation order(std::size_t epoch) const {
-    return shuffle_ ? Permutation(n_, seed_, epoch, shuffle_block_) : Permutation::identity(n_);
-  }
+  Permutation order(std::size_t epoch) const;
   /// Data set indices of batch b (< num_batches()) of epoch e.
-  std::vector<std::size_t> batch_indices(std::size_t epoch, std::size_t b) const {
-    if (b >= num_batches()) {
-      throw DataError("DataLoader: batch " + std::to_string(b) + " requested: expected < " +
-                      std::to_string(num_batches()) + " batches per epoch");
-    }
-    const Permutation p = order(epoch);
-    const std::size_t first = b * batch_size_;
-    const std::size_t count = std::min(batch_size_, n_ - first);
-    std::vector<std::size_t> idx(count);
-    p.fill(first, idx);
-    return idx;
-  }
+  std::vector<std::size_t> batch_indices(std::size_t epoch, std::size_t b) const;
   /// Batch b of epoch e, gathered now in the calling thread (random access to batches).
-  Batch<T, L> batch(std::size_t epoch, std::size_t b) const {
-    const std::vector<std::size_t> idx = batch_indices(epoch, b);
-    return data_->gather(idx);
-  }
+  Batch<T, L> batch(std::size_t epoch, std::size_t b) const;
   /// The batches of epoch e as a range for range-for; with prefetch > 0 a worker thread
   /// gathers ahead, and an exception it raises is rethrown in the consumer.
   Epoch epoch(std::size_t e) const { return Epoch(*this, e); }
@@ -160,29 +127,14 @@ class DataLoader {
     };
 
     /// Prepares epoch e of loader (which must outlive it); nothing is read before begin().
-    Epoch(const DataLoader& loader, std::size_t e)
-        : loader_(&loader), epoch_(e), count_(loader.num_batches()) {}
+    Epoch(const DataLoader& loader, std::size_t e);
     Epoch(const Epoch&) = delete;
     Epoch& operator=(const Epoch&) = delete;
     /// Stops and joins the worker.
-    ~Epoch() {
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stop_ = true;
-      }
-      cv_.notify_all();
-      if (worker_.joinable()) worker_.join();
-    }
+    ~Epoch();
 
     /// Starts the epoch and returns an iterator at its first batch; callable once.
-    iterator begin() {
-      if (started_)
-        throw DataError("DataLoader::Epoch: begin() called twice: an epoch is single-pass");
-      started_ = true;
-      if (loader_->prefetch_ > 0) worker_ = std::thread([this] { work(); });
-      advance();
-      return iterator(this);
-    }
+    iterator begin();
     /// The end sentinel.
     std::default_sentinel_t end() const { return {}; }
     /// Number of batches.
@@ -191,81 +143,21 @@ class DataLoader {
     std::size_t number() const { return epoch_; }
 
    private:
-    struct Item {
-      Batch<T, L> batch;
-      std::exception_ptr error;
-    };
-
-    void advance() {
-      if (done_) return;
-      if (next_ == count_) {
-        done_ = true;
-        current_ = {};
-        return;
-      }
-      if (loader_->prefetch_ == 0) {
-        current_ = loader_->batch(epoch_, next_++);
-        return;
-      }
-      Item item;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [this] { return !queue_.empty(); });
-        item = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      cv_.notify_all();
-      if (item.error) {
-        done_ = true;
-        std::rethrow_exception(item.error);
-      }
-      current_ = std::move(item.batch);
-      ++next_;
-    }
-
-    void work() {
-      for (std::size_t b = 0; b < count_; ++b) {
-        {
-          std::unique_lock<std::mutex> lock(mutex_);
-          cv_.wait(lock, [this] { return stop_ || queue_.size() < loader_->prefetch_; });
-          if (stop_) return;
-        }
-        Item item;
-        try {
-          item.batch = loader_->batch(epoch_, b);
-        } catch (...) {
-          item.error = std::current_exception();
-        }
-        const bool failed = static_cast<bool>(item.error);
-        {
-          std::lock_guard<std::mutex> lock(mutex_);
-          queue_.push_back(std::move(item));
-        }
-        cv_.notify_all();
-        if (failed) return;
-      }
-    }
+    struct Worker;  // the prefetching thread and its queue (src/data/loader.cpp)
+    void advance();
 
     const DataLoader* loader_;
     std::size_t epoch_, count_;
     std::size_t next_ = 0;
     bool started_ = false, done_ = false;
     Batch<T, L> current_;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    std::deque<Item> queue_;
-    bool stop_ = false;
-    std::thread worker_;
+    std::unique_ptr<Worker> worker_;
   };
 
  private:
   const Dataset<T, L>* data_;
-  std::size_t n_, batch_size_;
-  bool shuffle_;
-  std::uint64_t seed_;
-  bool drop_last_;
-  std::size_t prefetch_;
-  std::size_t shuffle_block_ = 1;
+  std::size_t n_;
+  LoaderOptions opts_;
 };
 
 }  // namespace xgrad::data

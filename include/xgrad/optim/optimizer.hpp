@@ -12,7 +12,9 @@
 ///
 /// A new optimizer overrides one method, update(), which changes one parameter given its
 /// value, its gradient (already clipped, negated for maximize and L2-decayed), its state
-/// and the learning rate. The built-in optimizers (optimizers.hpp) are written that way.
+/// and the learning rate. The built-in optimizers (optimizers.hpp) are written that way,
+/// and this header brings what such a rule needs: xt::xarray, xtensor's math functions
+/// and xt::noalias.
 #pragma once
 
 #include <cmath>
@@ -24,7 +26,11 @@
 #include <string>
 #include <string_view>
 #include <vector>
+// What an update rule is written with (see Optimizer::update), so that a user optimizer
+// including only this header compiles as the documentation writes it.
 #include <xtensor/xarray.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
 
 #include "xgrad/graph.hpp"
 #include "xgrad/optim/schedule.hpp"

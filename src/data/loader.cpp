@@ -1,0 +1,166 @@
+// DataLoader and its epochs (see include/xgrad/data/loader.hpp): the order of each epoch,
+// and the worker thread that gathers batches ahead of the consumer.
+#include "xgrad/data/loader.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "instantiate.hpp"
+
+namespace xgrad::data {
+
+template <Element T, Element L>
+DataLoader<T, L>::DataLoader(const Dataset<T, L>& data, const LoaderOptions& options)
+    : data_(&data), n_(data.size()), opts_(options) {
+  if (opts_.batch_size == 0) throw DataError("DataLoader: batch_size 0: expected at least 1");
+  if (opts_.shuffle_block == 0) {
+    throw DataError("DataLoader: shuffle_block 0: expected at least 1 row per block");
+  }
+  if (n_ == 0) throw DataError("DataLoader: the data set is empty: expected at least 1 example");
+  if (opts_.drop_last && n_ < opts_.batch_size) {
+    throw DataError("DataLoader: drop_last with batch_size " + std::to_string(opts_.batch_size) +
+                    " over " + std::to_string(n_) +
+                    " examples would yield no batch: expected batch_size <= data set size");
+  }
+}
+
+template <Element T, Element L>
+Permutation DataLoader<T, L>::order(std::size_t epoch) const {
+  return opts_.shuffle ? Permutation(n_, opts_.seed, epoch, opts_.shuffle_block)
+                       : Permutation::identity(n_);
+}
+
+template <Element T, Element L>
+std::vector<std::size_t> DataLoader<T, L>::batch_indices(std::size_t epoch, std::size_t b) const {
+  if (b >= num_batches()) {
+    throw DataError("DataLoader: batch " + std::to_string(b) + " requested: expected < " +
+                    std::to_string(num_batches()) + " batches per epoch");
+  }
+  const Permutation p = order(epoch);
+  const std::size_t first = b * opts_.batch_size;
+  const std::size_t count = std::min(opts_.batch_size, n_ - first);
+  std::vector<std::size_t> idx(count);
+  p.fill(first, idx);
+  return idx;
+}
+
+template <Element T, Element L>
+Batch<T, L> DataLoader<T, L>::batch(std::size_t epoch, std::size_t b) const {
+  const std::vector<std::size_t> idx = batch_indices(epoch, b);
+  return data_->gather(idx);
+}
+
+// Gathers the epoch's batches in order into a queue it keeps at most `prefetch` long; a
+// gather that throws ends the work, and its exception is queued for the consumer.
+template <Element T, Element L>
+struct DataLoader<T, L>::Epoch::Worker {
+  struct Item {
+    Batch<T, L> batch;
+    std::exception_ptr error;
+  };
+
+  Worker(const DataLoader& loader, std::size_t epoch, std::size_t count)
+      : loader(loader), epoch(epoch), count(count), thread([this] { work(); }) {}
+  ~Worker() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stop = true;
+    }
+    cv.notify_all();
+    thread.join();
+  }
+
+  // The next batch, waiting for the worker if need be.
+  Item pop() {
+    Item item;
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      cv.wait(lock, [this] { return !queue.empty(); });
+      item = std::move(queue.front());
+      queue.pop_front();
+    }
+    cv.notify_all();
+    return item;
+  }
+
+  void work() {
+    for (std::size_t b = 0; b < count; ++b) {
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        cv.wait(lock, [this] { return stop || queue.size() < loader.opts_.prefetch; });
+        if (stop) return;
+      }
+      Item item;
+      try {
+        item.batch = loader.batch(epoch, b);
+      } catch (...) {
+        item.error = std::current_exception();
+      }
+      const bool failed = static_cast<bool>(item.error);
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        queue.push_back(std::move(item));
+      }
+      cv.notify_all();
+      if (failed) return;
+    }
+  }
+
+  const DataLoader& loader;
+  const std::size_t epoch, count;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<Item> queue;
+  bool stop = false;
+  std::thread thread;  // last: starts once everything it reads is constructed
+};
+
+template <Element T, Element L>
+DataLoader<T, L>::Epoch::Epoch(const DataLoader& loader, std::size_t e)
+    : loader_(&loader), epoch_(e), count_(loader.num_batches()) {}
+
+template <Element T, Element L>
+DataLoader<T, L>::Epoch::~Epoch() = default;
+
+template <Element T, Element L>
+typename DataLoader<T, L>::Epoch::iterator DataLoader<T, L>::Epoch::begin() {
+  if (started_) throw DataError("DataLoader::Epoch: begin() called twice: an epoch is single-pass");
+  started_ = true;
+  if (loader_->opts_.prefetch > 0) worker_ = std::make_unique<Worker>(*loader_, epoch_, count_);
+  advance();
+  return iterator(this);
+}
+
+template <Element T, Element L>
+void DataLoader<T, L>::Epoch::advance() {
+  if (done_) return;
+  if (next_ == count_) {
+    done_ = true;
+    current_ = {};
+    return;
+  }
+  if (!worker_) {
+    current_ = loader_->batch(epoch_, next_++);
+    return;
+  }
+  typename Worker::Item item = worker_->pop();
+  if (item.error) {
+    done_ = true;
+    std::rethrow_exception(item.error);
+  }
+  current_ = std::move(item.batch);
+  ++next_;
+}
+
+// Instantiates the nested Epoch (and its iterator) too.
+#define XGRAD_DATA_INSTANTIATE(T, L) template class DataLoader<T, L>;
+XGRAD_DATA_FOR_EACH_ELEMENT_PAIR(XGRAD_DATA_INSTANTIATE)
+#undef XGRAD_DATA_INSTANTIATE
+
+}  // namespace xgrad::data

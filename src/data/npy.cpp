@@ -1,0 +1,148 @@
+// load_npy and NpyDataset (see include/xgrad/data/npy.hpp), compiled here for every
+// element type.
+#include "xgrad/data/npy.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "instantiate.hpp"
+#include "io.hpp"
+
+namespace xgrad::data {
+
+using detail::element_name;
+
+namespace {
+
+void check_rows(const ArrayFile& f) {
+  if (f.rows() == 0) {
+    throw DataError(f.path() + ": array of shape (0, ...) holds no rows: expected at least 1");
+  }
+}
+
+std::vector<std::size_t> row_shape(const ArrayFile& f) {
+  return {f.shape().begin() + 1, f.shape().end()};
+}
+
+}  // namespace
+
+template <Element U>
+xt::xarray<U> load_npy(const std::string& path) {
+  const ArrayFile f = ArrayFile::open_npy(path);
+  f.require_convertible<U>("load_npy<" + std::string(element_name<U>()) + ">");
+  auto a = xt::xarray<U>::from_shape(f.shape());
+  const std::size_t re = f.row_elements(), rb = f.row_bytes();
+  if (rb == 0) return a;
+  const std::size_t chunk = std::max<std::size_t>(1, (std::size_t{1} << 20) / rb);
+  std::vector<std::byte> buf(chunk * rb);
+  for (std::size_t r = 0; r < f.rows(); r += chunk) {
+    const std::size_t n = std::min(chunk, f.rows() - r);
+    f.read_rows(r, n, buf.data());
+    for (std::size_t k = 0; k < n; ++k) {
+      f.convert<U>(buf.data() + k * rb, r + k, 0, re, a.data() + (r + k) * re);
+    }
+  }
+  return a;
+}
+
+template xt::xarray<float> load_npy<float>(const std::string&);
+template xt::xarray<double> load_npy<double>(const std::string&);
+template xt::xarray<std::int32_t> load_npy<std::int32_t>(const std::string&);
+template xt::xarray<std::int64_t> load_npy<std::int64_t>(const std::string&);
+
+template <Element T, Element L>
+NpyDataset<T, L>::NpyDataset(const std::string& features_path, const std::string& targets_path)
+    : features_(ArrayFile::open_npy(features_path)), targets_(ArrayFile::open_npy(targets_path)) {
+  check_rows(features_);
+  if (targets_.rows() != features_.rows()) {
+    throw DataError(targets_path + ": " + std::to_string(targets_.rows()) +
+                    " rows: expected as many as the features file " + features_path + " (" +
+                    std::to_string(features_.rows()) + ")");
+  }
+  features_.require_convertible<T>("features");
+  targets_.require_convertible<L>("targets");
+}
+
+template <Element T, Element L>
+NpyDataset<T, L>::NpyDataset(const std::string& path, std::vector<std::size_t> feature_columns,
+                             std::vector<std::size_t> target_columns)
+    : features_(ArrayFile::open_npy(path)),
+      targets_(features_),
+      feature_cols_(std::move(feature_columns)),
+      target_cols_(std::move(target_columns)),
+      columns_(true) {
+  check_rows(features_);
+  if (features_.shape().size() != 2) {
+    throw DataError(path + ": array of " + std::to_string(features_.shape().size()) +
+                    " dimensions: expected 2 (rows, columns) to select columns from");
+  }
+  for (const auto* cols : {&feature_cols_, &target_cols_}) {
+    for (std::size_t c : *cols) {
+      if (c >= features_.shape()[1]) {
+        throw DataError(path + ": column " + std::to_string(c) + " requested: expected < " +
+                        std::to_string(features_.shape()[1]) + " (the number of columns)");
+      }
+    }
+  }
+  features_.require_convertible<T>("features");
+  features_.require_convertible<L>("targets");
+  // Runs of consecutive selected columns, found once.
+  auto runs = [](const std::vector<std::size_t>& cols) {
+    std::vector<ColumnRun> out;
+    for (std::size_t i = 0; i < cols.size();) {
+      std::size_t j = i + 1;
+      while (j < cols.size() && cols[j] == cols[j - 1] + 1) ++j;
+      out.push_back({cols[i], j - i, i});
+      i = j;
+    }
+    return out;
+  };
+  feature_runs_ = runs(feature_cols_);
+  target_runs_ = runs(target_cols_);
+  raw_features_ = features_.stores_as<T>();
+  raw_targets_ = features_.stores_as<L>();
+}
+
+template <Element T, Element L>
+Batch<T, L> NpyDataset<T, L>::gather(std::span<const std::size_t> indices) const {
+  if (!columns_) {
+    Batch<T, L> b(indices, row_shape(features_), row_shape(targets_));
+    features_.gather<T>(indices, b.features.data());
+    targets_.gather<L>(indices, b.targets.data());
+    return b;
+  }
+  check_indices(indices, size(), features_.path());
+  std::vector<std::size_t> trow;
+  if (target_cols_.size() != 1) trow.push_back(target_cols_.size());
+  Batch<T, L> b(indices, {feature_cols_.size()}, trow);
+  T* f = b.features.data();
+  L* t = b.targets.data();
+  const std::size_t nf = feature_cols_.size(), nt = target_cols_.size();
+  features_.visit_rows(indices, [&](std::size_t k, const std::byte* row) {
+    pick(row, indices[k], feature_runs_, raw_features_, f + k * nf);
+    pick(row, indices[k], target_runs_, raw_targets_, t + k * nt);
+  });
+  return b;
+}
+
+// One row's selected columns, converted to U; a run of columns stored as U is copied
+// (the per-row cost dominates a streamed epoch of short rows).
+template <Element T, Element L>
+template <class U>
+void NpyDataset<T, L>::pick(const std::byte* row, std::size_t r, const std::vector<ColumnRun>& runs,
+                            bool raw, U* out) const {
+  for (const ColumnRun& c : runs) {
+    if (raw) {
+      std::memcpy(out + c.out, row + c.col * sizeof(U), c.count * sizeof(U));
+    } else {
+      features_.convert<U>(row, r, c.col, c.count, out + c.out);
+    }
+  }
+}
+
+#define XGRAD_DATA_INSTANTIATE(T, L) template class NpyDataset<T, L>;
+XGRAD_DATA_FOR_EACH_ELEMENT_PAIR(XGRAD_DATA_INSTANTIATE)
+#undef XGRAD_DATA_INSTANTIATE
+
+}  // namespace xgrad::data
