@@ -54,26 +54,34 @@ cpu_seconds() {
   if [[ -z ${best:-} ]] || awk -v a="$t" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$t; fi
 }
 
-# measure TREE PREFIX: one run of each compilation for the sources under TREE, keeping
-# the least times in PREFIX_a ... PREFIX_d and PREFIX_pch.
-measure() {
-  local tree=$1 p=$2 inc=(-I"$1/include" -I"$1/tutorials/common")
-  local obj=$work/out.o pch=$work/pch_$2 main=$1/tutorials/05_custom_model/main.cpp
-  cpu_seconds "${p}_a" "$cxx" "${flags[@]}" "${inc[@]}" -c "$work/only_xarray.cpp" -o "$obj"
-  cpu_seconds "${p}_b" "$cxx" "${flags[@]}" "${inc[@]}" -c "$work/only_xgrad.cpp" -o "$obj"
-  cpu_seconds "${p}_c" "$cxx" "${flags[@]}" "${inc[@]}" -c "$main" -o "$obj"
-  # What CMake's target_precompile_headers generates: a header that includes xgrad.hpp,
-  # compiled once, then force-included into the source.
-  mkdir -p "$pch"
-  printf '#include <xgrad/xgrad.hpp>\n' >"$pch/cmake_pch.hxx"
-  cpu_seconds "${p}_pch" "$cxx" "${flags[@]}" "${inc[@]}" -x c++-header "$pch/cmake_pch.hxx" \
-    -o "$pch/cmake_pch.hxx.gch"
-  cpu_seconds "${p}_d" "$cxx" "${flags[@]}" "${inc[@]}" -Winvalid-pch -include "$pch/cmake_pch.hxx" \
-    -c "$main" -o "$obj"
-  local common=("$tree"/tutorials/common/*.cpp)
-  if [[ -e ${common[0]} ]]; then
-    cpu_seconds "${p}_common" env --chdir="$work" "$cxx" "${flags[@]}" "${inc[@]}" -c "${common[@]}"
-  fi
+# compile KIND TREE PREFIX: one compilation of row KIND (a, b, c, pch, d, common) of the
+# sources under TREE, lowering PREFIX_KIND to its time.
+compile() {
+  local kind=$1 tree=$2 var=$3_$1 inc=(-I"$2/include" -I"$2/tutorials/common")
+  local obj=$work/out.o pch=$work/pch_$3 main=$2/tutorials/05_custom_model/main.cpp
+  case $kind in
+    a) cpu_seconds "$var" "$cxx" "${flags[@]}" "${inc[@]}" -c "$work/only_xarray.cpp" -o "$obj" ;;
+    b) cpu_seconds "$var" "$cxx" "${flags[@]}" "${inc[@]}" -c "$work/only_xgrad.cpp" -o "$obj" ;;
+    c) cpu_seconds "$var" "$cxx" "${flags[@]}" "${inc[@]}" -c "$main" -o "$obj" ;;
+    pch)
+      # What CMake's target_precompile_headers generates: a header that includes
+      # xgrad.hpp, compiled once, then force-included into the source (row d).
+      mkdir -p "$pch"
+      printf '#include <xgrad/xgrad.hpp>\n' >"$pch/cmake_pch.hxx"
+      cpu_seconds "$var" "$cxx" "${flags[@]}" "${inc[@]}" -x c++-header "$pch/cmake_pch.hxx" \
+        -o "$pch/cmake_pch.hxx.gch"
+      ;;
+    d)
+      cpu_seconds "$var" "$cxx" "${flags[@]}" "${inc[@]}" -Winvalid-pch \
+        -include "$pch/cmake_pch.hxx" -c "$main" -o "$obj"
+      ;;
+    common)
+      local sources=("$tree"/tutorials/common/*.cpp)
+      if [[ -e ${sources[0]} ]]; then
+        cpu_seconds "$var" env --chdir="$work" "$cxx" "${flags[@]}" "${inc[@]}" -c "${sources[@]}"
+      fi
+      ;;
+  esac
 }
 
 have_baseline=false
@@ -84,10 +92,13 @@ if git rev-parse --verify --quiet "$baseline^{commit}" >/dev/null; then
 else
   echo "baseline revision $baseline is not in this clone: only the current tree is measured"
 fi
-# Alternating the trees spreads any change in the machine's load over both.
+# The two trees' compilations of a row run back to back, so that a change in the
+# machine's load hits both alike.
 for ((run = 0; run < repeat; ++run)); do
-  if $have_baseline; then measure "$work/baseline" base; fi
-  measure "$root" now
+  for kind in a b c pch d common; do
+    if $have_baseline; then compile "$kind" "$work/baseline" base; fi
+    compile "$kind" "$root" now
+  done
 done
 
 echo "$("$cxx" --version | head -n 1); ${flags[*]}; least of $repeat runs"
@@ -96,12 +107,12 @@ if $have_baseline; then
 fi
 row() {  # row NAME BASELINE NOW
   if $have_baseline && [[ $2 != - ]]; then
-    printf '%-44s %12s %10s %7s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", b / a }')"
+    printf '%-48s %12s %10s %7s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", b / a }')"
   else
-    printf '%-44s %12s %10s %7s\n' "$1" "-" "$3" "-"
+    printf '%-48s %12s %10s %7s\n' "$1" "-" "$3" "-"
   fi
 }
-printf '%-44s %12s %10s %7s\n' "file" "baseline s" "now s" "ratio"
+printf '%-48s %12s %10s %7s\n' "file" "baseline s" "now s" "ratio"
 row "(a) only <xtensor/xarray.hpp>" "${base_a:--}" "$now_a"
 row "(b) only <xgrad/xgrad.hpp>" "${base_b:--}" "$now_b"
 row "(c) tutorials/05_custom_model/main.cpp" "${base_c:--}" "$now_c"
