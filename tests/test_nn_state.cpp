@@ -1,0 +1,160 @@
+// State that changes per run: Function updates (written after the run, every read seeing
+// the old values), the dropout op and layer (masks from a seed and a step buffer), and
+// batch normalisation (batch statistics in training, running statistics in evaluation).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <xgrad/nn/nn.hpp>
+#include <xgrad/optim/optim.hpp>
+#include <xgrad/xgrad.hpp>
+
+#include "test_util.hpp"
+
+namespace nn = xgrad::nn;
+using xgrad::Expr;
+using xgrad::Graph;
+using xgrad::Update;
+using xgrad_test::contains;
+
+namespace {
+
+template <class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const xgrad::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// ---------------------------------------------------------------- Function updates
+
+TEST(FunctionUpdate, WritesAfterTheRunAndEveryReadSeesTheOldValue) {
+  Graph<double> g;
+  auto a = g.parameter("a", xt::xarray<double>{1, 2});
+  auto c = g.parameter("c", xt::xarray<double>(0.0));
+  auto total = xgrad::sum(a);
+  auto f = xgrad::compile({total, a, 3.0 * a}, {}, {{a, 2.0 * a}, {c, c + 1.0}});
+  EXPECT_EQ(f.updates().size(), 2u);
+  const auto& r = f.run();
+  ASSERT_EQ(r.size(), 3u);  // the update values are not among the results
+  EXPECT_EQ(r[0](), 3.0);
+  EXPECT_EQ(r[1], (xt::xarray<double>{1, 2}));
+  EXPECT_EQ(r[2], (xt::xarray<double>{3, 6}));
+  EXPECT_EQ(g.value(a), (xt::xarray<double>{2, 4}));
+  EXPECT_EQ(g.value(c)(), 1.0);
+  f.run();
+  EXPECT_EQ(f.results()[0](), 6.0);
+  EXPECT_EQ(g.value(a), (xt::xarray<double>{4, 8}));
+  EXPECT_EQ(g.value(c)(), 2.0);
+  EXPECT_EQ(f.plan_count(), 1u);
+}
+
+TEST(FunctionUpdate, UpdatesReadTheValuesFromBeforeTheRun) {
+  Graph<double> g;
+  auto p = g.parameter("p", xt::xarray<double>{1, 2, 3});
+  auto q = g.parameter("q", xt::xarray<double>{-1, -2, -3});
+  // A swap: each value is the other target's old value.
+  xgrad::Function<double> swap({}, {}, {{p, q}, {q, p}});
+  swap.run();
+  EXPECT_EQ(g.value(p), (xt::xarray<double>{-1, -2, -3}));
+  EXPECT_EQ(g.value(q), (xt::xarray<double>{1, 2, 3}));
+  EXPECT_TRUE(swap.results().empty());
+}
+
+TEST(FunctionUpdate, OpenBatchRePlansAndMismatchAtRunTimeWritesNothing) {
+  Graph<double> g;
+  auto X = g.input("X", {xgrad::open, 3});
+  auto m = g.parameter("m", xt::xarray<double>{0, 0, 0});
+  auto rows = g.parameter("rows", xt::xarray<double>{0, 0, 0, 0});
+  auto f = xgrad::compile({xgrad::sum(X * m)}, {}, {{m, xgrad::mean(X, {0})}});
+  xt::xarray<double> x4 = {{1, 2, 3}, {3, 4, 5}, {5, 6, 7}, {7, 8, 9}};
+  xt::xarray<double> x2 = {{1, 1, 1}, {3, 5, 7}};
+  f.run({{X, x4}});
+  EXPECT_EQ(g.value(m), (xt::xarray<double>{4, 5, 6}));
+  f.run({{X, x2}});
+  EXPECT_EQ(f.results()[0](), 4.0 * 4 + 5.0 * 6 + 6.0 * 8);
+  EXPECT_EQ(g.value(m), (xt::xarray<double>{2, 3, 4}));
+  EXPECT_EQ(f.plan_count(), 2u);
+
+  // (?) fits (4) when built; a batch of 2 does not, and neither target changes.
+  auto h = xgrad::compile({xgrad::sum(X)}, {}, {{m, 2.0 * m}, {rows, xgrad::sum(X, {1})}});
+  h.run({{X, x4}});
+  EXPECT_EQ(g.value(rows), (xt::xarray<double>{6, 12, 18, 24}));
+  std::string msg = message_of([&] { h.run({{X, x2}}); });
+  EXPECT_TRUE(contains(msg, "'rows'") && contains(msg, "(2,)") && contains(msg, "(4,)")) << msg;
+  EXPECT_EQ(g.value(m), (xt::xarray<double>{4, 6, 8}));
+  EXPECT_EQ(g.value(rows), (xt::xarray<double>{6, 12, 18, 24}));
+  EXPECT_THROW(h.run({{X, x2}}), xgrad::ShapeError);
+}
+
+// Update values computed inside row-tiled groups (a sum over the rows of a large X, the
+// gradient X^T r) are results like outputs: each keeps its full buffer to the end of the run.
+TEST(FunctionUpdate, ValuesFromRowTiledGroupsMatchUntiledRuns) {
+  Graph<double> g;
+  const std::size_t n = 8192, d = 48;  // 3 MiB of X
+  xt::xarray<double> xv = xt::xarray<double>::from_shape({n, d});
+  for (std::size_t i = 0; i < xv.size(); ++i) xv.flat(i) = std::sin(0.37 * static_cast<double>(i));
+  auto X = g.input("X", {xgrad::open, static_cast<xgrad::Dim>(d)});
+  auto w = g.parameter("w", xt::xarray<double>(xt::ones<double>({d}) * 0.01));
+  auto sq = g.parameter("sq", xt::xarray<double>(0.0));
+  auto loss = xgrad::mean(xgrad::square(xgrad::matmul(X, w) - 1.0));
+  auto dw = xgrad::grad(loss, {w})[0];
+  std::vector<Update<double>> ups{{w, w - 0.02 * dw}, {sq, sq + xgrad::sum(xgrad::square(X))}};
+  auto tiled = xgrad::compile({loss}, {}, ups);
+  auto plain = xgrad::compile({loss}, {.tile_rows = false}, ups);
+  const xt::xarray<double> w0 = g.value(w);
+  std::vector<double> losses;
+  for (int run = 0; run < 3; ++run) losses.push_back(tiled.run({{X, xv}})[0]());
+  EXPECT_GT(tiled.tiled_groups(), 0u);
+  const xt::xarray<double> w_tiled = g.value(w);
+  const double sq_tiled = g.value(sq)();
+  g.value(w) = w0;
+  g.value(sq)() = 0;
+  for (int run = 0; run < 3; ++run) EXPECT_NEAR(plain.run({{X, xv}})[0](), losses[run], 1e-12);
+  EXPECT_LT(losses[2], losses[0]);
+  for (std::size_t j = 0; j < d; ++j) EXPECT_NEAR(g.value(w)(j), w_tiled(j), 1e-12);
+  EXPECT_NEAR(g.value(sq)(), sq_tiled, 1e-9 * sq_tiled);
+}
+
+TEST(FunctionUpdate, AFailedRunWritesNothing) {
+  Graph<double> g;
+  auto x = g.input("x", {2});
+  auto s = g.parameter("s", xt::xarray<double>{1, 1});
+  auto f = xgrad::compile({xgrad::log(x)}, {.check_finite = true}, {{s, s + x}});
+  EXPECT_THROW(f.run({{x, xt::xarray<double>{1, -1}}}), xgrad::ValueError);
+  EXPECT_EQ(g.value(s), (xt::xarray<double>{1, 1}));
+  f.run({{x, xt::xarray<double>{1, 2}}});
+  EXPECT_EQ(g.value(s), (xt::xarray<double>{2, 3}));
+}
+
+TEST(FunctionUpdate, CompileRejectsBadTargetsNamingTheNodes) {
+  Graph<double> g, other;
+  auto x = g.input("x", {3});
+  auto p = g.parameter("p", xt::xarray<double>{1, 2, 3});
+  auto k = g.constant(xt::xarray<double>{1, 1, 1}, "k");
+  auto q = other.parameter("q", xt::xarray<double>{1, 2, 3});
+  auto y = xgrad::sum(x * p);
+  using U = std::vector<Update<double>>;
+  auto bad = [&](U ups) { return message_of([&] { xgrad::compile({y}, {}, ups); }); };
+  EXPECT_THROW(xgrad::compile({y}, {}, U{{x, p}}), xgrad::GraphError);
+  EXPECT_TRUE(contains(bad(U{{x, p}}), "'x'")) << bad(U{{x, p}});
+  EXPECT_TRUE(contains(bad(U{{k, p}}), "'k'")) << bad(U{{k, p}});
+  auto doubled = (p * 2.0).named("doubled");
+  EXPECT_TRUE(contains(bad(U{{doubled, p}}), "not a parameter"));
+  EXPECT_THROW(xgrad::compile({y}, {}, U{{q, p}}), xgrad::GraphError);
+  EXPECT_THROW(xgrad::compile({y}, {}, U{{p, Expr<double>()}}), xgrad::GraphError);
+  std::string twice = bad(U{{p, p + 1.0}, {p, p * 3.0}});
+  EXPECT_TRUE(contains(twice, "'p'") && contains(twice, "already")) << twice;
+  EXPECT_THROW(xgrad::compile({y}, {}, U{{p, p + 1.0}, {p, p * 3.0}}), xgrad::GraphError);
+  auto wide = g.parameter("wide", xt::xarray<double>{1, 2, 3, 4});
+  std::string shape = bad(U{{p, wide}});
+  EXPECT_THROW(xgrad::compile({y}, {}, U{{p, wide}}), xgrad::ShapeError);
+  EXPECT_TRUE(contains(shape, "'p'") && contains(shape, "'wide'") && contains(shape, "(4,)") &&
+              contains(shape, "(3,)"))
+      << shape;
+  EXPECT_THROW(xgrad::compile({y}, {}, U{{p, xgrad::sum(p)}}), xgrad::ShapeError);
+}
+
+}  // namespace
