@@ -157,4 +157,91 @@ TEST(FunctionUpdate, CompileRejectsBadTargetsNamingTheNodes) {
   EXPECT_THROW(xgrad::compile({y}, {}, U{{p, xgrad::sum(p)}}), xgrad::ShapeError);
 }
 
+// ---------------------------------------------------------------- the dropout op
+
+TEST(Dropout, KeepsAboutOneMinusPScaledByItsInverse) {
+  Graph<double> g;
+  const std::size_t n = 200000;
+  xt::xarray<double> xv = xt::arange<double>(1, static_cast<double>(n) + 1);
+  auto x = g.parameter("x", xv);
+  auto step = g.parameter("step", xt::xarray<double>(0.0));
+  const double p = 0.3;
+  auto y = xgrad::eval(xgrad::dropout(x, p, 42, step));
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (y(i) != 0) {
+      ++kept;
+      EXPECT_EQ(y(i), xv(i) * (1 / (1 - p))) << i;
+    }
+  }
+  // 1 - p within 5 standard deviations of the binomial.
+  EXPECT_NEAR(static_cast<double>(kept) / n, 1 - p, 5 * std::sqrt(p * (1 - p) / n));
+  EXPECT_EQ(xgrad::dropout(x, 0.0, 42, step), x);
+  EXPECT_EQ(xgrad::to_string(xgrad::dropout(x, p, 42, step)),
+            "dropout(x, p=0.3, seed=42, step=step)");
+}
+
+TEST(Dropout, SameSeedAndStepSameMaskInBothPrecisions) {
+  auto mask = [](auto zero, double p, std::uint64_t seed, double s) {
+    using T = decltype(zero);
+    Graph<T> g;
+    auto x = g.parameter("x", xt::xarray<T>(xt::ones<T>({64, 32})));
+    auto step = g.parameter("step", xt::xarray<T>(static_cast<T>(s)));
+    xt::xarray<T> y = xgrad::eval(xgrad::dropout(x, p, seed, step));
+    return xt::xarray<bool>(xt::not_equal(y, T(0)));
+  };
+  auto base = mask(0.0, 0.5, 7, 3);
+  EXPECT_EQ(base, mask(0.0, 0.5, 7, 3));
+  EXPECT_EQ(base, mask(0.0f, 0.5, 7, 3));
+  EXPECT_NE(base, mask(0.0, 0.5, 7, 4));
+  EXPECT_NE(base, mask(0.0, 0.5, 8, 3));
+  // A larger p drops a superset: the same uniforms against a higher bar.
+  auto more = mask(0.0, 0.8, 7, 3);
+  EXPECT_TRUE(xt::all(!more || base));
+}
+
+TEST(Dropout, GradientIsTheSameMaskAndChecksToSecondOrder) {
+  Graph<double> g;
+  xt::xarray<double> zv = {{0.3, -1.2, 0.7, 2.0}, {-0.4, 0.9, -2.2, 1.1}, {0.5, 0.1, -0.6, 1.7}};
+  auto z = g.parameter("z", zv);
+  auto step = g.parameter("step", xt::xarray<double>(5.0));
+  auto w = g.parameter("w", xt::xarray<double>(xt::arange<double>(12).reshape({3, 4}) - 4.0));
+  auto d = xgrad::dropout(z, 0.4, 11, step);
+  auto dz = xgrad::grad(xgrad::sum(d * w), {z})[0];
+  auto f = xgrad::compile({d, dz});
+  const auto& r0 = f.run();
+  std::size_t dropped = 0;
+  for (std::size_t i = 0; i < zv.size(); ++i) {
+    const double m = r0[0].flat(i) != 0 ? 1 / (1 - 0.4) : 0.0;
+    dropped += m == 0;
+    EXPECT_EQ(r0[1].flat(i), m * g.value(w).flat(i)) << i;
+  }
+  EXPECT_GT(dropped, 0u);
+  auto loss = xgrad::sum(xgrad::tanh(xgrad::dropout(z, 0.4, 11, step)) * xgrad::sin(z));
+  auto r = xgrad::check_gradients(loss, {z});
+  EXPECT_TRUE(r.ok) << r.summary();
+  auto first = xgrad::grad(loss, {z})[0];
+  auto r2 = xgrad::check_gradients(first, {z});
+  EXPECT_TRUE(r2.ok) << r2.summary();
+}
+
+TEST(Dropout, ErrorsNameTheProblem) {
+  Graph<double> g, other;
+  auto x = g.input("x", {xgrad::open, 3});
+  auto step = g.parameter("step", xt::xarray<double>(0.0));
+  for (double p : {-0.1, 1.0, 1.5, std::nan("")}) {
+    EXPECT_THROW(xgrad::dropout(x, p, 1, step), xgrad::ValueError) << p;
+  }
+  EXPECT_TRUE(contains(message_of([&] { xgrad::dropout(x, 1.0, 1, step); }), "'x'"));
+  auto vec = g.parameter("vec", xt::xarray<double>{0, 1});
+  std::string msg = message_of([&] { xgrad::dropout(x, 0.5, 1, vec); });
+  EXPECT_TRUE(contains(msg, "dropout") && contains(msg, "'vec'") && contains(msg, "0-d")) << msg;
+  auto foreign = other.parameter("s", xt::xarray<double>(0.0));
+  EXPECT_THROW(xgrad::dropout(x, 0.5, 1, foreign), xgrad::GraphError);
+  auto bad_step = g.parameter("bad_step", xt::xarray<double>(std::nan("")));
+  auto f = xgrad::compile({xgrad::dropout(x, 0.5, 1, bad_step)});
+  msg = message_of([&] { f.run({{x, xt::xarray<double>{{1, 2, 3}}}}); });
+  EXPECT_TRUE(contains(msg, "dropout") && contains(msg, "step")) << msg;
+}
+
 }  // namespace

@@ -279,3 +279,4 @@ Expr<T> operator/(scalar_t<T> a, Expr<T> b) {
 }  // namespace xgrad
 #include "xgrad/ops/conv.hpp"
 #include "xgrad/ops/norm.hpp"
+#include "xgrad/ops/random.hpp"
