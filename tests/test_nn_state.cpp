@@ -231,6 +231,7 @@ TEST(Dropout, ErrorsNameTheProblem) {
   auto step = g.parameter("step", xt::xarray<double>(0.0));
   for (double p : {-0.1, 1.0, 1.5, std::nan("")}) {
     EXPECT_THROW(xgrad::dropout(x, p, 1, step), xgrad::ValueError) << p;
+    EXPECT_THROW({ nn::Dropout<double> d(g, p); }, xgrad::ValueError) << p;
   }
   EXPECT_TRUE(contains(message_of([&] { xgrad::dropout(x, 1.0, 1, step); }), "'x'"));
   auto vec = g.parameter("vec", xt::xarray<double>{0, 1});
@@ -242,6 +243,83 @@ TEST(Dropout, ErrorsNameTheProblem) {
   auto f = xgrad::compile({xgrad::dropout(x, 0.5, 1, bad_step)});
   msg = message_of([&] { f.run({{x, xt::xarray<double>{{1, 2, 3}}}}); });
   EXPECT_TRUE(contains(msg, "dropout") && contains(msg, "step")) << msg;
+}
+
+// ---------------------------------------------------------------- nn: updates, Dropout
+
+// A layer with state of its own, written against the protected helpers.
+struct Counter : nn::Module<double> {
+  Expr<double> seen;
+  explicit Counter(Graph<double>& g) : Module(g) {
+    seen = register_buffer("seen", xt::xarray<double>(0.0));
+  }
+  Expr<double> forward(Expr<double> x) override {
+    if (training()) set_update(seen, seen + xgrad::size_of(x, {0}));
+    return x;
+  }
+  void bad(Expr<double> e) { set_update(e, e); }
+};
+
+TEST(NnModule, UserLayerCountsRowsThroughItsUpdate) {
+  Graph<double> g;
+  Counter counter(g);
+  auto x = g.input("x", {xgrad::open, 2});
+  auto total = xgrad::sum(counter(x));
+  auto f = xgrad::compile({total}, {}, counter.updates());
+  f.run({{x, xt::xarray<double>{{1, 2}, {3, 4}, {5, 6}}}});
+  f.run({{x, xt::xarray<double>{{1, 2}}}});
+  EXPECT_EQ(g.value(counter.seen)(), 4.0);
+  auto stranger = g.parameter("stranger", xt::xarray<double>(0.0));
+  EXPECT_THROW(counter.bad(stranger), xgrad::ValueError);
+}
+
+TEST(NnDropout, TrainingRunsDrawANewMaskEachRunAndReplayFromTheStep) {
+  Graph<float> g;
+  nn::Dropout<float> drop(g, 0.5, 123);
+  EXPECT_EQ(drop.p(), 0.5);
+  EXPECT_EQ(drop.seed(), 123u);
+  auto x = g.input("x", {xgrad::open, 50});
+  auto y = drop(x);
+  EXPECT_EQ(drop(x), y);  // the same input gives the same node
+  ASSERT_EQ(drop.updates().size(), 1u);
+  auto f = xgrad::compile({y}, {}, drop.updates());
+  xt::xarray<float> xv = xt::ones<float>({4, 50});
+  std::vector<xt::xarray<float>> masks;
+  for (int run = 0; run < 4; ++run) masks.push_back(f.run({{x, xv}})[0]);
+  EXPECT_EQ(g.value(drop.step())(), 4.0f);
+  for (int a = 0; a < 4; ++a) {
+    for (int b = a + 1; b < 4; ++b) EXPECT_NE(masks[a], masks[b]) << a << " " << b;
+  }
+  g.value(drop.step())() = 2.0f;  // a resumed run repeats the third mask
+  EXPECT_EQ(f.run({{x, xv}})[0], masks[2]);
+  EXPECT_EQ(f.plan_count(), 1u);
+
+  // Another input gets its own stream; evaluation mode is the identity.
+  auto x2 = g.input("x2", {xgrad::open, 50});
+  g.value(drop.step())() = 0.0f;
+  EXPECT_NE(xgrad::eval(drop(x2), {{x2, xv}}), xgrad::eval(y, {{x, xv}}));
+  drop.eval();
+  EXPECT_EQ(drop(x), x);
+  // State holds the step, for checkpoints.
+  ASSERT_EQ(drop.state().size(), 1u);
+  EXPECT_EQ(drop.state()[0].name, "step");
+}
+
+TEST(NnDropout, StepCounterWrapsInsteadOfFreezing) {
+  Graph<float> g;
+  auto c = g.parameter("c", xt::xarray<float>(16777214.0f));
+  auto f = xgrad::compile({c}, {}, {{c, nn::wrapping_increment(c)}});
+  f.run();
+  EXPECT_EQ(g.value(c)(), 16777215.0f);
+  f.run();
+  EXPECT_EQ(g.value(c)(), 0.0f);
+  f.run();
+  EXPECT_EQ(g.value(c)(), 1.0f);
+  Graph<double> gd;
+  auto cd = gd.parameter("c", xt::xarray<double>(16777215.0));
+  EXPECT_EQ(xgrad::eval(nn::wrapping_increment(cd))(), 0.0);
+  gd.value(cd)() = 41;
+  EXPECT_EQ(xgrad::eval(nn::wrapping_increment(cd))(), 42.0);
 }
 
 }  // namespace
