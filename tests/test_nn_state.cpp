@@ -322,4 +322,208 @@ TEST(NnDropout, StepCounterWrapsInsteadOfFreezing) {
   EXPECT_EQ(xgrad::eval(nn::wrapping_increment(cd))(), 42.0);
 }
 
+// ---------------------------------------------------------------- batch norm
+
+/// Per channel of x (n, c, ...): mean and biased variance over the other axes.
+void channel_stats(const xt::xarray<double>& x, std::vector<double>& mean,
+                   std::vector<double>& var) {
+  const std::size_t n = x.shape(0), c = x.shape(1), inner = x.size() / (n * c);
+  mean.assign(c, 0);
+  var.assign(c, 0);
+  for (std::size_t k = 0; k < c; ++k) {
+    for (std::size_t b = 0; b < n; ++b)
+      for (std::size_t i = 0; i < inner; ++i) mean[k] += x.flat((b * c + k) * inner + i);
+    mean[k] /= static_cast<double>(n * inner);
+    for (std::size_t b = 0; b < n; ++b)
+      for (std::size_t i = 0; i < inner; ++i) {
+        const double d = x.flat((b * c + k) * inner + i) - mean[k];
+        var[k] += d * d;
+      }
+    var[k] /= static_cast<double>(n * inner);
+  }
+}
+
+xt::xarray<double> batch(std::size_t n, double shift) {
+  xt::xarray<double> x = xt::zeros<double>({n, std::size_t{3}, std::size_t{2}, std::size_t{2}});
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x.flat(i) = std::sin(0.7 * static_cast<double>(i) + shift) * (1.0 + (i % 3)) + shift;
+  return x;
+}
+
+TEST(NnBatchNorm2d, TrainingNormalisesWithBatchStatisticsAndUpdatesRunningOnes) {
+  Graph<double> g;
+  nn::BatchNorm2d<double> bn(g, 3);
+  g.value(bn.weight()) = xt::xarray<double>{0.5, 2, -1};
+  g.value(bn.bias()) = xt::xarray<double>{0.1, 0, 3};
+  auto x = g.input("x", {xgrad::open, 3, 2, 2});
+  auto y = bn(x);
+  auto f = xgrad::compile({y}, {}, bn.updates());
+  const double m = 0.1, eps = 1e-5;
+  std::vector<double> rm(3, 0), rv(3, 1), mu, var;
+  for (int run = 0; run < 4; ++run) {
+    const xt::xarray<double> xv = batch(run == 3 ? 3 : 5, 0.3 * run);
+    const auto& out = f.run({{x, xv}})[0];
+    channel_stats(xv, mu, var);
+    const std::size_t n = xv.size() / 3;
+    for (std::size_t i = 0; i < xv.size(); ++i) {
+      const std::size_t k = (i / 4) % 3;
+      const double w = g.value(bn.weight())(k), b = g.value(bn.bias())(k);
+      EXPECT_NEAR(out.flat(i), (xv.flat(i) - mu[k]) / std::sqrt(var[k] + eps) * w + b, 1e-12);
+    }
+    for (std::size_t k = 0; k < 3; ++k) {
+      rm[k] = (1 - m) * rm[k] + m * mu[k];
+      rv[k] = (1 - m) * rv[k] + m * var[k] * n / (n - 1.0);
+      EXPECT_NEAR(g.value(bn.running_mean())(k), rm[k], 1e-12) << run;
+      EXPECT_NEAR(g.value(bn.running_var())(k), rv[k], 1e-12) << run;
+    }
+    EXPECT_EQ(g.value(bn.num_batches_tracked())(), run + 1.0);
+  }
+  // Batches of 5, 5, 5, 3: the last one re-planned buffers, no node was added.
+  EXPECT_EQ(f.plan_count(), 2u);
+
+  bn.eval();
+  const std::size_t nodes = g.size();
+  auto ye = bn(x);
+  EXPECT_GT(g.size(), nodes);
+  EXPECT_EQ(bn.updates().size(), 3u);  // evaluation leaves the training updates alone
+  const xt::xarray<double> xv = batch(2, -1.0);
+  auto out = xgrad::eval(ye, {{x, xv}});
+  for (std::size_t i = 0; i < xv.size(); ++i) {
+    const std::size_t k = (i / 4) % 3;
+    const double w = g.value(bn.weight())(k), b = g.value(bn.bias())(k);
+    EXPECT_NEAR(out.flat(i), (xv.flat(i) - rm[k]) / std::sqrt(rv[k] + eps) * w + b, 1e-12);
+  }
+}
+
+TEST(NnBatchNorm2d, TrainingOutputGradientsCheck) {
+  Graph<double> g;
+  nn::BatchNorm2d<double> bn(g, 3, {.momentum = 0.2});
+  g.value(bn.weight()) = xt::xarray<double>{0.5, 2, -1};
+  g.value(bn.bias()) = xt::xarray<double>{0.1, 0, 3};
+  auto z = g.parameter("z", batch(2, 0.5));
+  auto loss = xgrad::sum(xgrad::tanh(bn(z)) * xgrad::cos(z));
+  std::vector<Expr<double>> xs = bn.parameters();
+  xs.push_back(z);
+  auto r = xgrad::check_gradients(loss, xs);
+  EXPECT_TRUE(r.ok) << r.summary();
+}
+
+TEST(NnBatchNorm2d, StateHasPyTorchNamesAndUpdatesFollowModuleOrder) {
+  Graph<float> g;
+  nn::Sequential<float> model(g);
+  model.add<nn::Conv2d>(1, 3, std::array<std::size_t, 2>{3, 3});
+  model.add<nn::BatchNorm2d>(3);
+  model.add<nn::ReLU>();
+  model.add<nn::Dropout>(0.25);
+  model.add<nn::BatchNorm2d>(3, nn::BatchNormOptions{.affine = false});
+  std::vector<std::string> names;
+  for (const auto& s : model.state()) names.push_back(s.name);
+  const std::vector<std::string> want{"0.weight",
+                                      "0.bias",
+                                      "1.weight",
+                                      "1.bias",
+                                      "1.running_mean",
+                                      "1.running_var",
+                                      "1.num_batches_tracked",
+                                      "3.step",
+                                      "4.running_mean",
+                                      "4.running_var",
+                                      "4.num_batches_tracked"};
+  EXPECT_EQ(names, want);
+  EXPECT_EQ(model.parameters().size(), 4u);
+  auto x = g.input("x", {xgrad::open, 1, 6, 6});
+  EXPECT_TRUE(model.updates().empty());
+  model(x);
+  auto ups = model.updates();
+  ASSERT_EQ(ups.size(), 7u);
+  EXPECT_EQ(ups[0].target.name(), "1.running_mean");
+  EXPECT_EQ(ups[3].target.name(), "3.step");
+  EXPECT_EQ(ups[6].target.name(), "4.num_batches_tracked");
+  model(x);  // building again replaces the pending updates
+  EXPECT_EQ(model.updates().size(), 7u);
+}
+
+TEST(NnBatchNorm1d, FeaturesAndSequencesAndErrors) {
+  Graph<double> g;
+  nn::BatchNorm1d<double> bn(g, 2);
+  auto x = g.input("x", {4, 2});
+  xt::xarray<double> xv = {{1, 10}, {2, 20}, {3, 40}, {6, 10}};
+  auto y0 = bn(x);  // builds the nodes and registers the updates, before updates() is read
+  auto f = xgrad::compile({y0}, {}, bn.updates());
+  auto y = f.run({{x, xv}})[0];
+  for (std::size_t k = 0; k < 2; ++k) {
+    double mu = 0, var = 0;
+    for (std::size_t b = 0; b < 4; ++b) mu += xv(b, k) / 4;
+    for (std::size_t b = 0; b < 4; ++b) var += (xv(b, k) - mu) * (xv(b, k) - mu) / 4;
+    EXPECT_NEAR(y(1, k), (xv(1, k) - mu) / std::sqrt(var + 1e-5), 1e-12);
+    EXPECT_NEAR(g.value(bn.running_var())(k), 0.9 + 0.1 * var * 4 / 3, 1e-12);
+  }
+  auto seq = g.input("seq", {2, 2, 3});
+  EXPECT_EQ(bn(seq).shape(), (xgrad::Shape{2, 2, 3}));
+  EXPECT_THROW(bn(g.input("wrong", {4, 3})), xgrad::ShapeError);
+  std::string msg = message_of([&] { bn(g.input("flat", {4})); });
+  EXPECT_TRUE(contains(msg, "nn::BatchNorm1d") && contains(msg, "'flat'")) << msg;
+  EXPECT_THROW(bn(g.input("one", {1, 2})), xgrad::ValueError);
+  EXPECT_THROW({ nn::BatchNorm1d<double> b(g, 0); }, xgrad::ValueError);
+  EXPECT_THROW({ nn::BatchNorm1d<double> b(g, 2, {.eps = 0}); }, xgrad::ValueError);
+  EXPECT_THROW({ nn::BatchNorm1d<double> b(g, 2, {.momentum = 1.5}); }, xgrad::ValueError);
+  nn::BatchNorm2d<double> bn2(g, 2);
+  EXPECT_THROW(bn2(x), xgrad::ShapeError);
+  // momentum 0 keeps the running statistics, 1 replaces them by the batch's.
+  for (double m : {0.0, 1.0}) {
+    nn::BatchNorm1d<double> b(g, 2, {.momentum = m, .affine = false});
+    EXPECT_TRUE(b.parameters().empty());
+    auto yb = b(x);
+    auto fb = xgrad::compile({yb}, {}, b.updates());
+    fb.run({{x, xv}});
+    EXPECT_NEAR(g.value(b.running_mean())(1), m * 20, 1e-12) << m;
+    EXPECT_NEAR(g.value(b.running_var())(1), m == 0 ? 1.0 : 200.0, 1e-12) << m;
+  }
+}
+
+// The explicit loop: a model with Dropout and BatchNorm2d, trained by a compiled step
+// that also writes their buffers, then evaluated by a second Function over the same
+// parameters.
+TEST(NnState, TrainingLoopWithDropoutAndBatchNorm) {
+  Graph<double> g;
+  nn::Sequential<double> model(g);
+  model.add<nn::Conv2d>(1, 4, std::array<std::size_t, 2>{3, 3}, nn::Conv2dOptions{.seed = 1});
+  model.add<nn::BatchNorm2d>(4);
+  model.add<nn::ReLU>();
+  model.add<nn::Dropout>(0.2, 2);
+  model.add<nn::Flatten>();
+  model.add<nn::Linear>(4 * 4 * 4, 2, nn::LinearOptions{.seed = 3});
+  auto x = g.input("x", {xgrad::open, 1, 6, 6});
+  auto labels = g.input("labels", {xgrad::open}, xgrad::DType::int64);
+
+  model.train();
+  auto loss = xgrad::cross_entropy(model(x), labels);
+  std::vector<Expr<double>> outs{loss};
+  for (auto d : xgrad::grad(loss, model.parameters())) outs.push_back(d);
+  auto step = xgrad::compile(outs, {}, model.updates());
+  model.eval();
+  auto predict = xgrad::compile({model(x)});
+  xgrad::optim::GradientDescent<double> opt(model.parameters(), 0.1);
+
+  xt::xarray<double> xv = xt::zeros<double>({8, 1, 6, 6});
+  std::vector<std::int64_t> yv(8);
+  for (std::size_t b = 0; b < 8; ++b) {
+    yv[b] = static_cast<std::int64_t>(b % 2);
+    for (std::size_t i = 0; i < 36; ++i)
+      xv.flat(b * 36 + i) = (b % 2 ? (i % 6 < 3) : (i / 6 < 3)) + 0.1 * std::sin(double(b * i));
+  }
+  const double first = step.run({{x, xv}, {labels, yv}})[0]();
+  for (int it = 0; it < 30; ++it) opt.step(step.run({{x, xv}, {labels, yv}}), 1);
+  EXPECT_LT(step.results()[0](), first);
+  auto& bn = dynamic_cast<nn::BatchNorm2d<double>&>(model[1]);
+  EXPECT_EQ(g.value(bn.num_batches_tracked())(), 31.0);
+  EXPECT_EQ(g.value(dynamic_cast<nn::Dropout<double>&>(model[3]).step())(), 31.0);
+  EXPECT_TRUE(xt::all(xt::not_equal(g.value(bn.running_mean()), 0.0)));
+  const auto& logits = predict.run({{x, xv}})[0];
+  int correct = 0;
+  for (std::size_t b = 0; b < 8; ++b) correct += (logits(b, 1) > logits(b, 0)) == (yv[b] == 1);
+  EXPECT_EQ(correct, 8);
+  EXPECT_EQ(step.plan_count(), 1u);
+}
+
 }  // namespace
