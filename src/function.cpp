@@ -12,8 +12,9 @@ struct Function<T>::Impl : exec::Plan<T> {
 };
 
 template <class T>
-Function<T>::Function(std::vector<Expr<T>> outputs, CompileOptions opts)
-    : impl_(std::make_unique<Impl>(std::move(outputs), opts)) {}
+Function<T>::Function(std::vector<Expr<T>> outputs, CompileOptions opts,
+                      std::vector<Update<T>> updates)
+    : impl_(std::make_unique<Impl>(std::move(outputs), opts, std::move(updates))) {}
 
 template <class T>
 Function<T>::~Function() = default;
@@ -31,6 +32,7 @@ template <class T>
 const std::vector<xt::xarray<T>>& Function<T>::run(std::span<const Feed<T>> feeds) {
   impl_->bind(feeds);
   impl_->execute();
+  impl_->write_updates();
   return impl_->results;
 }
 
@@ -41,6 +43,10 @@ const std::vector<xt::xarray<T>>& Function<T>::results() const {
 template <class T>
 const std::vector<Expr<T>>& Function<T>::outputs() const {
   return impl_->outputs;
+}
+template <class T>
+const std::vector<Update<T>>& Function<T>::updates() const {
+  return impl_->updates;
 }
 template <class T>
 const std::vector<Expr<T>>& Function<T>::inputs() const {

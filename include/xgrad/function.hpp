@@ -90,20 +90,45 @@ struct CompileOptions {
   std::size_t tile_bytes = 0;
 };
 
+/// State a compiled Function writes back after each run: `target` (a parameter node, such
+/// as a module's buffer) takes the value `value` computed during the run. Batch norm's
+/// running statistics and dropout's step counter change this way, inside the compiled
+/// step: no rebuild, no extra run, no allocation.
+///
+/// `value` is a node of the target's graph whose static shape fits the target's value
+/// (same rank, equal extents where the value's are known). The Function computes every
+/// update's value with its outputs, in the same plan, and only after all of them are
+/// computed copies each value into g.value(target), in the order given: every node read
+/// during a run, outputs and other update values alike, sees the values from before the
+/// run. A run that throws writes nothing.
+template <class T>
+struct Update {
+  Expr<T> target;  ///< The parameter node that receives the value.
+  Expr<T> value;   ///< The node whose value it receives.
+};
+
 /// A compiled set of outputs: the reachable subgraph in topological order with planned
 /// buffers. Runs with same-shaped inputs do not allocate; a new input shape re-plans.
 template <class T>
 class Function {
  public:
-  /// Compiles the given outputs (any nodes of one graph).
-  explicit Function(std::vector<Expr<T>> outputs, CompileOptions opts = {});
+  /// Compiles the given outputs (any nodes of one graph) and the updates written after
+  /// each run (see Update). Throws GraphError when an update's target is not a parameter
+  /// of the outputs' graph, or is the target of two updates, and ShapeError when a value's
+  /// static shape cannot fit its target's; both name the nodes. Outputs may be empty when
+  /// there are updates.
+  explicit Function(std::vector<Expr<T>> outputs, CompileOptions opts = {},
+                    std::vector<Update<T>> updates = {});
   ~Function();
   /// Moves the compiled plan.
   Function(Function&&) noexcept;
   /// Moves the compiled plan.
   Function& operator=(Function&&) noexcept;
 
-  /// Binds the inputs, executes, and returns the outputs (valid until the next run).
+  /// Binds the inputs, executes, writes the updates, and returns the outputs (valid until
+  /// the next run; the updates' values are not among them). An update value whose shape
+  /// at run time differs from its target's value raises ShapeError, naming both nodes and
+  /// shapes, before any target is written.
   const std::vector<xt::xarray<T>>& run(std::initializer_list<Feed<T>> feeds = {});
   /// Same as run() with feeds in a span.
   const std::vector<xt::xarray<T>>& run(std::span<const Feed<T>> feeds);
@@ -111,6 +136,8 @@ class Function {
   const std::vector<xt::xarray<T>>& results() const;
   /// The compiled outputs.
   const std::vector<Expr<T>>& outputs() const;
+  /// The compiled updates, in the order they are written.
+  const std::vector<Update<T>>& updates() const;
   /// Inputs the outputs depend on; each must be bound in every run.
   const std::vector<Expr<T>>& inputs() const;
   /// Number of op nodes executed per run.
@@ -131,16 +158,26 @@ class Function {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Compiles outputs into a Function.
+/// Compiles outputs, and the updates each run writes, into a Function. A training step
+/// of a model with running statistics:
+/// @code
+/// model.train();
+/// auto loss = xgrad::cross_entropy(model(x), labels);
+/// std::vector<xgrad::Expr<float>> outs{loss};
+/// for (auto d : xgrad::grad(loss, model.parameters())) outs.push_back(d);
+/// auto step = xgrad::compile(outs, {}, model.updates());
+/// @endcode
 template <class T>
-Function<T> compile(std::vector<Expr<T>> outputs, CompileOptions opts = {}) {
-  return Function<T>(std::move(outputs), opts);
+Function<T> compile(std::vector<Expr<T>> outputs, CompileOptions opts = {},
+                    std::vector<Update<T>> updates = {}) {
+  return Function<T>(std::move(outputs), opts, std::move(updates));
 }
 
-/// Compiles a braced list of outputs: compile({loss, grad}).
+/// Compiles a braced list of outputs: compile({loss, grad}), compile({loss}, {}, updates).
 template <class T>
-Function<T> compile(std::initializer_list<Expr<T>> outputs, CompileOptions opts = {}) {
-  return Function<T>(std::vector<Expr<T>>(outputs), opts);
+Function<T> compile(std::initializer_list<Expr<T>> outputs, CompileOptions opts = {},
+                    std::vector<Update<T>> updates = {}) {
+  return Function<T>(std::vector<Expr<T>>(outputs), opts, std::move(updates));
 }
 
 /// One-off evaluation of a node (compiles, runs once).

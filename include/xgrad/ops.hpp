@@ -9,5 +9,6 @@
 #include "xgrad/ops/linalg.hpp"
 #include "xgrad/ops/nn.hpp"
 #include "xgrad/ops/norm.hpp"
+#include "xgrad/ops/random.hpp"
 #include "xgrad/ops/reduce.hpp"
 #include "xgrad/ops/shape.hpp"

@@ -166,7 +166,7 @@ void Plan<T>::plan_buffers() {
   for (const Step<T>& st : steps) {
     Slot<T>& o = slots[st.out];
     if (out_index[st.out] >= 0) {
-      xt::xarray<T>& r = results[static_cast<std::size_t>(out_index[st.out])];
+      xt::xarray<T>& r = result(static_cast<std::size_t>(out_index[st.out]));
       if (!same_dims(o.shape(), r.shape())) {
         std::vector<std::size_t> us(o.dims, o.dims + o.rank);
         r.resize(us);
@@ -190,7 +190,7 @@ void Plan<T>::plan_buffers() {
     const Slot<T>& s = slots[out_pos[k]];
     if (!(s.flags & kOp) || out_index[out_pos[k]] != static_cast<int>(k)) {
       std::vector<std::size_t> us(s.dims, s.dims + s.rank);
-      results[k].resize(us);
+      result(k).resize(us);
     }
   }
 }

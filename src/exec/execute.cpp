@@ -45,11 +45,11 @@ void Plan<T>::execute() {
     if (std::string(e.what()).find("check_finite") != std::string::npos) throw;
     throw ValueError("while running " + g->describe(current->id) + ": " + strip_prefix(e.what()));
   }
-  // Outputs that are not op results (inputs, parameters, repeated outputs) are copied.
+  // Results that are not op results (inputs, parameters, repeated results) are copied.
   for (std::size_t k = 0; k < out_pos.size(); ++k) {
     const Slot<T>& s = slots[out_pos[k]];
-    if (results[k].data() != s.data && s.size)
-      std::memcpy(results[k].data(), s.data, s.size * sizeof(T));
+    xt::xarray<T>& r = result(k);
+    if (r.data() != s.data && s.size) std::memcpy(r.data(), s.data, s.size * sizeof(T));
   }
 }
 

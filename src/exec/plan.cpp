@@ -1,6 +1,7 @@
 // Compilation (the reachable subgraph as a flat list of steps) and the order of the
 // planning passes. Planning happens when input shapes change; a run with unchanged shapes
-// only binds pointers and calls kernels, so it allocates nothing.
+// only binds pointers and calls kernels, so it allocates nothing. A run is bind(),
+// execute(), then write_updates() (Function::run).
 #include "plan.hpp"
 
 #include "../topo.hpp"
@@ -8,15 +9,18 @@
 namespace xgrad::exec {
 
 template <class T>
-Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options) {
-  if (outs.empty()) throw GraphError("compile: no outputs");
-  g = &outs[0].graph();
+Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options, std::vector<Update<T>> ups) {
+  if (outs.empty() && ups.empty()) throw GraphError("compile: no outputs");
+  g = outs.empty() ? &ups[0].target.graph() : &outs[0].graph();
   std::vector<NodeId> roots;
   for (const Expr<T>& e : outs) {
     if (&e.graph() != g) throw GraphError("compile: outputs belong to different graphs");
     roots.push_back(e.id());
   }
   outputs = std::move(outs);
+  updates = std::move(ups);
+  check_updates();
+  for (const Update<T>& u : updates) roots.push_back(u.value.id());
   opts = options;
   order = detail::execution_order(*g, roots);
   const std::size_t n = order.size();
@@ -67,11 +71,13 @@ Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options) {
   args.resize(max_in);
   operand_shapes.resize(max_in);
   for (const Expr<T>& e : outputs) out_pos.push_back(pos[e.id()]);
+  for (const Update<T>& u : updates) out_pos.push_back(pos[u.value.id()]);
   out_index.assign(n, -1);
   for (std::size_t k = 0; k < out_pos.size(); ++k) {
     if (out_index[out_pos[k]] < 0) out_index[out_pos[k]] = static_cast<int>(k);
   }
   results.resize(outputs.size());
+  update_values.resize(updates.size());
 }
 
 // Shapes first (every later pass sizes things by them), then the schedule, whose units

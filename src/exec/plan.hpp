@@ -134,13 +134,15 @@ bool same_dims(const A& a, const B& b) {
 }
 
 /// A compiled Function's state. Built once by the constructor; plan() re-runs the planning
-/// passes when shapes change; bind() and execute() make a run.
+/// passes when shapes change; bind(), execute() and write_updates() make a run.
 template <class T>
 struct Plan {
-  Plan(std::vector<Expr<T>> outputs, CompileOptions opts);  // plan.cpp
+  Plan(std::vector<Expr<T>> outputs, CompileOptions opts,
+       std::vector<Update<T>> updates);  // plan.cpp
 
   Graph<T>* g = nullptr;
   std::vector<Expr<T>> outputs;
+  std::vector<Update<T>> updates;
   std::vector<Expr<T>> inputs;
   CompileOptions opts;
   std::vector<NodeId> order;
@@ -151,8 +153,10 @@ struct Plan {
   std::vector<std::uint32_t> leaves;  // parameter and constant slots
   std::vector<Shape> leaf_shapes;     // their run-time shapes, parallel to leaves
   std::vector<Bound<T>> bound;
-  std::vector<std::uint32_t> out_pos;  // slot of each output
-  std::vector<int> out_index;          // per slot: the first output it is, or -1
+  // Results: the user's outputs, then the update values (computed as outputs, so each
+  // keeps a buffer of its own until the run ends), numbered in that order.
+  std::vector<std::uint32_t> out_pos;  // slot of each result
+  std::vector<int> out_index;          // per slot: the first result it is, or -1
 
   // Schedule (plan_groups or schedule_steps, then plan_buffers).
   std::vector<Unit> units;                     // what execute() runs, in order
@@ -163,7 +167,8 @@ struct Plan {
                                                //   shares its operand's buffer
   std::vector<Dim> pool;                       // run-time shapes that differ from declared
   std::vector<Shape> operand_shapes;           // for infer_shape
-  std::vector<xt::xarray<T>> results;
+  std::vector<xt::xarray<T>> results;          // the user's outputs
+  std::vector<xt::xarray<T>> update_values;    // the updates' values, after them
   std::vector<T> arena;
   std::size_t plans = 0;
   bool planned = false;
@@ -180,6 +185,14 @@ struct Plan {
   void plan_buffers();
   /// Runs the schedule (execute.cpp).
   void execute();
+  /// Copies each update's value into its target, after a successful execute()
+  /// (updates.cpp).
+  void write_updates();
+
+  /// Result k: an output, or (k >= outputs.size()) an update's value.
+  xt::xarray<T>& result(std::size_t k) {
+    return k < results.size() ? results[k] : update_values[k - results.size()];
+  }
 
   std::span<const Dim> declared(std::uint32_t p) const { return g->node(order[p]).shape; }
   /// With check_finite: throws naming the step and the flat index (from `first`) of the
@@ -196,6 +209,8 @@ struct Plan {
 
  private:
   void bind_and_plan(std::span<const Feed<T>> feeds);
+  /// The compile-time checks of the updates (updates.cpp).
+  void check_updates() const;
 };
 
 }  // namespace xgrad::exec

@@ -1,6 +1,7 @@
 // The layers of layers.hpp.
 #include "xgrad/nn/layers.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "xgrad/nn/init.hpp"
@@ -74,6 +75,33 @@ Expr<T> Flatten<T>::forward(Expr<T> x) {
 }
 
 template <class T>
+Dropout<T>::Dropout(Graph<T>& g, double p, std::optional<std::uint64_t> seed)
+    : Module<T>(g), p_(p), seed_(seed ? *seed : next_seed()) {
+  if (!(p >= 0 && p < 1)) {
+    throw ValueError("nn::Dropout: p " + std::to_string(p) + " must lie in [0, 1)");
+  }
+  step_ = this->register_buffer("step", xt::xarray<T>(T(0)));
+}
+
+template <class T>
+Expr<T> Dropout<T>::forward(Expr<T> x) {
+  if (!this->training() || p_ == 0) return x;
+  auto it = std::find(inputs_.begin(), inputs_.end(), x.id());
+  const auto k = static_cast<std::uint64_t>(it - inputs_.begin());
+  if (it == inputs_.end()) inputs_.push_back(x.id());
+  // Streams after the first: splitmix64 steps from the seed, unrelated to one another.
+  std::uint64_t seed = seed_;
+  if (k) {
+    seed += k * 0x9E3779B97F4A7C15ULL;
+    seed = (seed ^ (seed >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    seed = (seed ^ (seed >> 27)) * 0x94D049BB133111EBULL;
+    seed ^= seed >> 31;
+  }
+  this->set_update(step_, wrapping_increment(step_));
+  return dropout(x, p_, seed, step_);
+}
+
+template <class T>
 ReLU<T>::ReLU(Graph<T>& g) : Lambda<T>(g, [](Expr<T> x) { return relu(x); }) {}
 template <class T>
 Tanh<T>::Tanh(Graph<T>& g) : Lambda<T>(g, [](Expr<T> x) { return tanh(x); }) {}
@@ -98,6 +126,7 @@ Module<T>& Sequential<T>::operator[](std::size_t i) const {
 #define XGRAD_INSTANTIATE(T) \
   template class Linear<T>;  \
   template class Flatten<T>; \
+  template class Dropout<T>; \
   template class ReLU<T>;    \
   template class Tanh<T>;    \
   template class Sigmoid<T>; \

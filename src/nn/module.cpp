@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "xgrad/ops.hpp"
+
 namespace xgrad::nn {
 
 template <class T>
@@ -124,7 +126,52 @@ void Module<T>::train(bool on) {
   }
 }
 
+template <class T>
+void Module<T>::set_update(Expr<T> buffer, Expr<T> value) {
+  const std::string where = prefix_.empty() ? std::string("(root)") : prefix_;
+  if (!buffer.valid() || std::none_of(buffers_.begin(), buffers_.end(),
+                                      [&](const auto& b) { return b.second == buffer; })) {
+    throw ValueError("nn: set_update: the target is not a buffer of module '" + where + "'");
+  }
+  if (!value.valid() || &value.graph() != g_) {
+    throw GraphError("nn: set_update: the value for " + g_->describe(buffer.id()) + " of module '" +
+                     where + "' belongs to another graph");
+  }
+  for (Update<T>& u : updates_) {
+    if (u.target == buffer) {
+      u.value = value;
+      return;
+    }
+  }
+  updates_.push_back({buffer, value});
+}
+
+template <class T>
+std::vector<Update<T>> Module<T>::updates() const {
+  // Depth first, children in registration order, without recursion.
+  std::vector<Update<T>> out;
+  std::vector<const Module*> todo{this};
+  while (!todo.empty()) {
+    const Module* m = todo.back();
+    todo.pop_back();
+    out.insert(out.end(), m->updates_.begin(), m->updates_.end());
+    for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
+      todo.push_back(it->second);
+  }
+  return out;
+}
+
+template <class T>
+Expr<T> wrapping_increment(Expr<T> counter) {
+  // (c + 1) - 2^24 [c >= 2^24 - 1], every step exact in float for integers c in [0, 2^24):
+  // c - (2^24 - 2) > 0 holds exactly when c + 1 reaches 2^24.
+  constexpr T wrap = T(16777216);
+  return (counter + T(1)) - wrap * step(counter - (wrap - T(2)));
+}
+
 template class Module<float>;
 template class Module<double>;
+template Expr<float> wrapping_increment(Expr<float>);
+template Expr<double> wrapping_increment(Expr<double>);
 
 }  // namespace xgrad::nn

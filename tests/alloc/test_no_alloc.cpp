@@ -217,6 +217,51 @@ TEST(NoAlloc, SinglePrecisionStep) {
   EXPECT_EQ(c.malloc_own, 0);
 }
 
+// A training step that also writes state: Dropout's step counter and BatchNorm1d's
+// running statistics and count, copied into their buffers after every run.
+TEST(NoAlloc, TrainingStepWithStateUpdates) {
+  xgrad::Graph<double> g;
+  xgrad::nn::Sequential<double> model(g);
+  model.add<xgrad::nn::Linear>(4, 8, xgrad::nn::LinearOptions{.seed = 1});
+  model.add<xgrad::nn::BatchNorm1d>(8);
+  model.add<xgrad::nn::ReLU>();
+  model.add<xgrad::nn::Dropout>(0.25, 2);
+  model.add<xgrad::nn::Linear>(8, 3, xgrad::nn::LinearOptions{.seed = 3});
+  auto X = g.input("X", {xgrad::open, 4});
+  auto labels = g.input("labels", {xgrad::open}, xgrad::DType::int64);
+  auto loss = xgrad::cross_entropy(model(X), labels);
+  std::vector<xgrad::Expr<double>> outs{loss};
+  for (auto d : xgrad::grad(loss, model.parameters())) outs.push_back(d);
+  auto updates = model.updates();
+  ASSERT_EQ(updates.size(), 4u);
+  auto step = xgrad::compile(outs, {}, updates);
+  xt::xarray<double> x8, x5;
+  std::vector<std::int64_t> y8, y5;
+  make_batch(8, 1, x8, y8);
+  make_batch(5, 2, x5, y5);
+  step.run({{X, x8}, {labels, y8}});  // warm-up: plans the buffers
+  const auto& bn = dynamic_cast<xgrad::nn::BatchNorm1d<double>&>(model[1]);
+  const auto& drop = dynamic_cast<xgrad::nn::Dropout<double>&>(model[3]);
+  const double mean_before = g.value(bn.running_mean())(0);
+  Counts c = count_allocations([&] {
+    for (int it = 0; it < 100; ++it) step.run({{X, x8}, {labels, y8}});
+  });
+  EXPECT_EQ(c.news(), 0) << "operator new calls in 100 runs with updates";
+  EXPECT_EQ(c.malloc_own, 0) << "malloc-family calls in 100 runs with updates";
+  EXPECT_EQ(g.value(drop.step())(), 101.0);
+  EXPECT_EQ(g.value(bn.num_batches_tracked())(), 101.0);
+  EXPECT_NE(g.value(bn.running_mean())(0), mean_before);
+  // A smaller last batch re-plans once, then runs allocation-free again.
+  step.run({{X, x5}, {labels, y5}});
+  Counts c5 = count_allocations([&] {
+    for (int it = 0; it < 100; ++it) step.run({{X, x5}, {labels, y5}});
+  });
+  EXPECT_EQ(c5.news(), 0);
+  EXPECT_EQ(c5.malloc_own, 0);
+  EXPECT_EQ(step.plan_count(), 2u);
+  EXPECT_EQ(g.value(drop.step())(), 202.0);
+}
+
 }  // namespace
 
 // Optimizer steps after the first (which creates per-parameter state) allocate nothing,

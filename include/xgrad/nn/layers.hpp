@@ -1,5 +1,5 @@
 /// @file layers.hpp
-/// @brief Layers: Linear, Flatten, activation layers, and Sequential.
+/// @brief Layers: Linear, Flatten, Dropout, activation layers, and Sequential.
 #pragma once
 
 #include <cstddef>
@@ -58,6 +58,39 @@ class Flatten : public Module<T> {
 
  private:
   Dim start_;
+};
+
+/// Inverted dropout (xgrad::dropout) in training mode, the identity in evaluation mode.
+///
+/// The layer keeps a 0-d buffer "step", starting at 0, that selects each run's mask: a
+/// training-mode forward() returns dropout(x, p, seed, step) and registers the update
+/// step = wrapping_increment(step), so a Function compiled with Module::updates() draws a
+/// new mask every run, and a run is repeated exactly from the seed and the saved step.
+/// The counter wraps to 0 after 2^24 runs (see wrapping_increment), where masks repeat.
+/// Each distinct node the layer is applied to gets a mask stream of its own (the first
+/// from `seed`, the next ones from seeds derived from it in order of first use), so one
+/// Dropout used at several places drops independently there.
+template <class T>
+class Dropout : public Module<T> {
+ public:
+  /// Drops elements with probability p, in [0, 1) (ValueError otherwise). Without a seed,
+  /// the next seed of nn::manual_seed's stream.
+  explicit Dropout(Graph<T>& g, double p = 0.5, std::optional<std::uint64_t> seed = std::nullopt);
+  /// dropout(x) in training mode (registering the step's update), x in evaluation mode
+  /// or when p is 0.
+  Expr<T> forward(Expr<T> x) override;
+  /// The 0-d step buffer.
+  Expr<T> step() const { return step_; }
+  /// The drop probability.
+  double p() const { return p_; }
+  /// The seed of the first mask stream.
+  std::uint64_t seed() const { return seed_; }
+
+ private:
+  double p_;
+  std::uint64_t seed_;
+  Expr<T> step_;
+  std::vector<NodeId> inputs_;  // nodes seen in training mode, in order of first use
 };
 
 /// A layer applying a function of one node, without parameters: the activation layers.
@@ -147,6 +180,11 @@ class Sequential : public Module<T> {
 XGRAD_NN_EXTERN(float)
 XGRAD_NN_EXTERN(double)
 #undef XGRAD_NN_EXTERN
+// Apart, in a pair: docs/Doxyfile.in's filter blanks each `extern template` line through
+// the next line holding a semicolon, so an odd run of one-line declarations would swallow
+// the end of this conditional section.
+extern template class Dropout<float>;
+extern template class Dropout<double>;
 /// @endcond
 
 }  // namespace xgrad::nn

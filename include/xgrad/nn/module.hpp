@@ -17,12 +17,28 @@
 ///   }
 /// };
 /// @endcode
+///
+/// Training and evaluation. Layers such as Dropout and BatchNorm2d build different nodes
+/// in training mode (train(), the default) and in evaluation mode (eval()), and in training
+/// mode they also register updates of their buffers (a dropout step counter, running
+/// statistics). Build each graph in its mode, over the same parameters, compile each once,
+/// and pass the training graph's updates() to its compile():
+/// @code
+/// model.train();
+/// auto loss = xgrad::cross_entropy(model(x), labels);
+/// std::vector<xgrad::Expr<float>> outs{loss};
+/// for (auto d : xgrad::grad(loss, model.parameters())) outs.push_back(d);
+/// auto step = xgrad::compile(outs, {}, model.updates());  // writes the buffers each run
+/// model.eval();
+/// auto predict = xgrad::compile({model(x)});  // reads the running statistics
+/// @endcode
 #pragma once
 
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "xgrad/function.hpp"
 #include "xgrad/graph.hpp"
 
 namespace xgrad::nn {
@@ -60,6 +76,12 @@ class Module {
   std::vector<Named<T>> named_buffers() const;
   /// Parameters, then buffers: everything a model file holds.
   std::vector<Named<T>> state() const;
+  /// The buffer updates the last training-mode forward() of this module and of its
+  /// submodules registered, depth first in registration order: what compile() takes with
+  /// the training outputs, so every run of the compiled step also writes the buffers.
+  /// Read it after building the training graph, in a statement of its own: in
+  /// compile({model(x)}, {}, model.updates()) C++ may evaluate updates() first.
+  std::vector<Update<T>> updates() const;
   /// Direct submodules with their local names, in registration order.
   const std::vector<std::pair<std::string, Module*>>& children() const { return children_; }
 
@@ -86,6 +108,11 @@ class Module {
     adopt(name, m);
     return m;
   }
+  /// Makes `buffer` (one of this module's buffers) take `value` after each run of a
+  /// Function compiled with updates(); replaces the buffer's earlier pending update, so
+  /// building the training graph again does not write a buffer twice. Layers call it from
+  /// a training-mode forward().
+  void set_update(Expr<T> buffer, Expr<T> value);
 
  private:
   void adopt(const std::string& name, Module& child);
@@ -96,12 +123,22 @@ class Module {
   Graph<T>* g_;
   std::vector<std::pair<std::string, Expr<T>>> params_, buffers_;
   std::vector<std::pair<std::string, Module*>> children_;
-  std::string prefix_;  // this module's path from the root, for node names
+  std::vector<Update<T>> updates_;  // pending, one per buffer at most
+  std::string prefix_;              // this module's path from the root, for node names
   bool has_parent_ = false;
   bool training_ = true;
 };
 
+/// counter + 1, wrapping to 0 when it reaches 2^24: a step counter kept in a buffer of
+/// float or double. Float counts integers exactly only up to 2^24, where counter + 1
+/// would stop changing; the wrap keeps the counter moving (in both types alike), so a
+/// counter that selects random masks repeats after 2^24 steps instead of freezing.
+template <class T>
+Expr<T> wrapping_increment(Expr<T> counter);
+
 extern template class Module<float>;
 extern template class Module<double>;
+extern template Expr<float> wrapping_increment(Expr<float>);
+extern template Expr<double> wrapping_increment(Expr<double>);
 
 }  // namespace xgrad::nn
