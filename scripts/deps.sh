@@ -8,6 +8,8 @@ packages=(
   libgtest-dev libbenchmark-dev doxygen graphviz libopenblas-dev liblapack-dev
   cmake g++ make
   dataset-fashion-mnist python3-numpy
+  libzip-dev zlib1g-dev nlohmann-json3-dev
+  libopenmpi-dev openmpi-bin
 )
 # For the tutorials' plots (gnuplot) and tutorial 3's real data set (scikit-learn's
 # diabetes data); installed without their recommended packages, which would pull in a
