@@ -71,10 +71,13 @@ TEST(ErrorsShape, MatmulInnerDimension) {
   EXPECT_TRUE(HasSubstr(msg, "3 vs 4"));
   EXPECT_TRUE(HasSubstr(msg, "'A'"));
   EXPECT_TRUE(HasSubstr(msg, "'B'"));
-  // With the transpose flag the fitting product builds; a 3-d operand does not.
+  // With the transpose flag the fitting product builds; a batch of matrices on the left
+  // does too (a shared right matrix), but not on the right, nor a 4-d operand.
   EXPECT_NO_THROW((void)xgrad::matmul(A, g.input("C", {2, 7}), true));
   auto T3 = g.input("T3", {2, 2, 2});
-  EXPECT_THROW((void)xgrad::matmul(T3, A), xgrad::ShapeError);
+  EXPECT_NO_THROW((void)xgrad::matmul(T3, A));
+  EXPECT_THROW((void)xgrad::matmul(A, T3), xgrad::ShapeError);
+  EXPECT_THROW((void)xgrad::matmul(g.input("T4", {2, 2, 2, 2}), A), xgrad::ShapeError);
 }
 
 TEST(ErrorsShape, RuntimeMismatchNamesOpAndRuntimeShapes) {
@@ -254,7 +257,8 @@ TEST(ErrorsValue, CrossEntropyLabelOutOfRangeNamesNode) {
   EXPECT_TRUE(HasSubstr(msg, "label -1"));
 
   std::vector<std::int64_t> good = {2, 0};
-  double expect = (std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 3.0 + std::log(3.0)) / 2;
+  double expect =
+      (std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 3.0 + std::log(3.0)) / 2;
   EXPECT_NEAR(f.run({{logits, z}, {labels, good}})[0](), expect, 1e-12);
 }
 
@@ -365,7 +369,8 @@ TEST(ErrorsGraph, MixingTwoGraphs) {
   message_of<xgrad::GraphError>([&] { (void)xgrad::concatenate<double>({a, b}); });
   message_of<xgrad::GraphError>([&] { (void)xgrad::compile({a, b}); });
   message_of<xgrad::GraphError>([&] { (void)xgrad::grad(xgrad::sum(a), {b}); });
-  message_of<xgrad::GraphError>([&] { (void)g1.value(g2.parameter("p", xt::xarray<double>(1.0))); });
+  message_of<xgrad::GraphError>(
+      [&] { (void)g1.value(g2.parameter("p", xt::xarray<double>(1.0))); });
   auto f = xgrad::compile({a * 2.0});
   xt::xarray<double> v = {1.0, 2.0};
   msg = message_of<xgrad::BindingError>([&] { f.run({{a, v}, {b, v}}); });

@@ -1,10 +1,24 @@
-// Matrix products (kernels in src/kernels/) and axis permutation.
+// Matrix products (kernels in src/kernels/), batches of them, outer products and axis
+// permutation.
 #include "common.hpp"
 #include "xgrad/kernels.hpp"
 
 namespace xgrad {
 namespace detail {
 namespace {
+
+/// The vector-Jacobian products of Y = op(A) @ op(B) for matrices, or for batches of them
+/// (the same formulas, since matmul multiplies batches matrix by matrix).
+template <class T>
+Expr<T> matrix_grad_a(Expr<T> B, Expr<T> g, bool ta, bool tb) {
+  if (!ta) return matmul(g, B, false, !tb);  // G op(B)^T
+  return matmul(B, g, tb, true);             // (G op(B)^T)^T = op(B) G^T
+}
+template <class T>
+Expr<T> matrix_grad_b(Expr<T> A, Expr<T> g, bool ta, bool tb) {
+  if (!tb) return matmul(A, g, !ta, false);  // op(A)^T G
+  return matmul(g, A, true, ta);             // (op(A)^T G)^T = G^T op(A)
+}
 
 /// Product of 1-d and 2-d operands, either 2-d one possibly transposed (matmul_attrs()).
 template <class T>
@@ -56,19 +70,8 @@ class MatmulOp final : public Op<T> {
       if (want_a) gr[0] = g * B;
       if (want_b) gr[1] = g * A;
     } else if (ra == 2 && rb == 2) {
-      if (!ta && !tb) {
-        if (want_a) gr[0] = matmul(g, B, false, true);
-        if (want_b) gr[1] = matmul(A, g, true, false);
-      } else if (ta && !tb) {
-        if (want_a) gr[0] = matmul(B, g, false, true);
-        if (want_b) gr[1] = matmul(A, g, false, false);
-      } else if (!ta && tb) {
-        if (want_a) gr[0] = matmul(g, B, false, false);
-        if (want_b) gr[1] = matmul(g, A, true, false);
-      } else {
-        if (want_a) gr[0] = matmul(B, g, true, true);
-        if (want_b) gr[1] = matmul(g, A, true, true);
-      }
+      if (want_a) gr[0] = matrix_grad_a(B, g, ta, tb);
+      if (want_b) gr[1] = matrix_grad_b(A, g, ta, tb);
     } else if (ra == 2) {  // y = op(A) v
       if (want_a) gr[0] = ta ? outer_product(B, g) : outer_product(g, B);
       if (want_b) gr[1] = matmul(A, g, !ta, false);
@@ -86,6 +89,117 @@ class MatmulOp final : public Op<T> {
  private:
   static Expr<T> outer_product(Expr<T> u, Expr<T> v) {
     return matmul(unsqueeze(u, {1}), unsqueeze(v, {0}));
+  }
+};
+
+/// A batch of matrix products over a leading axis: (b, m, k) @ (b, k, n) -> (b, m, n), or
+/// (b, m, k) @ (k, n) with the right operand shared by the batch (a Linear layer over a
+/// sequence). The transposes of matmul_attrs() swap the last two axes of an operand. A
+/// separate op from MatmulOp, whose RowRole::matmul tells the executor's row tiling that
+/// its operands are 1-d or 2-d; this one runs whole arrays.
+template <class T>
+class BatchMatmulOp final : public Op<T> {
+ public:
+  std::string_view name() const override { return "matmul"; }
+  Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
+    const Shape &x = in[0], &y = in[1];
+    const auto [ta, tb] = matmul_attrs(a);
+    if (x.size() != 3 || (y.size() != 3 && y.size() != 2)) {
+      throw std::invalid_argument(
+          "a batched product takes a (b, m, k) left operand and a (b, k, n) or shared (k, n) "
+          "right operand, got " +
+          shape_str(x) + " and " + shape_str(y));
+    }
+    const std::size_t o = y.size() - 2;  // first matrix axis of y
+    if (y.size() == 3 && x[0] != y[0] && x[0] != open && y[0] != open) {
+      throw std::invalid_argument("batch sizes differ: " + shape_str(x) + " and " + shape_str(y));
+    }
+    Dim kx = ta ? x[1] : x[2], ky = tb ? y[o + 1] : y[o];
+    if (kx != ky && kx != open && ky != open) {
+      throw std::invalid_argument("inner dimensions differ: " + shape_str(x) + (ta ? "^T" : "") +
+                                  " @ " + shape_str(y) + (tb ? "^T" : "") + " (" +
+                                  std::to_string(kx) + " vs " + std::to_string(ky) + ")");
+    }
+    Dim b = x[0] == open && y.size() == 3 ? y[0] : x[0];
+    return {b, ta ? x[2] : x[1], tb ? y[o] : y[o + 1]};
+  }
+  void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
+    const auto [ta, tb] = matmul_attrs(a);
+    const ConstTensor<T>&x = in[0], &y = in[1];
+    const bool shared = y.shape.size() == 2;
+    const std::size_t batch = x.shape[0];
+    std::array<Dim, 2> xs{x.shape[1], x.shape[2]}, os{out.shape[1], out.shape[2]};
+    std::span<const Dim> ys = y.shape.subspan(y.shape.size() - 2);
+    if (shared && !ta) {  // one product: the batch's rows stacked, (b*m, k) @ (k, n)
+      xs[0] *= static_cast<Dim>(batch);
+      os[0] *= static_cast<Dim>(batch);
+      kernels::matmul<T>({x.data, xs, x.size}, y, {out.data, os, out.size}, false, tb, T(0));
+      return;
+    }
+    const std::size_t sx = batch ? x.size / batch : 0, so = batch ? out.size / batch : 0;
+    const std::size_t sy = shared ? 0 : (batch ? y.size / batch : 0);
+    const std::size_t ny = shared ? y.size : sy;
+    for (std::size_t i = 0; i < batch; ++i) {
+      kernels::matmul<T>({x.data + i * sx, xs, sx}, {y.data + i * sy, ys, ny},
+                         {out.data + i * so, os, so}, ta, tb, T(0));
+    }
+  }
+  void backward(const Node<T>& nd, Expr<T> out, Expr<T> g, std::span<const bool> wanted,
+                std::span<Expr<T>> gr) const override {
+    Expr<T> A = arg(out, nd, 0), B = arg(out, nd, 1);
+    const auto [ta, tb] = matmul_attrs(nd.attrs);
+    gr[0] = gr[1] = Expr<T>();
+    if (B.rank() == 3) {
+      if (wanted[0]) gr[0] = matrix_grad_a(B, g, ta, tb);
+      if (wanted[1]) gr[1] = matrix_grad_b(A, g, ta, tb);
+      return;
+    }
+    // Shared B: A's gradient is per matrix, with B on the right ((G_i op(B)^T)^T when A
+    // enters transposed); B's sums the batch's contributions.
+    if (wanted[0]) {
+      gr[0] = ta ? transpose(matmul(g, B, false, !tb), {0, 2, 1}) : matmul(g, B, false, !tb);
+    }
+    if (wanted[1]) {
+      const Dim k = A.shape()[2], n = g.shape()[2];
+      if (!ta && k != open && n != open) {  // the batch's rows stacked: one product
+        Expr<T> A2 = reshape(A, {-1, k}), G2 = reshape(g, {-1, n});
+        gr[1] = tb ? matmul(G2, A2, true, false) : matmul(A2, G2, true, false);
+      } else {
+        gr[1] = sum(matrix_grad_b(A, g, ta, tb), {0});
+      }
+    }
+  }
+  std::string format(std::span<const std::string> args, const Attrs& a) const override {
+    const MatmulAttrs m = matmul_attrs(a);
+    return args[0] + (m.transpose_a ? "^T" : "") + " @ " + args[1] + (m.transpose_b ? "^T" : "");
+  }
+  std::string label(const Attrs&) const override { return "matmul (batched)"; }
+  int precedence() const override { return 20; }
+};
+
+/// The outer product of two vectors: (m), (n) -> (m, n).
+template <class T>
+class OuterOp final : public Op<T> {
+ public:
+  std::string_view name() const override { return "outer"; }
+  Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
+    if (in[0].size() != 1 || in[1].size() != 1) {
+      throw std::invalid_argument("operands must be vectors, got " + shape_str(in[0]) + " and " +
+                                  shape_str(in[1]));
+    }
+    return {in[0][0], in[1][0]};
+  }
+  void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
+    const T *u = in[0].data, *v = in[1].data;
+    const std::size_t m = in[0].size, n = in[1].size;
+    for (std::size_t i = 0; i < m; ++i) {
+      for (std::size_t j = 0; j < n; ++j) out.data[i * n + j] = u[i] * v[j];
+    }
+  }
+  void backward(const Node<T>& nd, Expr<T> out, Expr<T> g, std::span<const bool> wanted,
+                std::span<Expr<T>> gr) const override {
+    if (wanted[0]) gr[0] = matmul(g, arg(out, nd, 1));  // G v
+    if (wanted[1]) gr[1] = matmul(arg(out, nd, 0), g);  // u^T G
   }
 };
 
@@ -146,7 +260,13 @@ class TransposeOp final : public Op<T> {
 
 template <class T>
 Expr<T> matmul(Expr<T> a, Expr<T> b, bool transpose_a, bool transpose_b) {
-  return detail::make<detail::MatmulOp<T>>({a, b}, to_attrs(MatmulAttrs{transpose_a, transpose_b}));
+  const Attrs at = to_attrs(MatmulAttrs{transpose_a, transpose_b});
+  if (a.rank() > 2 || b.rank() > 2) return detail::make<detail::BatchMatmulOp<T>>({a, b}, at);
+  return detail::make<detail::MatmulOp<T>>({a, b}, at);
+}
+template <class T>
+Expr<T> outer(Expr<T> a, Expr<T> b) {
+  return detail::make<detail::OuterOp<T>>({a, b});
 }
 
 template <class T>
