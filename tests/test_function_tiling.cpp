@@ -258,7 +258,7 @@ struct RegressionGraph {
     beta = g.parameter("beta", beta0);
     auto pred = xgrad::matmul(X, beta).named("pred");
     loss = xgrad::mse(pred, y);
-    resid = pred - y;  // the node mse built (merged as a common subexpression)
+    resid = pred - y;  // a member of the same group as mse's own difference
     gbeta = xgrad::grad(loss, {beta})[0];
   }
 };

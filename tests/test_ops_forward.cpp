@@ -21,13 +21,14 @@ namespace {
 // The ops whose forward values this file checks, by table (include/xgrad/ops/). A row
 // added to a table fails this count until its tests are here; elementwise rows are also
 // matched by name against the cases below (EveryElementwiseOpHasCases). The cases of
-// outer and stack sit in test_ops_linalg_shape.cpp.
+// outer, stack and the losses with a Reduction sit in test_ops_linalg_shape.cpp and
+// test_ops_losses.cpp.
 static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 27, "elementwise op without tests");
 static_assert(XGRAD_TEST_ROWS(XGRAD_LINALG_OPS) == 3, "linear-algebra op without tests");
 static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 5, "reduction without tests");
 static_assert(XGRAD_TEST_ROWS(XGRAD_SHAPE_OPS) == 10, "shape op without tests");
 static_assert(XGRAD_TEST_ROWS(XGRAD_SLICE_OPS) == 4, "slice or join without tests");
-static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 6, "nn op without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 9, "nn op without tests");
 
 using xgrad::Dim;
 using xgrad::Expr;
@@ -1441,8 +1442,10 @@ TYPED_TEST(OpsForward, MseAndRmse) {
   auto p = g.input("p", {xgrad::open, 3});
   auto t = g.input("t", {3});
   auto q = g.input("q", {2, 3});
-  // Broadcast target against an open batch, over successive batch sizes.
-  auto f = xgrad::compile({xgrad::mse(p, t), xgrad::rmse(p, t)});
+  // A target broadcast explicitly against an open batch (losses do not broadcast their
+  // operands), over successive batch sizes.
+  auto tb = xgrad::broadcast_like(t, p);
+  auto f = xgrad::compile({xgrad::mse(p, tb), xgrad::rmse(p, tb)});
   for (std::size_t n : {2u, 5u, 1u}) {
     auto pv = rnd<T>({n, 3}, gen), tv = rnd<T>({3}, gen);
     const auto& r = f.run({{p, pv}, {t, tv}});
@@ -1452,7 +1455,8 @@ TYPED_TEST(OpsForward, MseAndRmse) {
   }
   // Fully known shapes, either argument order.
   auto pk = g.input("pk", {2, 3});
-  auto f2 = xgrad::compile({xgrad::mse(pk, q), xgrad::rmse(q, pk), xgrad::mse(pk, t)});
+  auto f2 = xgrad::compile(
+      {xgrad::mse(pk, q), xgrad::rmse(q, pk), xgrad::mse(pk, xgrad::broadcast_to(t, {2, 3}))});
   auto pv = rnd<T>({2, 3}, gen), qv = rnd<T>({2, 3}, gen), tv = rnd<T>({3}, gen);
   const auto& r = f2.run({{pk, pv}, {q, qv}, {t, tv}});
   double m = reduce_ref(map2(to_ref(pv), to_ref(qv), {2, 3}, sq), {}, false, Red::mean)();

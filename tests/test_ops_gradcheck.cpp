@@ -22,13 +22,14 @@ namespace {
 // The ops whose gradients this file checks, by table (include/xgrad/ops/). A row added
 // to a table fails this count until its checks are here; elementwise rows are also
 // matched by name against the cases below (EveryElementwiseOpHasCases). The checks of
-// outer, batched matmul, stack and split sit in test_ops_linalg_shape.cpp.
+// outer, batched matmul, stack, split and the losses with a Reduction sit in
+// test_ops_linalg_shape.cpp and test_ops_losses.cpp.
 static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 27, "elementwise op without checks");
 static_assert(XGRAD_TEST_ROWS(XGRAD_LINALG_OPS) == 3, "linear-algebra op without checks");
 static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 5, "reduction without checks");
 static_assert(XGRAD_TEST_ROWS(XGRAD_SHAPE_OPS) == 10, "shape op without checks");
 static_assert(XGRAD_TEST_ROWS(XGRAD_SLICE_OPS) == 4, "slice or join without checks");
-static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 6, "nn op without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 9, "nn op without checks");
 
 using xgrad::Dim;
 using E = xgrad::Expr<double>;
@@ -781,8 +782,10 @@ TEST(OpsGradcheck, MseAndRmse) {
     Leaves l;
     E p = l.input(g, "p", {kOpen, 3}, rnd({4, 3}, gen));
     E t = l.param(g, "t", rnd({3}, gen));
-    expect_grads_ok(loss(p, t), l, name + " open broadcast");
-    expect_second_order_ok(loss(p, t), l, gen, name + " open broadcast");
+    // Broadcast explicitly: losses do not broadcast their operands.
+    E tb = xgrad::broadcast_like(t, p);
+    expect_grads_ok(loss(p, tb), l, name + " open broadcast");
+    expect_second_order_ok(loss(p, tb), l, gen, name + " open broadcast");
   }
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "xgrad/op.hpp"
+#include "xgrad/ops/nn.hpp"
 
 namespace xgrad::detail {
 
@@ -186,6 +187,19 @@ inline OneHotAttrs one_hot_attrs(const Attrs& a) { return {a.ints[0]}; }
 inline Attrs to_attrs(const OneHotAttrs& o) {
   Attrs a;
   a.ints = {o.depth};
+  return a;
+}
+
+/// cross_entropy(logits, labels, reduction, weights); the weights are a third operand.
+struct CrossEntropyAttrs {
+  Reduction reduction = Reduction::mean;  ///< How the row losses are combined.
+};
+inline CrossEntropyAttrs cross_entropy_attrs(const Attrs& a) {
+  return {static_cast<Reduction>(a.ints[0])};
+}
+inline Attrs to_attrs(const CrossEntropyAttrs& c) {
+  Attrs a;
+  a.ints = {static_cast<Dim>(c.reduction)};
   return a;
 }
 
