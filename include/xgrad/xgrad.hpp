@@ -1,6 +1,6 @@
 /// @file xgrad.hpp
 /// @brief Everything a user needs: graphs, ops, autodiff, compiled functions, printing
-/// of nodes, gradient checks, optimizers and data. Printing arrays with operator<< is
+/// of nodes, gradient checks, optimizers, data, layers, training and plots. Printing arrays with operator<< is
 /// opt-in: xgrad/io.hpp.
 #pragma once
 
@@ -13,4 +13,6 @@
 #include "xgrad/nn/nn.hpp"
 #include "xgrad/ops.hpp"
 #include "xgrad/optim/optim.hpp"
+#include "xgrad/plot.hpp"
 #include "xgrad/print.hpp"
+#include "xgrad/train/train.hpp"

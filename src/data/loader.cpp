@@ -65,8 +65,8 @@ struct DataLoader<T, L>::Epoch::Worker {
     std::exception_ptr error;
   };
 
-  Worker(const DataLoader& loader, std::size_t epoch, std::size_t count)
-      : loader(loader), epoch(epoch), count(count), thread([this] { work(); }) {}
+  Worker(const DataLoader& loader, std::size_t epoch, std::size_t first, std::size_t count)
+      : loader(loader), epoch(epoch), first(first), count(count), thread([this] { work(); }) {}
   ~Worker() {
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -90,7 +90,7 @@ struct DataLoader<T, L>::Epoch::Worker {
   }
 
   void work() {
-    for (std::size_t b = 0; b < count; ++b) {
+    for (std::size_t b = first; b < count; ++b) {
       {
         std::unique_lock<std::mutex> lock(mutex);
         cv.wait(lock, [this] { return stop || queue.size() < loader.opts_.prefetch; });
@@ -113,7 +113,7 @@ struct DataLoader<T, L>::Epoch::Worker {
   }
 
   const DataLoader& loader;
-  const std::size_t epoch, count;
+  const std::size_t epoch, first, count;
   std::mutex mutex;
   std::condition_variable cv;
   std::deque<Item> queue;
@@ -122,8 +122,13 @@ struct DataLoader<T, L>::Epoch::Worker {
 };
 
 template <Element T, Element L>
-DataLoader<T, L>::Epoch::Epoch(const DataLoader& loader, std::size_t e)
-    : loader_(&loader), epoch_(e), count_(loader.num_batches()) {}
+DataLoader<T, L>::Epoch::Epoch(const DataLoader& loader, std::size_t e, std::size_t first)
+    : loader_(&loader), epoch_(e), count_(loader.num_batches()), next_(first) {
+  if (first > count_) {
+    throw DataError("DataLoader::epoch: first batch " + std::to_string(first) + " of an epoch of " +
+                    std::to_string(count_) + " batches");
+  }
+}
 
 template <Element T, Element L>
 DataLoader<T, L>::Epoch::~Epoch() = default;
@@ -132,7 +137,8 @@ template <Element T, Element L>
 typename DataLoader<T, L>::Epoch::iterator DataLoader<T, L>::Epoch::begin() {
   if (started_) throw DataError("DataLoader::Epoch: begin() called twice: an epoch is single-pass");
   started_ = true;
-  if (loader_->opts_.prefetch > 0) worker_ = std::make_unique<Worker>(*loader_, epoch_, count_);
+  if (loader_->opts_.prefetch > 0)
+    worker_ = std::make_unique<Worker>(*loader_, epoch_, next_, count_);
   advance();
   return iterator(this);
 }

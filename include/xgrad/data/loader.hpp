@@ -94,6 +94,9 @@ class DataLoader {
   /// The batches of epoch e as a range for range-for; with prefetch > 0 a worker thread
   /// gathers ahead, and an exception it raises is rethrown in the consumer.
   Epoch epoch(std::size_t e) const { return Epoch(*this, e); }
+  /// The batches of epoch e from batch `first` on: where a run resumed from a checkpoint
+  /// taken in the middle of an epoch continues (the batches are those of epoch(e)).
+  Epoch epoch(std::size_t e, std::size_t first) const { return Epoch(*this, e, first); }
 
   /// One epoch's batches, a single-pass range. Owns the worker thread, which it stops and
   /// joins when destroyed (also when the loop is left early). Neither copyable nor movable.
@@ -126,8 +129,9 @@ class DataLoader {
       Epoch* e_ = nullptr;
     };
 
-    /// Prepares epoch e of loader (which must outlive it); nothing is read before begin().
-    Epoch(const DataLoader& loader, std::size_t e);
+    /// Prepares epoch e of loader (which must outlive it) from batch `first` on (at most
+    /// the batch count; DataError otherwise); nothing is read before begin().
+    Epoch(const DataLoader& loader, std::size_t e, std::size_t first = 0);
     Epoch(const Epoch&) = delete;
     Epoch& operator=(const Epoch&) = delete;
     /// Stops and joins the worker.
@@ -137,7 +141,7 @@ class DataLoader {
     iterator begin();
     /// The end sentinel.
     std::default_sentinel_t end() const { return {}; }
-    /// Number of batches.
+    /// Number of batches of the whole epoch (also when started past its first).
     std::size_t size() const { return count_; }
     /// The epoch number.
     std::size_t number() const { return epoch_; }

@@ -1,12 +1,12 @@
-// The tutorials' plots and graph drawings (see figures.hpp).
-#include "figures.hpp"
+// Plots through gnuplot and graph drawings through Graphviz (see xgrad/plot.hpp).
+#include "xgrad/plot.hpp"
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
-namespace figures {
+namespace xgrad::plot {
 
 bool have_program(const std::string& program) {
   const std::string cmd = "command -v " + program + " > /dev/null 2>&1";
@@ -93,4 +93,4 @@ bool draw_graph(const std::string& name, const std::string& dot_source) {
   return true;
 }
 
-}  // namespace figures
+}  // namespace xgrad::plot
