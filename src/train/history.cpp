@@ -46,6 +46,17 @@ double Logs::get(const std::string& name) const {
   throw ValueError("train::Logs: no value named '" + name + "' (present: " + listed(names) + ")");
 }
 
+History::History(std::vector<std::string> columns, std::vector<std::vector<double>> rows)
+    : columns_(std::move(columns)), rows_(std::move(rows)) {
+  for (std::size_t i = 0; i < rows_.size(); ++i) {
+    if (rows_[i].size() != columns_.size()) {
+      throw ValueError("train::History: row " + std::to_string(i) + " has " +
+                       std::to_string(rows_[i].size()) + " values for " +
+                       std::to_string(columns_.size()) + " columns");
+    }
+  }
+}
+
 void History::append(const Logs& row) {
   std::vector<double> r(columns_.size(), std::numeric_limits<double>::quiet_NaN());
   for (const auto& [name, v] : row) {

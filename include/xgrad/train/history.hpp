@@ -38,6 +38,11 @@ class Logs {
 /// row (a validation metric in an epoch without validation) reads as NaN.
 class History {
  public:
+  /// An empty history.
+  History() = default;
+  /// A history of these columns and rows (each row one value per column, NaN for
+  /// missing); throws ValueError when a row's length differs from the columns'.
+  History(std::vector<std::string> columns, std::vector<std::vector<double>> rows);
   /// Appends an epoch's row.
   void append(const Logs& row);
   /// Number of rows (epochs recorded).
@@ -52,6 +57,8 @@ class History {
   std::vector<double> column(const std::string& column) const;
   /// The value of a column in the last row; throws ValueError when empty or unknown.
   double last(const std::string& column) const;
+  /// Every row, one value per column (NaN where missing).
+  const std::vector<std::vector<double>>& rows() const { return rows_; }
   /// Row i as Logs (NaN entries left out).
   Logs row(std::size_t i) const;
   /// Writes the history as CSV: a header, then one line per row, at full precision.

@@ -5,6 +5,7 @@
 
 #include "xgrad/train/callback.hpp"
 #include "xgrad/train/callbacks.hpp"
+#include "xgrad/train/checkpoint.hpp"
 #include "xgrad/train/history.hpp"
 #include "xgrad/train/metrics.hpp"
 #include "xgrad/train/trainer.hpp"

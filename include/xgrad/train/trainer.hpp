@@ -32,6 +32,7 @@
 #include "xgrad/optim/optimizer.hpp"
 #include "xgrad/optim/stopping.hpp"
 #include "xgrad/train/callback.hpp"
+#include "xgrad/train/checkpoint.hpp"
 #include "xgrad/train/history.hpp"
 #include "xgrad/train/metrics.hpp"
 
@@ -145,6 +146,8 @@ class Trainer {
   History& history() { return history_; }
   /// The optimizer.
   optim::Optimizer<T>& optimizer() { return *opt_; }
+  /// The optimizer.
+  const optim::Optimizer<T>& optimizer() const { return *opt_; }
   /// The task as completed with its defaults.
   const Task<T>& task() const { return task_; }
   /// Parameters and buffers by name (Task::state).

@@ -1,0 +1,104 @@
+/// @file train/checkpoint.hpp
+/// @brief Checkpoints that resume a run bit for bit, and the ModelCheckpoint callback.
+///
+/// A checkpoint is one NumPy .npz archive (data::NpzWriter, written atomically):
+/// - `model.<name>`: every parameter and buffer of Trainer::state(), so that
+///   `nn::load(model, path, {.prefix = "model."})` reads a model from it;
+/// - `optimizer.<i>.<tensor>`: each parameter's optimizer tensors (moments, momentum);
+/// - `history`: the history's rows (epochs x columns, float64);
+/// - `checkpoint.json`: format name and version, element type, the position (epoch, next
+///   batch, the partial epoch's loss sum and examples), the optimizer's name, step count,
+///   epoch, scalars and schedule state, the history's columns, the state's names and
+///   shapes, and the user's extras.
+/// Everything else a run draws from is a function of what is saved: the loader's order
+/// of (seed, epoch), dropout masks of (seed, a step buffer in the state). So a run
+/// resumed from a checkpoint, with the same loader options and model code, continues
+/// exactly as the uninterrupted run. Not saved: a StoppingRule's own window and clock,
+/// and the training metrics' partial sums inside an epoch (the resumed epoch's training
+/// metrics cover the batches run after resuming; its loss covers the whole epoch).
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "xgrad/train/callback.hpp"
+
+namespace xgrad::train {
+
+/// User values saved with a checkpoint and returned when it is loaded.
+struct Extras {
+  std::map<std::string, double> numbers;       ///< Named numbers (NaN and infinities kept).
+  std::map<std::string, std::string> strings;  ///< Named strings.
+};
+
+/// Version of the checkpoint layout this build writes and reads.
+inline constexpr int checkpoint_version = 1;
+
+/// Writes everything t needs to continue to `path`, atomically: the previous file stays
+/// intact if anything fails. Throws data::DataError naming the path.
+template <class T>
+void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras& extras = {});
+
+/// Restores a checkpoint into t (state values, optimizer state, position, history) and
+/// returns its extras; the next fit() continues where the saved run was. Checks all
+/// before writing anything: a file that is not a checkpoint, of another version or
+/// element type, a truncated or corrupt file, or one of another model (names, shapes, the
+/// optimizer or its parameter count differ) throws data::DataError naming the file and
+/// every difference.
+template <class T>
+Extras load_checkpoint(Trainer<T>& t, const std::string& path);
+
+/// The newest checkpoint ModelCheckpoint wrote in `directory` (highest step), or "" when
+/// there is none.
+std::string latest_checkpoint(const std::string& directory);
+
+/// Options of ModelCheckpoint.
+struct CheckpointOptions {
+  /// Folder of the checkpoints (created if missing): step-<steps>.npz and best.npz.
+  std::string directory = "checkpoints";
+  /// Write after every this many epochs (0: never at epoch ends).
+  std::size_t every_epochs = 1;
+  /// Also write after every this many updates (0: never inside an epoch).
+  std::size_t every_steps = 0;
+  /// Numbered checkpoints kept; older ones are removed (0 keeps all).
+  std::size_t keep_last = 3;
+  /// Also keep best.npz: the checkpoint of the epoch with the best monitored value.
+  bool keep_best = false;
+  /// The quantity keep_best watches.
+  std::string monitor = "val_loss";
+  /// Whether larger is better; by default true for names containing "acc" or "r2".
+  std::optional<bool> maximize = std::nullopt;
+};
+
+/// Saves checkpoints during fit: every N epochs or steps, keeping the last K, and the
+/// best one.
+template <class T>
+class ModelCheckpoint : public Callback<T> {
+ public:
+  /// Checkpoints with the given options.
+  explicit ModelCheckpoint(CheckpointOptions options = {});
+  /// @cond TRIVIAL
+  void on_train_begin(Trainer<T>& t) override;
+  void on_batch_end(Trainer<T>& t) override;
+  void on_epoch_end(Trainer<T>& t) override;
+  /// @endcond
+  /// Paths written, oldest first, still on disk (best.npz not included).
+  const std::vector<std::string>& kept() const { return kept_; }
+  /// Best monitored value so far (NaN before the first epoch).
+  double best() const { return best_; }
+
+ private:
+  void write(Trainer<T>& t);
+  CheckpointOptions opts_;
+  bool maximize_;
+  double best_;
+  std::vector<std::string> kept_;
+};
+
+extern template class ModelCheckpoint<float>;
+extern template class ModelCheckpoint<double>;
+
+}  // namespace xgrad::train
