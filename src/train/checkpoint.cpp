@@ -203,8 +203,7 @@ Extras load_checkpoint(Trainer<T>& t, const std::string& path) {
     for (const auto& [k, v] : doc.at("extras").at("numbers").items()) {
       extras.numbers[k] = number_of(v);
     }
-    extras.strings =
-        doc.at("extras").at("strings").get<std::map<std::string, std::string>>();
+    extras.strings = doc.at("extras").at("strings").get<std::map<std::string, std::string>>();
 
     // Everything read and checked: now write.
     t.optimizer().load_state(std::move(os));
@@ -252,8 +251,8 @@ void ModelCheckpoint<T>::on_train_begin(Trainer<T>&) {
   std::error_code ec;
   fs::create_directories(opts_.directory, ec);
   if (ec) {
-    throw data::DataError(opts_.directory + ": cannot create the checkpoint folder: " +
-                          ec.message());
+    throw data::DataError(opts_.directory +
+                          ": cannot create the checkpoint folder: " + ec.message());
   }
 }
 

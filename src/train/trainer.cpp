@@ -55,6 +55,26 @@ std::vector<Metric<T>*> pointers(const std::vector<std::unique_ptr<Metric<T>>>& 
   return out;
 }
 
+// Mean loss (output 0) and the metrics over a loader, for a compiled evaluation function.
+template <class T, class L>
+Logs run_evaluation(Function<T>& f, const Task<T>& task, const data::DataLoader<T, L>& loader,
+                    const std::vector<std::size_t>& counts,
+                    const std::vector<Metric<T>*>& metrics) {
+  for (auto* m : metrics) m->reset();
+  double loss = 0;
+  std::size_t rows = 0;
+  for (const auto& b : loader.epoch(0)) {
+    const auto& out = f.run(data::feeds(b, task.x, task.y));
+    loss += static_cast<double>(out[0]()) * static_cast<double>(b.size());
+    rows += b.size();
+    accumulate(out, 1, counts, b.size(), metrics);
+  }
+  Logs l;
+  l.set("loss", rows ? loss / static_cast<double>(rows) : std::nan(""));
+  for (auto* m : metrics) l.set(m->name(), m->value());
+  return l;
+}
+
 template <class T>
 void require_input(Expr<T> e, const char* what) {
   if (!e) throw GraphError(std::string("train::Trainer: Task::") + what + " is empty");
@@ -240,20 +260,22 @@ template <class L>
 Logs Trainer<T>::evaluate(const data::DataLoader<T, L>& loader) {
   std::vector<std::unique_ptr<Metric<T>>> clones;
   for (const auto& m : options_.metrics) clones.push_back(m->clone());
-  const auto metrics = pointers(clones);
-  for (auto* m : metrics) m->reset();
-  double loss = 0;
-  std::size_t rows = 0;
-  for (const auto& b : loader.epoch(0)) {
-    const auto& out = fn_->evaluate.run(data::feeds(b, task_.x, task_.y));
-    loss += static_cast<double>(out[0]()) * static_cast<double>(b.size());
-    rows += b.size();
-    accumulate(out, 1, fn_->stats, b.size(), metrics);
+  return run_evaluation(fn_->evaluate, task_, loader, fn_->stats, pointers(clones));
+}
+
+template <class T, class L>
+Logs evaluate(const Task<T>& task, const data::DataLoader<T, L>& loader,
+              const std::vector<std::shared_ptr<Metric<T>>>& metrics) {
+  const Expr<T> loss = task.eval_loss ? task.eval_loss : task.loss;
+  const Expr<T> output = task.eval_output ? task.eval_output : task.output;
+  if (!metrics.empty() && !output) {
+    throw GraphError("train::evaluate: metrics need Task::output (the prediction node)");
   }
-  Logs l;
-  l.set("loss", rows ? loss / static_cast<double>(rows) : std::nan(""));
-  for (auto* m : metrics) l.set(m->name(), m->value());
-  return l;
+  std::vector<std::unique_ptr<Metric<T>>> clones;
+  for (const auto& m : metrics) clones.push_back(m->clone());
+  std::vector<std::size_t> counts;
+  Function<T> f(with_statistics(loss, output, task.y, pointers(clones), counts));
+  return run_evaluation(f, task, loader, counts, pointers(clones));
 }
 
 template <class T>
@@ -274,7 +296,9 @@ void Trainer<T>::evaluate(const data::DataLoader<T, L>& loader,
 #define XGRAD_TRAIN_INSTANTIATE(T, L)                                                              \
   template const History& Trainer<T>::fit(const data::DataLoader<T, L>&, const FitOptions<T, L>&); \
   template Logs Trainer<T>::evaluate(const data::DataLoader<T, L>&);                               \
-  template void Trainer<T>::evaluate(const data::DataLoader<T, L>&, const std::vector<Metric<T>*>&);
+  template void Trainer<T>::evaluate(const data::DataLoader<T, L>&, const std::vector<Metric<T>*>&); \
+  template Logs evaluate(const Task<T>&, const data::DataLoader<T, L>&,                            \
+                         const std::vector<std::shared_ptr<Metric<T>>>&);
 
 template class Trainer<float>;
 template class Trainer<double>;

@@ -62,6 +62,13 @@ template <class T>
 Task<T> supervised(nn::Module<T>& model, Expr<T> x, Expr<T> y,
                    const std::function<Expr<T>(Expr<T>, Expr<T>)>& loss);
 
+/// Mean loss ("loss") and metrics of a task's evaluation graph (eval_loss, eval_output)
+/// over a loader, compiled for this call: for a model without a trainer, such as one
+/// loaded from a file. Instantiated for targets of type T and std::int64_t.
+template <class T, class L>
+Logs evaluate(const Task<T>& task, const data::DataLoader<T, L>& loader,
+              const std::vector<std::shared_ptr<Metric<T>>>& metrics = {});
+
 /// Options of a Trainer, fixed when it compiles its functions.
 template <class T>
 struct TrainerOptions {

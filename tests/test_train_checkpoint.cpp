@@ -1,0 +1,221 @@
+// Checkpoints: round trips, exact resume (after an epoch and inside one, with shuffling,
+// prefetch and dropout), and the errors of files that do not fit.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <xgrad/xgrad.hpp>
+
+#include "test_util.hpp"
+
+namespace data = xgrad::data;
+namespace nn = xgrad::nn;
+namespace optim = xgrad::optim;
+namespace train = xgrad::train;
+namespace fs = std::filesystem;
+using xgrad::Expr;
+using xgrad::Graph;
+using xgrad_test::contains;
+
+namespace {
+
+data::TensorDataset<double, std::int64_t> classes() {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> n(0, 1);
+  xt::xarray<double> x = xt::zeros<double>({230, 4});
+  xt::xarray<std::int64_t> y = xt::zeros<std::int64_t>({230});
+  for (std::size_t i = 0; i < 230; ++i) {
+    for (std::size_t j = 0; j < 4; ++j) x(i, j) = n(rng);
+    y(i) = (x(i, 0) + x(i, 1) > 0) + (x(i, 2) > 0.5);
+  }
+  return {x, y};
+}
+
+// A model, its optimizer and trainer, built alike each time (only `seed` differs).
+struct Run {
+  Graph<double> g;
+  Expr<double> x = g.input("x", {xgrad::open, 4});
+  Expr<double> y = g.input("y", {xgrad::open}, xgrad::DType::int64);
+  nn::Sequential<double> model{g};
+  std::unique_ptr<optim::Adam<double>> adam;
+  std::unique_ptr<train::Trainer<double>> trainer;
+
+  explicit Run(std::uint64_t seed, std::size_t hidden = 8) {
+    model.add<nn::Linear>(4, hidden, nn::LinearOptions{.seed = seed});
+    model.add<nn::ReLU>();
+    model.add<nn::Dropout>(0.3, seed + 1);
+    model.add<nn::Linear>(hidden, 3, nn::LinearOptions{.seed = seed + 2});
+    auto task = train::supervised<double>(
+        model, x, y, [](Expr<double> p, Expr<double> t) { return xgrad::cross_entropy(p, t); });
+    adam = std::make_unique<optim::Adam<double>>(model.parameters(),
+                                                 optim::cosine(0.01, 60, 1e-4));
+    trainer = std::make_unique<train::Trainer<double>>(
+        task, *adam, train::TrainerOptions<double>{.metrics = {train::accuracy<double>()}});
+  }
+  std::vector<xt::xarray<double>> values() const {
+    std::vector<xt::xarray<double>> v;
+    for (const auto& s : model.state()) v.push_back(g.value(s.node));
+    return v;
+  }
+};
+
+bool same_bytes(const std::vector<xt::xarray<double>>& a, const std::vector<xt::xarray<double>>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].shape() != b[i].shape() ||
+        std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(double)) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+struct StopAfter : train::Callback<double> {
+  std::size_t left;
+  explicit StopAfter(std::size_t n) : left(n) {}
+  void on_batch_end(train::Trainer<double>& t) override {
+    if (left > 0 && --left == 0) t.stop("interrupted");
+  }
+};
+
+template <class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const xgrad::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+fs::path scratch(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("xgrad_ckpt_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+}  // namespace
+
+TEST(Checkpoint, ResumeAfterAnEpochAndInsideOneIsBitExact) {
+  const auto set = classes();
+  data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 16, .seed = 3, .prefetch = 2});
+  Run whole(1);
+  whole.trainer->fit(loader, {.epochs = 4});
+  ASSERT_EQ(whole.adam->steps(), 4 * loader.num_batches());
+
+  // Stopped after epoch 1 + 1 batch and after epoch 2 + 9 batches; each resumed from a
+  // fresh process-like start: new graph, other initial weights, loaded checkpoint.
+  for (std::size_t stop_at : {loader.num_batches() + 1, 2 * loader.num_batches() + 9,
+                              2 * loader.num_batches()}) {
+    const fs::path dir = scratch("resume" + std::to_string(stop_at));
+    {
+      Run first(1);
+      first.trainer->add(std::make_shared<StopAfter>(stop_at));
+      first.trainer->add(std::make_shared<train::ModelCheckpoint<double>>(
+          train::CheckpointOptions{.directory = dir.string(), .every_steps = 1, .keep_last = 2}));
+      first.trainer->fit(loader, {.epochs = 4});
+      ASSERT_EQ(first.adam->steps(), stop_at);
+    }
+    Run resumed(99);  // other weights and dropout seeds...
+    const std::string latest = train::latest_checkpoint(dir.string());
+    ASSERT_FALSE(latest.empty());
+    train::load_checkpoint(*resumed.trainer, latest);  // ...replaced
+    EXPECT_EQ(resumed.adam->steps(), stop_at);
+    resumed.trainer->fit(loader, {.epochs = 4});
+    EXPECT_EQ(resumed.adam->steps(), whole.adam->steps());
+    EXPECT_TRUE(same_bytes(resumed.values(), whole.values())) << "stopped at " << stop_at;
+    EXPECT_EQ(resumed.trainer->history().size(), 4u);
+    EXPECT_EQ(resumed.trainer->history().column("loss"), whole.trainer->history().column("loss"));
+    fs::remove_all(dir);
+  }
+}
+
+TEST(Checkpoint, RoundTripOfStateOptimizerHistoryAndExtras) {
+  const auto set = classes();
+  data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 32, .seed = 5});
+  const fs::path dir = scratch("roundtrip");
+  const std::string path = (dir / "c.npz").string();
+  Run a(1);
+  a.trainer->fit(loader, {.epochs = 2});
+  train::save_checkpoint(*a.trainer, path,
+                         {.numbers = {{"best", 0.25}, {"nan", std::nan("")}},
+                          .strings = {{"note", "hello"}}});
+  Run b(7);
+  const train::Extras ex = train::load_checkpoint(*b.trainer, path);
+  EXPECT_EQ(ex.numbers.at("best"), 0.25);
+  EXPECT_TRUE(std::isnan(ex.numbers.at("nan")));
+  EXPECT_EQ(ex.strings.at("note"), "hello");
+  EXPECT_TRUE(same_bytes(a.values(), b.values()));
+  const auto sa = a.adam->state(), sb = b.adam->state();
+  EXPECT_EQ(sa.steps, sb.steps);
+  ASSERT_EQ(sa.params.size(), sb.params.size());
+  for (std::size_t i = 0; i < sa.params.size(); ++i) {
+    EXPECT_EQ(sa.params[i].scalars, sb.params[i].scalars);
+    for (const auto& [name, v] : sa.params[i].tensors) EXPECT_EQ(sb.params[i].tensors.at(name), v);
+  }
+  EXPECT_EQ(b.trainer->history().columns(), a.trainer->history().columns());
+  EXPECT_EQ(b.trainer->history().column("accuracy"), a.trainer->history().column("accuracy"));
+  // The model part is a model file under "model.".
+  Run c(8);
+  auto report = nn::load(c.model, path, {.prefix = "model."});
+  EXPECT_TRUE(report.complete()) << report.to_string();
+  EXPECT_TRUE(same_bytes(a.values(), c.values()));
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, FilesThatDoNotFitAreRefusedByName) {
+  const auto set = classes();
+  data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 64});
+  const fs::path dir = scratch("errors");
+  const std::string path = (dir / "c.npz").string();
+  Run a(1);
+  a.trainer->fit(loader, {.epochs = 1});
+  train::save_checkpoint(*a.trainer, path);
+
+  Run wider(1, 16);  // hidden layer of 16: other shapes
+  const auto before = wider.values();
+  std::string m = message_of([&] { train::load_checkpoint(*wider.trainer, path); });
+  EXPECT_TRUE(contains(m, path)) << m;
+  EXPECT_TRUE(contains(m, "another model")) << m;
+  EXPECT_TRUE(contains(m, "'0.weight' has shape (8, 4) in the file, (16, 4) in the model")) << m;
+  EXPECT_TRUE(same_bytes(before, wider.values())) << "nothing written on error";
+
+  // Truncated: the first half of the file.
+  const std::string cut = (dir / "cut.npz").string();
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  m = message_of([&] { train::load_checkpoint(*a.trainer, cut); });
+  EXPECT_TRUE(contains(m, cut)) << m;
+
+  // A model file is not a checkpoint.
+  const std::string model_file = (dir / "model.npz").string();
+  nn::save(a.model, model_file);
+  m = message_of([&] { train::load_checkpoint(*a.trainer, model_file); });
+  EXPECT_TRUE(contains(m, "not an xgrad checkpoint")) << m;
+
+  // Another version.
+  const std::string v2 = (dir / "v2.npz").string();
+  {
+    const auto f = data::NpzFile::open(path);
+    std::string doc = f.read_text("checkpoint.json");
+    const auto at = doc.find("\"version\": 1");
+    ASSERT_NE(at, std::string::npos) << doc;
+    doc.replace(at, 12, "\"version\": 2");
+    data::NpzWriter w(v2);
+    for (const auto& e : f.entries()) {
+      if (e.is_array) w.add(e.name, f.read<double>(e.name));
+    }
+    w.add_text("checkpoint.json", doc);
+    w.commit();
+  }
+  m = message_of([&] { train::load_checkpoint(*a.trainer, v2); });
+  EXPECT_TRUE(contains(m, "version 2, this build reads 1")) << m;
+  fs::remove_all(dir);
+}
