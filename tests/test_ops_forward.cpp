@@ -22,10 +22,11 @@ namespace {
 // added to a table fails this count until its tests are here; elementwise rows are also
 // matched by name against the cases below (EveryElementwiseOpHasCases). The cases of
 // outer, stack and the losses with a Reduction sit in test_ops_linalg_shape.cpp and
-// test_ops_losses.cpp.
-static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 27, "elementwise op without tests");
+// test_ops_losses.cpp; the special values of erf, log1p, expm1, gelu, stop_gradient and
+// where, and the reductions from min on, in test_ops_math.cpp.
+static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 33, "elementwise op without tests");
 static_assert(XGRAD_TEST_ROWS(XGRAD_LINALG_OPS) == 3, "linear-algebra op without tests");
-static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 5, "reduction without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 12, "reduction without tests");
 static_assert(XGRAD_TEST_ROWS(XGRAD_SHAPE_OPS) == 10, "shape op without tests");
 static_assert(XGRAD_TEST_ROWS(XGRAD_SLICE_OPS) == 4, "slice or join without tests");
 static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 9, "nn op without tests");
@@ -301,6 +302,19 @@ std::vector<UnaryCase<T>> unary_cases() {
        [](double v) { return std::pow(v, -1.5); }, 0.5, 3},
       {"pow 1", [](E x) { return xgrad::pow(x, T(1)); }, [](double v) { return v; }, -2, 2},
       {"pow 0", [](E x) { return xgrad::pow(x, T(0)); }, [](double) { return 1.0; }, -2, 2},
+      {"erf", [](E x) { return xgrad::erf(x); }, [](double v) { return std::erf(v); }, -3, 3},
+      {"log1p", [](E x) { return xgrad::log1p(x); }, [](double v) { return std::log1p(v); }, -0.9,
+       3},
+      {"expm1", [](E x) { return xgrad::expm1(x); }, [](double v) { return std::expm1(v); }, -3, 3},
+      {"gelu", [](E x) { return xgrad::gelu(x); },
+       [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }, -4, 4},
+      {"gelu tanh", [](E x) { return xgrad::gelu(x, xgrad::GeluApproximate::tanh); },
+       [](double v) {
+         return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+       },
+       -4, 4},
+      {"stop_gradient", [](E x) { return xgrad::stop_gradient(x); }, [](double v) { return v; }, -2,
+       2},
       {"clamp", [](E x) { return xgrad::clamp(x, T(-0.3), T(0.4)); },
        [](double v) { return std::min(std::max(v, double(T(-0.3))), double(T(0.4))); }, -1, 1},
       {"x + 2", [](E x) { return x + T(2); }, [](double v) { return v + 2; }, -2, 2},
@@ -562,6 +576,8 @@ std::vector<BinaryCase<T>> binary_cases() {
        Gen::positive},
       {"equal", [](E a, E b) { return xgrad::equal(a, b); },
        [](double a, double b) { return a == b ? 1.0 : 0.0; }, Gen::ints, Gen::ints},
+      {"where", [](E a, E b) { return xgrad::where(xgrad::step(a), a, b); },
+       [](double a, double b) { return a > 0 ? a : b; }, Gen::uniform, Gen::uniform},
   };
 }
 

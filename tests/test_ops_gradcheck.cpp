@@ -23,10 +23,11 @@ namespace {
 // to a table fails this count until its checks are here; elementwise rows are also
 // matched by name against the cases below (EveryElementwiseOpHasCases). The checks of
 // outer, batched matmul, stack, split and the losses with a Reduction sit in
-// test_ops_linalg_shape.cpp and test_ops_losses.cpp.
-static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 27, "elementwise op without checks");
+// test_ops_linalg_shape.cpp and test_ops_losses.cpp; hand-derived gradients of gelu,
+// stop_gradient and where, and the reductions from min on, in test_ops_math.cpp.
+static_assert(XGRAD_TEST_ROWS(XGRAD_ELEMENTWISE_OPS) == 33, "elementwise op without checks");
 static_assert(XGRAD_TEST_ROWS(XGRAD_LINALG_OPS) == 3, "linear-algebra op without checks");
-static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 5, "reduction without checks");
+static_assert(XGRAD_TEST_ROWS(XGRAD_REDUCE_OPS) == 12, "reduction without checks");
 static_assert(XGRAD_TEST_ROWS(XGRAD_SHAPE_OPS) == 10, "shape op without checks");
 static_assert(XGRAD_TEST_ROWS(XGRAD_SLICE_OPS) == 4, "slice or join without checks");
 static_assert(XGRAD_TEST_ROWS(XGRAD_NN_OPS) == 9, "nn op without checks");
@@ -161,6 +162,15 @@ std::vector<UnaryCase> unary_cases() {
       {"pow 0.5", [](E x) { return xgrad::pow(x, 0.5); }, kPos},
       {"pow -2", [](E x) { return xgrad::pow(x, -2.0); }, kPos},
       {"clamp", [](E x) { return xgrad::clamp(x, -0.5, 0.5); }, kAwayFromHalf},
+      {"erf", [](E x) { return xgrad::erf(x); }, kAny},
+      {"log1p", [](E x) { return xgrad::log1p(x); }, kPos},
+      {"expm1", [](E x) { return xgrad::expm1(x); }, kAny},
+      {"gelu", [](E x) { return xgrad::gelu(x); }, kAny},
+      {"gelu tanh", [](E x) { return xgrad::gelu(x, xgrad::GeluApproximate::tanh); }, kAny},
+      // Central differences see the function itself, so the stopped value must be locally
+      // constant to agree: x * sign(x) = |x| with the gradient of sign(x) stopped.
+      {"stop_gradient", [](E x) { return x * xgrad::stop_gradient(xgrad::sign(x)); },
+       kAwayFromZero},
       {"sign", [](E x) { return xgrad::sign(x); }, kAwayFromZero, false},
       {"step", [](E x) { return xgrad::step(x); }, kAwayFromZero, false},
       {"x + 2", [](E x) { return x + 2.0; }, kAny},
@@ -234,6 +244,7 @@ std::vector<BinaryCase> binary_cases() {
       {"safe_div", [](E a, E b) { return xgrad::safe_div(a, b); }, kAny, kAwayFromZero},
       {"xlogy", [](E a, E b) { return xgrad::xlogy(a, b); }, kAwayFromZero, kPos},
       {"equal", [](E a, E b) { return xgrad::equal(a, b); }, kAny, kAny, false},
+      {"where", [](E a, E b) { return xgrad::where(xgrad::step(a), a, b); }, kAwayFromZero, kAny},
   };
 }
 

@@ -109,6 +109,22 @@ template <class T>
 Sigmoid<T>::Sigmoid(Graph<T>& g) : Lambda<T>(g, [](Expr<T> x) { return sigmoid(x); }) {}
 
 template <class T>
+LeakyReLU<T>::LeakyReLU(Graph<T>& g, double negative_slope) : Module<T>(g), slope_(negative_slope) {
+  if (!(std::isfinite(negative_slope) && negative_slope >= 0)) {
+    throw ValueError("nn::LeakyReLU: negative_slope " + std::to_string(negative_slope) +
+                     " is not a finite non-negative number");
+  }
+}
+template <class T>
+Expr<T> LeakyReLU<T>::forward(Expr<T> x) {
+  return leaky_relu(x, static_cast<T>(slope_));
+}
+template <class T>
+Expr<T> GELU<T>::forward(Expr<T> x) {
+  return gelu(x, approximate_);
+}
+
+template <class T>
 Expr<T> Sequential<T>::forward(Expr<T> x) {
   for (const auto& m : layers_) x = (*m)(x);
   return x;
@@ -123,13 +139,15 @@ Module<T>& Sequential<T>::operator[](std::size_t i) const {
   return *layers_[i];
 }
 
-#define XGRAD_INSTANTIATE(T) \
-  template class Linear<T>;  \
-  template class Flatten<T>; \
-  template class Dropout<T>; \
-  template class ReLU<T>;    \
-  template class Tanh<T>;    \
-  template class Sigmoid<T>; \
+#define XGRAD_INSTANTIATE(T)   \
+  template class Linear<T>;    \
+  template class Flatten<T>;   \
+  template class Dropout<T>;   \
+  template class ReLU<T>;      \
+  template class Tanh<T>;      \
+  template class Sigmoid<T>;   \
+  template class LeakyReLU<T>; \
+  template class GELU<T>;      \
   template class Sequential<T>;
 XGRAD_INSTANTIATE(float)
 XGRAD_INSTANTIATE(double)

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "xgrad/op.hpp"
+#include "xgrad/ops/elementwise.hpp"
 #include "xgrad/ops/nn.hpp"
 
 namespace xgrad::detail {
@@ -52,6 +53,19 @@ inline Attrs to_attrs(const LeakyReluAttrs& l) {
   return a;
 }
 
+/// gelu(x, approximate), and its derivative.
+struct GeluAttrs {
+  GeluApproximate approximate = GeluApproximate::none;  ///< Exact or the tanh form.
+};
+inline GeluAttrs gelu_attrs(const Attrs& a) {
+  return {a.flag ? GeluApproximate::tanh : GeluApproximate::none};
+}
+inline Attrs to_attrs(const GeluAttrs& g) {
+  Attrs a;
+  a.flag = g.approximate == GeluApproximate::tanh;
+  return a;
+}
+
 // ---------------------------------------------------------------- reductions
 
 /// sum, mean and max over axes.
@@ -66,6 +80,38 @@ inline Attrs to_attrs(const ReduceAttrs& r) {
   a.ints = r.axes;
   a.flag = r.keepdims;
   a.flag2 = r.all_axes;
+  return a;
+}
+
+/// var(x, axes, keepdims, correction) and std(...).
+struct MomentAttrs {
+  const std::vector<Dim>& axes;  ///< Reduced axes: sorted, non-negative.
+  bool keepdims = false;         ///< Reduced axes stay, with extent 1.
+  bool all_axes = false;         ///< Every axis is reduced (printed without the axes).
+  Dim correction = 1;            ///< The divisor is the count minus this (Bessel's correction).
+};
+inline MomentAttrs moment_attrs(const Attrs& a) {
+  return {a.ints, a.flag, a.flag2, static_cast<Dim>(a.real)};
+}
+inline Attrs to_attrs(const MomentAttrs& m) {
+  Attrs a;
+  a.ints = m.axes;
+  a.flag = m.keepdims;
+  a.flag2 = m.all_axes;
+  a.real = static_cast<double>(m.correction);
+  return a;
+}
+
+/// argmax(x, axes, keepdims) and argmin.
+struct ArgAttrs {
+  Dim axis = 0;           ///< Searched axis (non-negative), or -1 for all elements.
+  bool keepdims = false;  ///< The searched axes stay, with extent 1.
+};
+inline ArgAttrs arg_attrs(const Attrs& a) { return {a.ints[0], a.flag}; }
+inline Attrs to_attrs(const ArgAttrs& r) {
+  Attrs a;
+  a.ints = {r.axis};
+  a.flag = r.keepdims;
   return a;
 }
 

@@ -282,6 +282,8 @@ template Expr<double> sigmoid_grad(Expr<double>, Expr<double>);
 #define XGRAD_ROW_unary(name, def)
 #define XGRAD_ROW_unary_scalar(name, def, ...)
 #define XGRAD_ROW_unary_scalar2(name, def, p, q)
+#define XGRAD_ROW_unary_option(name, def, ...)
+#define XGRAD_ROW_ternary(name, def)
 #define XGRAD_ROW_binary(name, def)                    \
   template <class T>                                   \
   Expr<T> name(Expr<T> a, Expr<T> b) {                 \

@@ -1,7 +1,9 @@
-// Reductions over axes (sum, mean, max), the L2 norm and run-time element counts.
-#include <limits>
+// Reductions over axes (sum, mean, max, min, prod), the L2 norm, run-time element counts,
+// and the builders of every row of the table (logsumexp, var, std, argmax and argmin are
+// defined in stats.cpp).
+#include "reduce.hpp"
 
-#include "common.hpp"
+#include <limits>
 
 namespace xgrad {
 namespace detail {
@@ -33,19 +35,7 @@ class ReduceOp final : public Op<T> {
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     const ReduceAttrs r = reduce_attrs(a);
-    Shape out;
-    for (std::size_t i = 0; i < in[0].size(); ++i) {
-      bool red = std::find(r.axes.begin(), r.axes.end(), static_cast<Dim>(i)) != r.axes.end();
-      if (red && D::needs_elements && in[0][i] == 0) {
-        throw std::invalid_argument("reducing over empty axis " + std::to_string(i));
-      }
-      if (!red) {
-        out.push_back(in[0][i]);
-      } else if (r.keepdims) {
-        out.push_back(1);
-      }
-    }
-    return out;
+    return reduced_shape(in[0], r.axes, r.keepdims, D::needs_elements);
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
     const T* x = in[0].data;
@@ -82,10 +72,7 @@ class ReduceOp final : public Op<T> {
                 std::span<Expr<T>> gr) const override {
     Expr<T> x = arg(y, n, 0);
     const ReduceAttrs r = reduce_attrs(n.attrs);
-    auto keep = [&](Expr<T> e) {
-      return (r.keepdims || e.shape().empty()) ? e : unsqueeze(e, r.axes);
-    };
-    gr[0] = D::grad(x, keep(y), keep(g), r);
+    gr[0] = D::grad(x, kept(y, r.axes, r.keepdims), kept(g, r.axes, r.keepdims), r);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
     const ReduceAttrs r = reduce_attrs(a);
@@ -95,18 +82,6 @@ class ReduceOp final : public Op<T> {
     return s + ")";
   }
 };
-
-/// Elements reduced per output element, static when known, else counted at run time.
-template <class T>
-Expr<T> reduced_count(Expr<T> x, const std::vector<Dim>& axes) {
-  std::size_t c = 1;
-  for (Dim a : axes) {
-    Dim d = x.shape()[static_cast<std::size_t>(a)];
-    if (d == open) return size_of(x, axes);
-    c *= static_cast<std::size_t>(d);
-  }
-  return x.graph().scalar(static_cast<T>(c));
-}
 
 /// sum (Mean = false) and mean: the same accumulation, mean divides by the count after.
 template <bool Mean>
@@ -141,17 +116,19 @@ struct ReduceAddD {
 };
 using ReduceSumD = ReduceAddD<false>;
 using ReduceMeanD = ReduceAddD<true>;
-struct ReduceMaxD {
-  static constexpr std::string_view name = "max";
+/// max (Min = false) and min: tied extremes share the gradient equally.
+template <bool Min>
+struct ReduceExtremeD {
+  static constexpr std::string_view name = Min ? "min" : "max";
   static constexpr RowRole rows = RowRole::none;
   static constexpr bool needs_elements = true;
   template <class U>
   static U init() {
-    return -std::numeric_limits<U>::infinity();
+    return Min ? std::numeric_limits<U>::infinity() : -std::numeric_limits<U>::infinity();
   }
   template <class U>
   static U acc(U a, U x) {
-    return (x > a || std::isnan(x)) ? x : a;
+    return ((Min ? x < a : x > a) || std::isnan(x)) ? x : a;
   }
   template <class U>
   static U finish(U a, U) {
@@ -159,9 +136,40 @@ struct ReduceMaxD {
   }
   template <class T>
   static Expr<T> grad(Expr<T> x, Expr<T> y, Expr<T> g, const ReduceAttrs& a) {
-    // Tied maxima share the gradient equally.
     Expr<T> mask = equal(x, y);
     return mask * (g / sum(mask, a.axes, true));
+  }
+};
+using ReduceMaxD = ReduceExtremeD<false>;
+using ReduceMinD = ReduceExtremeD<true>;
+struct ReduceProdD {
+  static constexpr std::string_view name = "prod";
+  static constexpr RowRole rows = RowRole::none;
+  static constexpr bool needs_elements = false;  // the empty product is 1
+  template <class U>
+  static U init() {
+    return U(1);
+  }
+  template <class U>
+  static U acc(U a, U x) {
+    return a * x;
+  }
+  template <class U>
+  static U finish(U a, U) {
+    return a;
+  }
+  // d prod / d x_i is the product of the other elements of x_i's group: y / x_i without
+  // zeros; with one zero, the product of the nonzero elements at the zero and 0 elsewhere
+  // (y is 0 there); with two or more zeros, 0 everywhere. No division by a zero: the
+  // zeros are replaced by ones before dividing.
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T> y, Expr<T> g, const ReduceAttrs& a) {
+    Graph<T>& gr = x.graph();
+    Expr<T> is_zero = equal(x, gr.scalar(T(0)));
+    Expr<T> ones_at_zeros = where(is_zero, gr.scalar(T(1)), x);
+    Expr<T> nonzero_prod = prod(ones_at_zeros, a.axes, true);
+    Expr<T> one_zero = equal(sum(is_zero, a.axes, true), gr.scalar(T(1)));
+    return g * where(is_zero, nonzero_prod * one_zero, y / ones_at_zeros);
   }
 };
 
@@ -230,14 +238,11 @@ class SizeOfOp final : public Op<T> {
 
 template <class T, class D>
 Expr<T> reduce(Expr<T> x, const std::vector<Dim>& axes, bool keepdims) {
-  std::vector<Dim> normed;
-  try {
-    normed = norm_axes(axes, x.rank());
-  } catch (const std::invalid_argument& e) {
-    throw ShapeError(std::string(D::name) + ": " + e.what() + "; operand " +
-                     x.graph().describe(x.id()));
+  std::vector<Dim> normed = reduce_axes(D::name, x, axes);
+  // 0-d: nothing to reduce (max and min keep their node, as the printed form shows).
+  if (normed.empty() && !std::is_same_v<D, ReduceMaxD> && !std::is_same_v<D, ReduceMinD>) {
+    return x;
   }
-  if (normed.empty() && !std::is_same_v<D, ReduceMaxD>) return x;  // 0-d: nothing to reduce
   // all_axes: prints as sum(x).
   return make<ReduceOp<T, D>>({x},
                               to_attrs(ReduceAttrs{normed, keepdims, normed.size() == x.rank()}));
@@ -257,6 +262,34 @@ Expr<T> mean(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
 template <class T>
 Expr<T> max(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
   return detail::reduce<T, detail::ReduceMaxD>(x, axes, keepdims);
+}
+template <class T>
+Expr<T> min(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
+  return detail::reduce<T, detail::ReduceMinD>(x, axes, keepdims);
+}
+template <class T>
+Expr<T> prod(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
+  return detail::reduce<T, detail::ReduceProdD>(x, axes, keepdims);
+}
+template <class T>
+Expr<T> logsumexp(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
+  return detail::logsumexp_node(x, axes, keepdims);
+}
+template <class T>
+Expr<T> var(Expr<T> x, std::vector<Dim> axes, bool keepdims, Dim correction) {
+  return detail::moment_node(x, axes, keepdims, correction, false);
+}
+template <class T>
+Expr<T> std(Expr<T> x, std::vector<Dim> axes, bool keepdims, Dim correction) {
+  return detail::moment_node(x, axes, keepdims, correction, true);
+}
+template <class T>
+Expr<T> argmax(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
+  return detail::arg_node(x, axes, keepdims, false);
+}
+template <class T>
+Expr<T> argmin(Expr<T> x, std::vector<Dim> axes, bool keepdims) {
+  return detail::arg_node(x, axes, keepdims, true);
 }
 template <class T>
 Expr<T> norm(Expr<T> x) {

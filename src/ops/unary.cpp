@@ -3,6 +3,7 @@
 // its printed form when not name(x); UnaryOp (elementwise.hpp) makes it an op. The
 // builders come from the table in include/xgrad/ops/elementwise.hpp, at the end.
 #include <cmath>
+#include <numbers>
 #include <string>
 
 #include "elementwise.hpp"
@@ -290,6 +291,131 @@ struct LeakyReluD : Diff {
   }
 };
 
+struct ErfD : Diff {
+  static constexpr std::string_view name = "erf";
+  template <class T>
+  static T f(T x) {
+    return std::erf(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g) {
+    return g * (T(2 * std::numbers::inv_sqrtpi) * exp(-square(x)));  // 2/sqrt(pi) e^-x^2
+  }
+};
+struct Log1pD : Diff {
+  static constexpr std::string_view name = "log1p";
+  template <class T>
+  static T f(T x) {
+    return std::log1p(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g) {
+    return g / (x + T(1));
+  }
+};
+struct Expm1D : Diff {
+  static constexpr std::string_view name = "expm1";
+  template <class T>
+  static T f(T x) {
+    return std::expm1(x);
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g) {
+    return g * exp(x);
+  }
+};
+
+/// The value of x that no gradient flows through.
+struct StopGradientD {
+  static constexpr bool nondiff = true;
+  static constexpr std::string_view name = "stop_gradient";
+  template <class T>
+  static T f(T x) {
+    return x;
+  }
+  template <class T>
+  static Expr<T> simplify(Graph<T>&, Expr<T> x) {
+    if (is_node_of<UnaryOp<T, StopGradientD>>(x.node())) return x;  // already stopped
+    return {};
+  }
+};
+
+// gelu(x) = x Phi(x). Exact: Phi(x) = erfc(-x/sqrt 2)/2 (erfc keeps the left tail's
+// relative precision), Phi'(x) = phi(x) = e^(-x^2/2)/sqrt(2 pi). Tanh form (PyTorch):
+// 0.5 x (1 + tanh(u)), u = k (x + c x^3), k = sqrt(2/pi), c = 0.044715.
+constexpr double kGeluK = 0.79788456080286535588;  // sqrt(2/pi)
+constexpr double kGeluC = 0.044715;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/sqrt(2 pi)
+constexpr double kInvSqrt2 = 1 / std::numbers::sqrt2;
+
+/// gelu'(x): Phi(x) + x phi(x) exactly, or
+/// 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2), t = tanh(u), for the tanh form.
+struct GeluGradD : Diff {
+  static constexpr std::string_view name = "gelu_grad";
+  static GeluAttrs attrs(const Attrs& a) { return gelu_attrs(a); }
+  template <class T>
+  static T f(T x, const GeluAttrs& a) {
+    if (a.approximate == GeluApproximate::tanh) {
+      T t = std::tanh(T(kGeluK) * (x + T(kGeluC) * x * x * x));
+      return T(0.5) * (T(1) + t) +
+             T(0.5) * x * (T(1) - t * t) * T(kGeluK) * (T(1) + T(3 * kGeluC) * x * x);
+    }
+    return T(0.5) * std::erfc(-x * T(kInvSqrt2)) + x * T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
+  }
+  // gelu''(x): phi(x) (2 - x^2) exactly; for the tanh form, with u' = k (1 + 3 c x^2),
+  // (1 - t^2) (u' - x t u'^2 + 3 k c x^2).
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const GeluAttrs& a) {
+    if (a.approximate == GeluApproximate::tanh) {
+      Expr<T> x2 = square(x);
+      Expr<T> t = tanh(T(kGeluK) * (x + T(kGeluC) * (x * x2)));
+      Expr<T> du = T(kGeluK) * (T(3 * kGeluC) * x2 + T(1));
+      return g * ((T(1) - square(t)) * (du - x * t * square(du) + T(3 * kGeluK * kGeluC) * x2));
+    }
+    return g * (T(kInvSqrt2Pi) * exp(T(-0.5) * square(x)) * (T(2) - square(x)));
+  }
+  template <class T>
+  static std::string print(const std::string& x, const GeluAttrs& a) {
+    return a.approximate == GeluApproximate::tanh ? "gelu_grad(" + x + ", tanh)"
+                                                  : "gelu_grad(" + x + ")";
+  }
+  template <class T>
+  static std::string label(const GeluAttrs& a) {
+    return a.approximate == GeluApproximate::tanh ? "gelu_grad(tanh)" : "gelu_grad";
+  }
+};
+struct GeluD : Diff {
+  static constexpr std::string_view name = "gelu";
+  static GeluAttrs attrs(const Attrs& a) { return gelu_attrs(a); }
+  template <class T>
+  static Attrs make_attrs(Expr<T> x, GeluApproximate approximate) {
+    if (approximate != GeluApproximate::none && approximate != GeluApproximate::tanh) {
+      throw ValueError("gelu: approximate " + std::to_string(static_cast<int>(approximate)) +
+                       " is neither none nor tanh, for " + x.graph().describe(x.id()));
+    }
+    return to_attrs(GeluAttrs{approximate});
+  }
+  template <class T>
+  static T f(T x, const GeluAttrs& a) {
+    if (a.approximate == GeluApproximate::tanh) {
+      return T(0.5) * x * (T(1) + std::tanh(T(kGeluK) * (x + T(kGeluC) * x * x * x)));
+    }
+    return T(0.5) * x * std::erfc(-x * T(kInvSqrt2));
+  }
+  template <class T>
+  static Expr<T> grad(Expr<T> x, Expr<T>, Expr<T> g, const GeluAttrs& a) {
+    return g * unary<T, GeluGradD>(x, to_attrs(a));
+  }
+  template <class T>
+  static std::string print(const std::string& x, const GeluAttrs& a) {
+    return a.approximate == GeluApproximate::tanh ? "gelu(" + x + ", tanh)" : "gelu(" + x + ")";
+  }
+  template <class T>
+  static std::string label(const GeluAttrs& a) {
+    return a.approximate == GeluApproximate::tanh ? "gelu(tanh)" : "gelu";
+  }
+};
+
 }  // namespace
 }  // namespace detail
 
@@ -297,6 +423,7 @@ struct LeakyReluD : Diff {
 // double; binary.cpp defines the rows with two.
 #define XGRAD_ROW(kind, ...) XGRAD_ROW_##kind(__VA_ARGS__)
 #define XGRAD_ROW_binary(name, def)
+#define XGRAD_ROW_ternary(name, def)
 #define XGRAD_ROW_unary(name, def)           \
   template <class T>                         \
   Expr<T> name(Expr<T> x) {                  \
@@ -318,6 +445,13 @@ struct LeakyReluD : Diff {
   }                                                                               \
   template Expr<float> name(Expr<float>, float, float);                           \
   template Expr<double> name(Expr<double>, double, double);
+#define XGRAD_ROW_unary_option(name, def, type, p, ...)                        \
+  template <class T>                                                           \
+  Expr<T> name(Expr<T> x, type p) {                                            \
+    return detail::unary<T, detail::def>(x, detail::def::make_attrs<T>(x, p)); \
+  }                                                                            \
+  template Expr<float> name(Expr<float>, type);                                \
+  template Expr<double> name(Expr<double>, type);
 XGRAD_ELEMENTWISE_OPS(XGRAD_ROW)
 
 }  // namespace xgrad

@@ -1,5 +1,6 @@
 /// @file layers.hpp
-/// @brief Layers: Linear, Flatten, Dropout, activation layers, and Sequential.
+/// @brief Layers: Linear, Flatten, Dropout, activation layers (ReLU, LeakyReLU, GELU, Tanh,
+/// Sigmoid), and Sequential.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "xgrad/nn/module.hpp"
+#include "xgrad/ops/elementwise.hpp"
 
 namespace xgrad::nn {
 
@@ -128,6 +130,38 @@ class Sigmoid : public Lambda<T> {
   explicit Sigmoid(Graph<T>& g);
 };
 
+/// leaky_relu(x, negative_slope) as a layer: x where x >= 0, negative_slope * x elsewhere.
+template <class T>
+class LeakyReLU : public Module<T> {
+ public:
+  /// A LeakyReLU layer; the slope (PyTorch's default 0.01) must be finite and non-negative
+  /// (ValueError otherwise), as for xgrad::leaky_relu.
+  explicit LeakyReLU(Graph<T>& g, double negative_slope = 0.01);
+  /// leaky_relu(x, negative_slope).
+  Expr<T> forward(Expr<T> x) override;
+  /// The slope for x < 0.
+  double negative_slope() const { return slope_; }
+
+ private:
+  double slope_;
+};
+
+/// gelu(x, approximate) as a layer: x * Phi(x) exactly, or in the tanh form.
+template <class T>
+class GELU : public Module<T> {
+ public:
+  /// A GELU layer, exact by default as in PyTorch.
+  explicit GELU(Graph<T>& g, GeluApproximate approximate = GeluApproximate::none)
+      : Module<T>(g), approximate_(approximate) {}
+  /// gelu(x, approximate).
+  Expr<T> forward(Expr<T> x) override;
+  /// Which form the layer computes.
+  GeluApproximate approximate() const { return approximate_; }
+
+ private:
+  GeluApproximate approximate_;
+};
+
 /// Modules applied one after another; children are named "0", "1", ... as in PyTorch.
 /// @code
 /// xgrad::nn::Sequential<float> model(g);
@@ -170,12 +204,14 @@ class Sequential : public Module<T> {
 };
 
 /// @cond INTERNAL
-#define XGRAD_NN_EXTERN(T)          \
-  extern template class Linear<T>;  \
-  extern template class Flatten<T>; \
-  extern template class ReLU<T>;    \
-  extern template class Tanh<T>;    \
-  extern template class Sigmoid<T>; \
+#define XGRAD_NN_EXTERN(T)            \
+  extern template class Linear<T>;    \
+  extern template class Flatten<T>;   \
+  extern template class ReLU<T>;      \
+  extern template class Tanh<T>;      \
+  extern template class Sigmoid<T>;   \
+  extern template class LeakyReLU<T>; \
+  extern template class GELU<T>;      \
   extern template class Sequential<T>;
 XGRAD_NN_EXTERN(float)
 XGRAD_NN_EXTERN(double)

@@ -2,6 +2,7 @@
 /// @brief Elementwise ops (NumPy broadcasting) and the arithmetic operators.
 #pragma once
 
+#include <cstdint>
 #include <type_traits>
 
 #include "xgrad/graph.hpp"
@@ -14,14 +15,22 @@ namespace xgrad {
 template <class T>
 using scalar_t = std::type_identity_t<T>;
 
+/// Which function gelu computes.
+enum class GeluApproximate : std::uint8_t {
+  none,  ///< The exact x * Phi(x), with the Gaussian CDF Phi written with erf.
+  tanh,  ///< PyTorch's approximate="tanh" form, which GPT-2-style models were trained with.
+};
+
 /// The elementwise ops, one row each: X(kind, name, definition struct, parameters). The
 /// kind is the builder's signature: `unary` (x), `binary` (a, b, broadcast as in NumPy),
 /// `unary_scalar` (x and one scalar parameter, named in the row, optionally followed by
-/// its `= default`) or `unary_scalar2` (x and two scalar parameters). The definition
-/// struct (src/ops/unary.cpp, binary.cpp) holds the kernel, the gradient rule and the
-/// printed form. This header expands the table into the builders' declarations, the
-/// sources into their definitions and explicit instantiations: adding an elementwise op
-/// takes its definition struct and one documented row.
+/// its `= default`), `unary_scalar2` (x and two scalar parameters), `unary_option` (x and
+/// one parameter of the type named in the row, then its name and `= default`) or
+/// `ternary` (cond, a, b, all three broadcast). The definition struct (src/ops/unary.cpp,
+/// binary.cpp, ternary.cpp) holds the kernel, the gradient rule and the printed form. This header
+/// expands the table into the builders' declarations, the sources into their definitions and
+/// explicit instantiations: adding an elementwise op takes its definition struct and one documented
+/// row.
 #define XGRAD_ELEMENTWISE_OPS(X)                                                             \
   /** a + b. */                                                                              \
   X(binary, add, AddD)                                                                       \
@@ -81,7 +90,25 @@ using scalar_t = std::type_identity_t<T>;
   /** 1 where x > 0, else 0; zero gradient. */                                               \
   X(unary, step, StepD)                                                                      \
   /** 1 where a == b (broadcast), else 0; zero gradient. */                                  \
-  X(binary, equal, EqualD)
+  X(binary, equal, EqualD)                                                                   \
+  /** Gauss error function, 2/sqrt(pi) times the integral of e ** -t^2 from 0 to x. */       \
+  X(unary, erf, ErfD)                                                                        \
+  /** log(1 + x), accurate where x is tiny (log(1 + x) would round 1 + x first). */          \
+  X(unary, log1p, Log1pD)                                                                    \
+  /** e ** x - 1, accurate where x is tiny. */                                               \
+  X(unary, expm1, Expm1D)                                                                    \
+  /** Gaussian error linear unit x * Phi(x), Phi the standard normal CDF: exactly            \
+      0.5 x (1 + erf(x / sqrt(2))) by default, or with GeluApproximate::tanh                 \
+      0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) as in PyTorch. The gradient is one     \
+      node, differentiable again. */                                                         \
+  X(unary_option, gelu, GeluD, GeluApproximate, approximate, = GeluApproximate::none)        \
+  /** x itself, as a value that no gradient flows through (detach): the forward is the       \
+      identity and x receives nothing from it, so grad(x * stop_gradient(x)) is x. */        \
+  X(unary, stop_gradient, StopGradientD)                                                     \
+  /** a where cond is nonzero, b where it is zero (NaN counts as nonzero); cond, a and b     \
+      broadcast together as in NumPy. The gradient flows to a and b where each is chosen,    \
+      summed back to their shapes; cond, a mask, receives none. */                           \
+  X(ternary, where, WhereD)
 
 // The declaration of each row's builder, by kind.
 #define XGRAD_DETAIL_DECLARE_ELEMENTWISE(kind, ...) XGRAD_DETAIL_DECLARE_##kind(__VA_ARGS__)
@@ -97,6 +124,12 @@ using scalar_t = std::type_identity_t<T>;
 #define XGRAD_DETAIL_DECLARE_unary_scalar2(name, def, p, q) \
   template <class T>                                        \
   Expr<T> name(Expr<T> x, scalar_t<T> p, scalar_t<T> q);
+#define XGRAD_DETAIL_DECLARE_unary_option(name, def, type, p, ...) \
+  template <class T>                                               \
+  Expr<T> name(Expr<T> x, type p __VA_ARGS__);
+#define XGRAD_DETAIL_DECLARE_ternary(name, def) \
+  template <class T>                            \
+  Expr<T> name(Expr<T> cond, Expr<T> a, Expr<T> b);
 
 /// @name Elementwise ops (NumPy broadcasting)
 /// @{
