@@ -8,7 +8,7 @@ packages=(
   libgtest-dev libbenchmark-dev doxygen graphviz libopenblas-dev liblapack-dev
   cmake g++ make
   dataset-fashion-mnist python3-numpy
-  libzip-dev zlib1g-dev nlohmann-json3-dev
+  libzip-dev zlib1g-dev nlohmann-json3-dev pkg-config
   libopenmpi-dev openmpi-bin
 )
 # For the tutorials' plots (gnuplot) and tutorial 3's real data set (scikit-learn's

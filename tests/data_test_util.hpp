@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -27,6 +28,18 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::remove(path.c_str());
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+/// The python3 that has numpy: $XGRAD_PYTHON when set (the ctest entry sets it), else
+/// python3 on PATH or /usr/bin/python3 (PATH may hold one without numpy); empty if none.
+inline std::string python_with_numpy() {
+  std::vector<std::string> candidates = {"python3", "/usr/bin/python3"};
+  if (const char* p = std::getenv("XGRAD_PYTHON"); p && *p) candidates = {p};
+  for (const std::string& py : candidates) {
+    const std::string cmd = "'" + py + "' -c 'import numpy' >/dev/null 2>&1";
+    if (std::system(cmd.c_str()) == 0) return "'" + py + "'";
+  }
+  return {};
 }
 
 /// A fresh directory under $TMPDIR (else /tmp), removed with its content: no files left behind.

@@ -32,6 +32,7 @@ using xgrad::data::NpyWriter;
 using xgrad::data::Stored;
 
 using xgrad_test::contains;
+using xgrad_test::python_with_numpy;
 using xgrad_test::read_bytes;
 using xgrad_test::TempDir;
 using xgrad_test::write_bytes;
@@ -106,6 +107,34 @@ TEST(NpyRoundTrip, EveryDtypeAndShape) {
   EXPECT_EQ(xgrad::data::load_npy<float>(dir.file("i16.npy")), (xt::xarray<float>{-300, 300}));
 }
 
+// A 0-d array (shape ()) round-trips: save_npy writes it, load_npy reads it back as
+// shape (), and the datasets, which need rows, refuse it by name.
+TEST(NpyRoundTrip, ZeroDimensionalArrays) {
+  TempDir dir;
+  const std::string p = dir.file("scalar.npy");
+  xgrad::data::save_npy(p, xt::xarray<double>(2.5));
+  EXPECT_TRUE(contains(read_bytes(p), "'shape': (), }"));
+  const auto back = xgrad::data::load_npy<double>(p);
+  EXPECT_EQ(back.dimension(), 0u);
+  EXPECT_EQ(back(), 2.5);
+  const ArrayFile f = ArrayFile::open_npy(p);
+  EXPECT_TRUE(f.shape().empty());
+  EXPECT_EQ(f.rows(), 1u);
+  EXPECT_EQ(f.row_elements(), 1u);
+  xgrad::data::save_npy(dir.file("i.npy"), xt::xarray<std::int64_t>(-7));
+  EXPECT_EQ(xgrad::data::load_npy<float>(dir.file("i.npy"))(), -7.0f);
+  xgrad::data::save_npy(dir.file("rows.npy"), xt::xarray<double>{1, 2});
+  for (auto [features, targets] :
+       {std::pair{p, dir.file("rows.npy")}, std::pair{dir.file("rows.npy"), p}}) {
+    try {
+      NpyDataset<double> ds(features, targets);
+      FAIL() << "0-d dataset file accepted";
+    } catch (const DataError& e) {
+      EXPECT_TRUE(contains(e.what(), p + ": 0-d array: expected at least 1 dimension")) << e.what();
+    }
+  }
+}
+
 TEST(NpyRoundTrip, HeaderIsWhatNumPyWrites) {
   TempDir dir;
   xgrad::data::save_npy(dir.file("a.npy"), xt::xarray<double>::from_shape({4, 3}));
@@ -145,16 +174,6 @@ TEST(NpyRoundTrip, Versions2And3BigEndianAndKeyOrder) {
   write_bytes(dir.file("f1.npy"),
               npy_bytes("{'descr': '<f8', 'fortran_order': True, 'shape': (3,), }", raw(v)));
   EXPECT_EQ(xgrad::data::load_npy<double>(dir.file("f1.npy")).size(), 3u);
-}
-
-// The python3 that has numpy, or empty. PATH may hold one without it (pyenv), so the
-// system interpreter is tried too.
-std::string python_with_numpy() {
-  for (const char* py : {"python3", "/usr/bin/python3"}) {
-    const std::string cmd = std::string(py) + " -c 'import numpy' >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) == 0) return py;
-  }
-  return {};
 }
 
 TEST(NpyRoundTrip, FilesWrittenByNumPyReadBackEqualAndViceVersa) {
@@ -386,7 +405,8 @@ TEST(NpyErrors, CorruptHeadersNameTheOffsetAndWhatWasExpected) {
       {"{'descr': '<f8', 'fortran_order': False, 'shape': (3,), 'x': 1}", "unexpected key 'x'"},
       {"{'descr': '<f8', 'fortran_order': False, 'shape': (-3,), }", "non-negative integer"},
       {"{'descr': '<f8', 'fortran_order': False, 'shape': (3 4), }", "expected ',' or ')'"},
-      {"{'descr': '<f8', 'fortran_order': False, 'shape': (), }", "at least 1 dimension"},
+      // 0-d: one element, so the 24 data bytes are too many.
+      {"{'descr': '<f8', 'fortran_order': False, 'shape': (), }", "after the 8 data bytes"},
       {"{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }", "too large"},
       {"{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }",
        "truncated data"},

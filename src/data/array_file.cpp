@@ -1,21 +1,21 @@
-// ArrayFile: .npy and IDX headers, positioned row reads and element conversion.
+// ArrayFile: IDX headers, positioned row reads and element conversion (the .npy header
+// is in npy_format.cpp).
 #include "xgrad/data/array_file.hpp"
 
 #include <algorithm>
 #include <bit>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
-#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "io.hpp"
+#include "npy_format.hpp"
 
 namespace xgrad::data {
 
@@ -46,266 +46,7 @@ std::string StoredFormat::descr() const {
   return std::string(size() == 1 ? "|" : big_endian ? ">" : "<") + codes[static_cast<int>(type)];
 }
 
-struct ArrayFile::Impl {
-  std::string path;
-  std::vector<std::size_t> shape;
-  StoredFormat format;
-  std::uint64_t offset = 0;
-  std::size_t rows = 0, row_elements = 1, row_bytes = 0;
-  detail::Fd fd;
-  std::uint64_t file_size = 0;
-  std::vector<std::byte> memory;  // decompressed content, when gzip-compressed
-  bool in_memory = false;
-  std::string where_prefix;  // "" or "decompressed " for offsets in messages
-
-  std::string at(std::uint64_t off) const { return where_prefix + at_byte(off); }
-  void read(std::uint64_t off, std::size_t n, void* dst) const {
-    if (in_memory) {
-      std::memcpy(dst, memory.data() + off, n);
-    } else {
-      detail::pread_exact(fd.get(), path, off, n, dst);
-    }
-  }
-  // Sets shape-derived sizes and checks that the data exactly fill the rest of the file.
-  void finish(std::uint64_t data_offset, const std::string& what) {
-    offset = data_offset;
-    rows = shape[0];
-    std::string dims = "(";
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-      dims += (i ? ", " : "") + std::to_string(shape[i]);
-    }
-    dims += shape.size() == 1 ? ",)" : ")";
-    std::uint64_t elems = 1, rb = 0, total = 0;
-    bool overflow = false;
-    for (std::size_t i = 1; i < shape.size(); ++i) {
-      overflow |= __builtin_mul_overflow(elems, std::uint64_t{shape[i]}, &elems);
-    }
-    overflow |= __builtin_mul_overflow(elems, std::uint64_t{format.size()}, &rb);
-    overflow |= __builtin_mul_overflow(rb, std::uint64_t{rows}, &total);
-    const std::uint64_t avail = file_size - data_offset;
-    const std::string array = "shape " + dims + " of " + format.descr() + " (" + what + ")";
-    if (overflow || total > avail) {
-      fail(path, at(file_size),
-           "truncated data: expected " +
-               (overflow ? std::string("more than 2^64") : std::to_string(total)) +
-               " data bytes for " + array + ", the file has " + std::to_string(avail));
-    }
-    if (total < avail) {
-      fail(path, at(data_offset + total),
-           "expected the end of the file after the " + std::to_string(total) + " data bytes of " +
-               array + ", the file has " + std::to_string(avail - total) + " more bytes");
-    }
-    row_elements = static_cast<std::size_t>(elems);
-    row_bytes = static_cast<std::size_t>(rb);
-  }
-};
-
 namespace {
-
-// --- .npy header -------------------------------------------------------------------------
-
-// A cursor over the header text of a .npy file, reporting errors at file byte offsets.
-class HeaderParser {
- public:
-  HeaderParser(const ArrayFile::Impl& f, std::string_view text, std::uint64_t base)
-      : f_(f), s_(text), base_(base) {}
-
-  [[noreturn]] void error(const std::string& what) const {
-    fail(f_.path, f_.at(base_ + pos_), "header: " + what);
-  }
-  void ws() {
-    while (pos_ < s_.size() &&
-           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
-      ++pos_;
-  }
-  bool peek(char c) {
-    ws();
-    return pos_ < s_.size() && s_[pos_] == c;
-  }
-  void expect(char c, const char* what) {
-    if (!peek(c)) error(std::string("expected ") + what + found());
-    ++pos_;
-  }
-  std::string found() const {
-    if (pos_ >= s_.size()) return ", found the end of the header";
-    const char c = s_[pos_];
-    if (std::isprint(static_cast<unsigned char>(c))) return std::string(", found '") + c + "'";
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%02x", static_cast<unsigned char>(c));
-    return std::string(", found byte 0x") + buf;
-  }
-  std::string string_literal(const char* what) {
-    ws();
-    if (pos_ >= s_.size() || (s_[pos_] != '\'' && s_[pos_] != '"')) {
-      error(std::string("expected ") + what + " (a quoted string)" + found());
-    }
-    const char q = s_[pos_++];
-    const std::size_t start = pos_;
-    while (pos_ < s_.size() && s_[pos_] != q) {
-      if (s_[pos_] == '\\' || s_[pos_] == '\n') error("expected a plain string literal" + found());
-      ++pos_;
-    }
-    if (pos_ >= s_.size()) error(std::string("expected the closing quote of ") + what + found());
-    return std::string(s_.substr(start, pos_++ - start));
-  }
-  bool boolean() {
-    ws();
-    for (const auto& [word, value] : {std::pair{"True", true}, std::pair{"False", false}}) {
-      const std::size_t n = std::strlen(word);
-      if (s_.substr(pos_, n) == word) {
-        pos_ += n;
-        return value;
-      }
-    }
-    error("expected True or False for 'fortran_order'" + found());
-  }
-  std::vector<std::size_t> tuple() {
-    expect('(', "'(' to start the shape tuple");
-    std::vector<std::size_t> dims;
-    while (!peek(')')) {
-      ws();
-      const std::size_t start = pos_;
-      std::uint64_t v = 0;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
-        if (__builtin_mul_overflow(v, 10u, &v) ||
-            __builtin_add_overflow(v, unsigned(s_[pos_] - '0'), &v)) {
-          error("shape dimension too large");
-        }
-        ++pos_;
-      }
-      if (pos_ == start) error("expected a non-negative integer dimension in 'shape'" + found());
-      if (pos_ < s_.size() && s_[pos_] == 'L') ++pos_;  // Python 2 longs
-      dims.push_back(static_cast<std::size_t>(v));
-      if (peek(',')) {
-        ++pos_;
-      } else if (!peek(')')) {
-        error("expected ',' or ')' in 'shape'" + found());
-      }
-    }
-    ++pos_;
-    return dims;
-  }
-  bool at_end() {
-    ws();
-    return pos_ >= s_.size();
-  }
-  char next() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
-  void skip() { ++pos_; }
-  std::uint64_t offset() const { return base_ + pos_; }
-
- private:
-  const ArrayFile::Impl& f_;
-  std::string_view s_;
-  std::uint64_t base_;
-  std::size_t pos_ = 0;
-};
-
-StoredFormat parse_descr(const std::string& d, const HeaderParser& p) {
-  const std::string expected =
-      "unsupported dtype '" + d +
-      "': expected a plain integer or float dtype such as '<f8', '<f4', '<i8', '<i4' or '|u1'";
-  if (d.size() < 3) p.error(expected);
-  const char order = d[0], kind = d[1];
-  const std::string bytes = d.substr(2);
-  if (order != '<' && order != '>' && order != '|' && order != '=') p.error(expected);
-  StoredFormat f;
-  f.big_endian = order == '>' || (order == '=' && std::endian::native == std::endian::big);
-  static const std::pair<const char*, Stored> table[] = {
-      {"i1", Stored::int8},   {"u1", Stored::uint8},  {"i2", Stored::int16},
-      {"u2", Stored::uint16}, {"i4", Stored::int32},  {"u4", Stored::uint32},
-      {"i8", Stored::int64},  {"u8", Stored::uint64}, {"f4", Stored::float32},
-      {"f8", Stored::float64}};
-  const std::string code = std::string(1, kind) + bytes;
-  auto it = std::find_if(std::begin(table), std::end(table),
-                         [&](const auto& e) { return code == e.first; });
-  if (it == std::end(table)) p.error(expected);
-  f.type = it->second;
-  if (order == '|' && f.size() != 1) p.error(expected + " ('|' is for 1-byte types)");
-  return f;
-}
-
-void parse_npy(ArrayFile::Impl& f) {
-  const std::string& path = f.path;
-  if (f.file_size == 0)
-    fail(path, "", "empty file: expected a .npy file (magic string \\x93NUMPY)");
-  unsigned char pre[12] = {};
-  const std::size_t have = static_cast<std::size_t>(std::min<std::uint64_t>(f.file_size, 12));
-  f.read(0, have, pre);
-  static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-  for (std::size_t i = 0; i < 6; ++i) {
-    if (i >= have) fail(path, at_byte(i), "truncated header: expected the magic string \\x93NUMPY");
-    if (pre[i] != magic[i]) {
-      fail(path, at_byte(i), "expected the .npy magic string \\x93NUMPY: not a .npy file");
-    }
-  }
-  if (have < 8)
-    fail(path, at_byte(have), "truncated header: expected the format version (2 bytes)");
-  const unsigned major = pre[6];
-  if (major < 1 || major > 3) {
-    fail(path, at_byte(6),
-         "format version " + std::to_string(major) + "." + std::to_string(pre[7]) +
-             ": expected version 1, 2 or 3");
-  }
-  const std::size_t len_bytes = major == 1 ? 2 : 4;
-  if (have < 8 + len_bytes) {
-    fail(path, at_byte(have),
-         "truncated header: expected the " + std::to_string(len_bytes) + "-byte header length");
-  }
-  std::uint64_t hlen = 0;
-  for (std::size_t i = 0; i < len_bytes; ++i) hlen |= std::uint64_t{pre[8 + i]} << (8 * i);
-  const std::uint64_t start = 8 + len_bytes;
-  if (hlen > f.file_size - start) {
-    fail(path, at_byte(f.file_size),
-         "truncated header: expected " + std::to_string(hlen) + " header bytes from " +
-             at_byte(start) + ", the file has " + std::to_string(f.file_size - start));
-  }
-  if (hlen > (std::uint64_t{1} << 24)) {
-    fail(path, at_byte(8), "header length " + std::to_string(hlen) + ": expected at most 16 MiB");
-  }
-  std::string text(static_cast<std::size_t>(hlen), '\0');
-  f.read(start, text.size(), text.data());
-  HeaderParser p(f, text, start);
-  p.expect('{', "'{' to start the header dictionary");
-  bool have_descr = false, have_order = false, have_shape = false, fortran = false;
-  while (!p.peek('}')) {
-    const std::string key = p.string_literal("a dictionary key");
-    p.expect(':', "':' after the key");
-    if (key == "descr") {
-      if (p.peek('[')) p.error("structured dtype: expected a plain integer or float dtype string");
-      f.format = parse_descr(p.string_literal("the dtype string"), p);
-      have_descr = true;
-    } else if (key == "fortran_order") {
-      fortran = p.boolean();
-      have_order = true;
-    } else if (key == "shape") {
-      f.shape = p.tuple();
-      have_shape = true;
-    } else {
-      p.error("unexpected key '" + key + "': expected 'descr', 'fortran_order' or 'shape'");
-    }
-    if (p.peek(',')) {
-      p.skip();
-    } else if (!p.peek('}')) {
-      p.error("expected ',' or '}' in the header dictionary" + p.found());
-    }
-  }
-  p.skip();
-  if (!p.at_end()) p.error("expected only padding after the header dictionary" + p.found());
-  if (!have_descr || !have_order || !have_shape) {
-    p.error(std::string("missing key '") +
-            (!have_descr   ? "descr"
-             : !have_order ? "fortran_order"
-                           : "shape") +
-            "': expected 'descr', 'fortran_order' and 'shape'");
-  }
-  if (fortran && f.shape.size() > 1) {
-    fail(path, f.at(start), "header: fortran_order is True: expected a C-order (row-major) array");
-  }
-  if (f.shape.empty()) {
-    fail(path, f.at(start), "header: shape (): expected an array of at least 1 dimension (rows)");
-  }
-  f.finish(start + hlen, "from the header");
-}
 
 // --- IDX header ---------------------------------------------------------------------------
 
@@ -442,6 +183,10 @@ std::size_t convert_any(StoredFormat f, const std::byte* src, std::size_t n, U* 
 
 ArrayFile::ArrayFile(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
+ArrayFile ArrayFile::from_impl(std::shared_ptr<const Impl> impl) {
+  return ArrayFile(std::move(impl));
+}
+
 namespace {
 
 std::shared_ptr<ArrayFile::Impl> open_source(const std::string& path, bool allow_gzip) {
@@ -466,7 +211,7 @@ std::shared_ptr<ArrayFile::Impl> open_source(const std::string& path, bool allow
 
 ArrayFile ArrayFile::open_npy(const std::string& path) {
   auto f = open_source(path, false);
-  parse_npy(*f);
+  detail::parse_npy(*f);
   return ArrayFile(std::move(f));
 }
 

@@ -27,6 +27,11 @@ void fail(const std::string& path, const std::string& where, const std::string& 
   throw DataError(path + ": " + (where.empty() ? "" : where + ": ") + what);
 }
 
+std::string message_of(const std::exception& e) {
+  const std::string m = e.what();
+  return m.compare(0, 7, "xgrad: ") == 0 ? m.substr(7) : m;
+}
+
 std::string at_byte(std::uint64_t offset) { return "byte " + std::to_string(offset); }
 
 std::string errno_text(int e) { return std::strerror(e); }

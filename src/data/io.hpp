@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ namespace xgrad::data::detail {
 
 /// Throws DataError "path: where: what" (where may be empty).
 [[noreturn]] void fail(const std::string& path, const std::string& where, const std::string& what);
+/// e.what() without the "xgrad: " every Error starts with, to put into another message.
+std::string message_of(const std::exception& e);
 /// "byte N" for messages.
 std::string at_byte(std::uint64_t offset);
 /// strerror for errno value e.

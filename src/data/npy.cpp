@@ -8,6 +8,7 @@
 
 #include "instantiate.hpp"
 #include "io.hpp"
+#include "npy_format.hpp"
 
 namespace xgrad::data {
 
@@ -16,6 +17,9 @@ using detail::element_name;
 namespace {
 
 void check_rows(const ArrayFile& f) {
+  if (f.shape().empty()) {
+    throw DataError(f.path() + ": 0-d array: expected at least 1 dimension (the rows)");
+  }
   if (f.rows() == 0) {
     throw DataError(f.path() + ": array of shape (0, ...) holds no rows: expected at least 1");
   }
@@ -28,9 +32,8 @@ std::vector<std::size_t> row_shape(const ArrayFile& f) {
 }  // namespace
 
 template <Element U>
-xt::xarray<U> load_npy(const std::string& path) {
-  const ArrayFile f = ArrayFile::open_npy(path);
-  f.require_convertible<U>("load_npy<" + std::string(element_name<U>()) + ">");
+xt::xarray<U> detail::read_array(const ArrayFile& f, const std::string& who) {
+  f.require_convertible<U>(who);
   auto a = xt::xarray<U>::from_shape(f.shape());
   const std::size_t re = f.row_elements(), rb = f.row_bytes();
   if (rb == 0) return a;
@@ -46,15 +49,26 @@ xt::xarray<U> load_npy(const std::string& path) {
   return a;
 }
 
-template xt::xarray<float> load_npy<float>(const std::string&);
-template xt::xarray<double> load_npy<double>(const std::string&);
-template xt::xarray<std::int32_t> load_npy<std::int32_t>(const std::string&);
-template xt::xarray<std::int64_t> load_npy<std::int64_t>(const std::string&);
+template <Element U>
+xt::xarray<U> load_npy(const std::string& path) {
+  return detail::read_array<U>(ArrayFile::open_npy(path),
+                               "load_npy<" + std::string(element_name<U>()) + ">");
+}
+
+#define XGRAD_DATA_INSTANTIATE(U)                                                     \
+  template xt::xarray<U> detail::read_array<U>(const ArrayFile&, const std::string&); \
+  template xt::xarray<U> load_npy<U>(const std::string&);
+XGRAD_DATA_INSTANTIATE(float)
+XGRAD_DATA_INSTANTIATE(double)
+XGRAD_DATA_INSTANTIATE(std::int32_t)
+XGRAD_DATA_INSTANTIATE(std::int64_t)
+#undef XGRAD_DATA_INSTANTIATE
 
 template <Element T, Element L>
 NpyDataset<T, L>::NpyDataset(const std::string& features_path, const std::string& targets_path)
     : features_(ArrayFile::open_npy(features_path)), targets_(ArrayFile::open_npy(targets_path)) {
   check_rows(features_);
+  check_rows(targets_);
   if (targets_.rows() != features_.rows()) {
     throw DataError(targets_path + ": " + std::to_string(targets_.rows()) +
                     " rows: expected as many as the features file " + features_path + " (" +

@@ -1,68 +1,23 @@
-// NpyWriter: .npy files written to a temporary file, then renamed into place.
-#include <fcntl.h>
+// NpyWriter: .npy files written to a temporary file, then renamed into place
+// (atomic_file.hpp).
 #include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
+#include "atomic_file.hpp"
 #include "io.hpp"
+#include "npy_format.hpp"
 #include "xgrad/data/npy.hpp"
 
 namespace xgrad::data {
 
-using detail::errno_text;
 using detail::fail;
+using detail::write_all;
 
 namespace {
 
 constexpr std::size_t kBufferBytes = std::size_t{1} << 20;
-
-std::string header_text(StoredFormat f, const std::vector<std::size_t>& shape) {
-  std::string dict = "{'descr': '" + f.descr() + "', 'fortran_order': False, 'shape': (";
-  for (std::size_t i = 0; i < shape.size(); ++i) dict += (i ? ", " : "") + std::to_string(shape[i]);
-  if (shape.size() == 1) dict += ",";
-  dict += "), }";
-  return dict;
-}
-
-// The whole header: magic, version, length, dictionary padded with spaces and ended by a
-// newline so that the data start at a multiple of 64 bytes, as NumPy writes it.
-std::string npy_header(StoredFormat f, const std::vector<std::size_t>& shape) {
-  const std::string dict = header_text(f, shape);
-  for (unsigned major : {1u, 2u}) {
-    const std::size_t pre = major == 1 ? 10 : 12;
-    std::size_t total = pre + dict.size() + 1;
-    total = (total + 63) / 64 * 64;
-    const std::size_t hlen = total - pre;
-    if (major == 1 && hlen > 0xffff) continue;
-    std::string h("\x93NUMPY", 6);
-    h += static_cast<char>(major);
-    h += '\0';
-    for (std::size_t i = 0; i < pre - 8; ++i) h += static_cast<char>((hlen >> (8 * i)) & 0xff);
-    h += dict;
-    h.append(total - h.size() - 1, ' ');
-    h += '\n';
-    return h;
-  }
-  return {};  // unreachable: version 2 holds 4 GiB headers
-}
-
-void write_all(int fd, const std::string& path, const void* data, std::size_t n) {
-  const auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t r = ::write(fd, p, n);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      fail(path, "", "write error: " + errno_text(errno));
-    }
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-}
 
 }  // namespace
 
@@ -75,17 +30,10 @@ NpyWriter::NpyWriter(std::string path, Stored type, std::vector<std::size_t> sha
       fail(path_, "", "shape too large: expected an array that fits in 2^64 bytes");
     }
   }
-  static std::atomic<unsigned> counter{0};
-  for (int attempt = 0; fd_ < 0; ++attempt) {
-    tmp_ = path_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd_ < 0 && (errno != EEXIST || attempt > 100)) {
-      fail(path_, "", "cannot create the temporary file " + tmp_ + ": " + errno_text(errno));
-    }
-  }
+  fd_ = detail::create_temp(path_, tmp_);
   try {
     buffer_.reserve(kBufferBytes);
-    const std::string h = npy_header(f, shape);
+    const std::string h = detail::npy_header(f, shape);
     write_bytes_raw(h.data(), h.size());
   } catch (...) {
     ::close(fd_);
@@ -139,13 +87,7 @@ void NpyWriter::commit() {
              std::to_string(expected_) + " (the shape's size)");
   }
   flush_buffer();
-  if (::fsync(fd_) != 0) fail(path_, "", "fsync of " + tmp_ + " failed: " + errno_text(errno));
-  const int fd = fd_;
-  fd_ = -1;
-  if (::close(fd) != 0) fail(path_, "", "close of " + tmp_ + " failed: " + errno_text(errno));
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    fail(path_, "", "cannot rename " + tmp_ + " into place: " + errno_text(errno));
-  }
+  detail::commit_temp(fd_, tmp_, path_);
   committed_ = true;
 }
 

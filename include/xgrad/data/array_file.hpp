@@ -81,8 +81,8 @@ constexpr Stored stored_of() {
 class ArrayFile {
  public:
   /// Opens a NumPy .npy file (format versions 1, 2 and 3; C order; integer or floating
-  /// dtypes of either byte order). Throws DataError naming the file, the byte offset and
-  /// what was expected for a missing, empty, truncated or malformed file.
+  /// dtypes of either byte order; any rank, 0-d included). Throws DataError naming the file, the
+  /// byte offset and what was expected for a missing, empty, truncated or malformed file.
   static ArrayFile open_npy(const std::string& path);
   /// Opens an IDX file (the MNIST format), plain or gzip-compressed (detected from the
   /// content). Throws DataError like open_npy.
@@ -90,11 +90,11 @@ class ArrayFile {
 
   /// The file's path.
   const std::string& path() const;
-  /// The array's shape (at least one dimension).
+  /// The array's shape (empty for a 0-d array).
   const std::vector<std::size_t>& shape() const;
   /// How elements are stored.
   StoredFormat format() const;
-  /// Number of rows (shape()[0]).
+  /// Number of rows (shape()[0]; 1 for a 0-d array, read as one row of one element).
   std::size_t rows() const;
   /// Elements per row (product of shape()[1:]).
   std::size_t row_elements() const;
@@ -142,7 +142,8 @@ class ArrayFile {
 
   /// @cond INTERNAL
   struct Impl;
-  /// @endcond
+  static ArrayFile from_impl(std::shared_ptr<const Impl> impl);  // src/data/ only
+                                                                 /// @endcond
 
  private:
   explicit ArrayFile(std::shared_ptr<const Impl> impl);

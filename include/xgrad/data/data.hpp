@@ -10,4 +10,5 @@
 #include "xgrad/data/idx.hpp"
 #include "xgrad/data/loader.hpp"
 #include "xgrad/data/npy.hpp"
+#include "xgrad/data/npz.hpp"
 #include "xgrad/data/permutation.hpp"

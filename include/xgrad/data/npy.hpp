@@ -17,10 +17,11 @@ namespace xgrad::data {
 
 /// Writes a .npy file (format version 1.0, or 2.0 when the header needs it; C order,
 /// little-endian) atomically: the data go to a temporary file beside the target, which
-/// commit() flushes to disk and renames over the target, so readers never see a partial
-/// file. Data may be written in pieces, so arrays larger than memory can be produced.
-/// Destroying an uncommitted writer deletes the temporary file and leaves the target as
-/// it was.
+/// commit() fsyncs, renames over the target and makes durable with an fsync of the
+/// directory, so readers never see a partial file. Data may be written in pieces, so
+/// arrays larger than memory can be produced. Destroying an uncommitted writer deletes the
+/// temporary file and leaves the target as it was; temporaries of the same target that a
+/// killed process left are removed by the next writer.
 class NpyWriter {
  public:
   /// Starts a file of the given element type and shape (every element must be written
@@ -72,7 +73,7 @@ void save_npy(const std::string& path, const xt::xarray<U>& a) {
 }
 
 /// Loads a whole .npy file converted to U (see ArrayFile::open_npy for the accepted
-/// files; 0-d arrays are not accepted).
+/// files; a 0-d array loads as an array of shape ()).
 template <Element U>
 xt::xarray<U> load_npy(const std::string& path);
 

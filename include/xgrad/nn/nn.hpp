@@ -1,5 +1,5 @@
 /// @file nn.hpp
-/// @brief Everything of xgrad::nn: modules, layers and initialisers.
+/// @brief Everything of xgrad::nn: modules, layers, initialisers and model files.
 #pragma once
 
 #include "xgrad/nn/conv.hpp"
@@ -7,3 +7,4 @@
 #include "xgrad/nn/layers.hpp"
 #include "xgrad/nn/module.hpp"
 #include "xgrad/nn/norm.hpp"
+#include "xgrad/nn/serialize.hpp"
