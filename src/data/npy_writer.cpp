@@ -1,11 +1,15 @@
-// NpyWriter: .npy files written to a temporary file, then renamed into place.
+// NpyWriter: .npy files written to a temporary file, then renamed into place; temporaries
+// that killed saves of the same target left behind are removed by the next save.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -64,6 +68,32 @@ void write_all(int fd, const std::string& path, const void* data, std::size_t n)
   }
 }
 
+// Removes the temporaries "<target>.tmp.<pid>.<n>" that a save of the same target left
+// behind when its process was killed (a rename never happened): those of processes that no
+// longer exist. Temporaries of live processes, this one included, may belong to a save
+// still running and are kept. Best effort: errors leave the files alone.
+void remove_stale_temporaries(const std::string& target) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path t(target);
+  const fs::path dir = t.has_parent_path() ? t.parent_path() : fs::path(".");
+  const std::string prefix = t.filename().string() + ".tmp.";
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());  // "<pid>.<n>"
+    const std::size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos) continue;
+    if (rest.find_first_not_of("0123456789.") != std::string::npos) continue;
+    if (rest.find('.', dot + 1) != std::string::npos || dot + 1 == rest.size()) continue;
+    const long pid = std::strtol(rest.substr(0, dot).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == static_cast<long>(::getpid())) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or unknown)
+    std::error_code rm;
+    fs::remove(it->path(), rm);
+  }
+}
+
 }  // namespace
 
 NpyWriter::NpyWriter(std::string path, Stored type, std::vector<std::size_t> shape)
@@ -75,6 +105,7 @@ NpyWriter::NpyWriter(std::string path, Stored type, std::vector<std::size_t> sha
       fail(path_, "", "shape too large: expected an array that fits in 2^64 bytes");
     }
   }
+  remove_stale_temporaries(path_);
   static std::atomic<unsigned> counter{0};
   for (int attempt = 0; fd_ < 0; ++attempt) {
     tmp_ = path_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);

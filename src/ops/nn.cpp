@@ -111,6 +111,12 @@ class CrossEntropyOp final : public Op<T> {
       throw std::invalid_argument("logits have " + std::to_string(in[0][0]) + " rows but " +
                                   std::to_string(in[1][0]) + " labels");
     }
+    // The loss is a mean over rows: none (an empty batch) would be 0/0, and no class
+    // leaves nothing to normalise over.
+    if (in[0][0] == 0 || in[1][0] == 0) {
+      throw std::invalid_argument("empty batch: logits " + shape_str(in[0]) + " have no rows");
+    }
+    if (in[0][1] == 0) throw std::invalid_argument("logits " + shape_str(in[0]) + " have no class");
     return {};
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
@@ -130,9 +136,14 @@ class CrossEntropyOp final : public Op<T> {
     }
     out.data[0] = n ? static_cast<T>(total / static_cast<double>(n)) : T(0);
   }
-  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool> wanted,
                 std::span<Expr<T>> gr) const override {
     Expr<T> z = arg(y, n, 0), labels = arg(y, n, 1);
+    if (wanted[1]) {  // as PyTorch and JAX: class indices are not differentiable
+      throw GraphError("cross_entropy: no gradient with respect to the labels " +
+                       y.graph().describe(labels.id()) +
+                       ", which are class indices; use a soft-target loss for that");
+    }
     Dim classes = z.shape()[1];
     if (classes == open) {
       throw GraphError("cross_entropy: the gradient needs a known number of classes in " +

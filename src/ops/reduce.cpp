@@ -37,7 +37,9 @@ class ReduceOp final : public Op<T> {
     for (std::size_t i = 0; i < in[0].size(); ++i) {
       bool red = std::find(r.axes.begin(), r.axes.end(), static_cast<Dim>(i)) != r.axes.end();
       if (red && D::needs_elements && in[0][i] == 0) {
-        throw std::invalid_argument("reducing over empty axis " + std::to_string(i));
+        throw std::invalid_argument("reducing over empty axis " + std::to_string(i) +
+                                    " (an empty batch?): there is no element to take the " +
+                                    std::string(D::name) + " of");
       }
       if (!red) {
         out.push_back(in[0][i]);
@@ -113,7 +115,8 @@ template <bool Mean>
 struct ReduceAddD {
   static constexpr std::string_view name = Mean ? "mean" : "sum";
   static constexpr RowRole rows = Mean ? RowRole::mean : RowRole::sum;
-  static constexpr bool needs_elements = false;
+  // A mean of no elements is 0/0: an error, as for max, where a sum of none is 0.
+  static constexpr bool needs_elements = Mean;
   template <class U>
   static U init() {
     return U(0);
@@ -231,6 +234,7 @@ class SizeOfOp final : public Op<T> {
 template <class T, class D>
 Expr<T> reduce(Expr<T> x, const std::vector<Dim>& axes, bool keepdims) {
   std::vector<Dim> normed;
+  x.graph(D::name);  // names the op when x is an invalid handle
   try {
     normed = norm_axes(axes, x.rank());
   } catch (const std::invalid_argument& e) {

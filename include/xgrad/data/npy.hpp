@@ -20,7 +20,9 @@ namespace xgrad::data {
 /// commit() flushes to disk and renames over the target, so readers never see a partial
 /// file. Data may be written in pieces, so arrays larger than memory can be produced.
 /// Destroying an uncommitted writer deletes the temporary file and leaves the target as
-/// it was.
+/// it was. A process killed during a save cannot delete its temporary
+/// ("<target>.tmp.<pid>.<n>"): the next writer of the same target removes those of
+/// processes that no longer exist.
 class NpyWriter {
  public:
   /// Starts a file of the given element type and shape (every element must be written

@@ -10,6 +10,11 @@ namespace xgrad {
 
 /// The probabilistic layers and losses, one row each: X(name, (parameters)), expanded
 /// here into declarations and in src/ops/nn.cpp into explicit instantiations.
+///
+/// An empty batch (0 rows) is an error, never a NaN or a 0: cross_entropy and mse (a mean)
+/// raise ShapeError naming the op and the empty operand, when the graph is built for a
+/// static batch and when a Function is run for an open one. cross_entropy has no gradient
+/// with respect to its labels (class indices): asking for one raises GraphError.
 #define XGRAD_NN_OPS(X)                                                                 \
   /** Softmax along axis, shifted by the maximum so it never overflows. */              \
   X(softmax, (Expr<T> x, Dim axis = -1))                                                \

@@ -31,7 +31,9 @@ namespace xgrad {
   X(gather_rows, (Expr<T> x, Expr<T> indices))                                           \
   /** Adds the rows of x into a zero tensor shaped like ref at the given row indices. */ \
   X(scatter_add_rows, (Expr<T> x, Expr<T> indices, Expr<T> ref))                         \
-  /** Elements begin..end (exclusive, negative counts from the end) along axis. */       \
+  /** Elements begin..end (exclusive, negative counts from the end) along axis. Bounds   \
+      are clamped to the axis as in Python: slice(x, 0, 2, 100) of 5 rows takes rows     \
+      2..4 and an empty range gives an empty result, never an error. */                  \
   X(slice, (Expr<T> x, Dim axis, Dim begin, Dim end))                                    \
   /** Places x into zeros shaped like ref at begin along axis (the adjoint of slice). */ \
   X(pad_like, (Expr<T> x, Expr<T> ref, Dim axis, Dim begin))                             \
