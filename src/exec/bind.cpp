@@ -2,6 +2,7 @@
 // shape), points the input slots at the values (integer values converted to T into a
 // buffer sized by the plan), and re-plans only when some shape changed.
 #include <algorithm>
+#include <limits>
 
 #include "plan.hpp"
 
@@ -13,6 +14,20 @@ template <class S>
 std::string dims_str(const S& s) {
   Shape d(s.begin(), s.end());
   return shape_str(d);
+}
+
+// shape_overflows() for a bound value's extents, without copying them (binding must not
+// allocate).
+bool overflows(std::span<const std::size_t> s) {
+  Dim n = 1;
+  for (std::size_t d : s) {
+    if (d == 0) continue;
+    if (d > static_cast<std::size_t>(std::numeric_limits<Dim>::max()) ||
+        __builtin_mul_overflow(n, static_cast<Dim>(d), &n)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -80,9 +95,9 @@ void Plan<T>::bind_and_plan(std::span<const Feed<T>> feeds) {
       throw BindingError("run: input " + g->describe(f.input.id()) +
                          " cannot take a value of shape " + dims_str(vs));
     }
-    if (Shape d(vs.begin(), vs.end()); shape_overflows(d)) {
+    if (overflows(vs)) {
       throw BindingError("run: input " + g->describe(f.input.id()) + ": the element count of " +
-                         shape_str(d) + " overflows a 64-bit index");
+                         dims_str(vs) + " overflows a 64-bit index");
     }
     it->data = v.data();
     it->given = true;
