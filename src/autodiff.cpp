@@ -48,9 +48,14 @@ Expr<T> total(std::vector<Expr<T>>& parts) {
 template <class T>
 std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Expr<T> seed,
                                   GradOptions opts) {
-  Graph<T>& g = y.graph();
-  for (const Expr<T>& x : xs) {
-    if (&x.graph() != &g) throw GraphError("grad: a node of another graph was passed as x");
+  Graph<T>& g = y.graph("grad (the differentiated node)");
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    const Expr<T>& x = xs[k];
+    x.graph("grad (variable " + std::to_string(k) + ")");
+    if (&x.graph() != &g) {
+      throw GraphError("grad: variable " + std::to_string(k) + " " + x.graph().describe(x.id()) +
+                       " belongs to another graph than " + g.describe(y.id()));
+    }
   }
   NodeId root = y.id();
   std::vector<NodeId> order = detail::topo_order(g, std::span<const NodeId>(&root, 1));
@@ -139,7 +144,7 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
 
 template <class T>
 std::vector<Expr<T>> grad(Expr<T> y, const std::vector<Expr<T>>& xs, GradOptions opts) {
-  const Shape& s = y.shape();
+  const Shape& s = y.graph("grad (the differentiated node)").node(y.id()).shape;
   bool scalar = std::all_of(s.begin(), s.end(), [](Dim d) { return d == 1; });
   if (!scalar) {
     throw ShapeError("grad: " + y.graph().describe(y.id()) +

@@ -99,7 +99,7 @@ template <class T>
 GradCheckResult check_gradients(Expr<T> y, const std::vector<Expr<T>>& xs,
                                 std::vector<Feed<T>> feeds, GradCheckOptions opts) {
   OwnedFeeds<T> owned(feeds);
-  Graph<T>& g = y.graph();
+  Graph<T>& g = y.graph("check_gradients");
   Expr<T> obj = y;
   if (!y.shape().empty()) {
     // A fixed pseudo-random weighting checks every row of the Jacobian at once.

@@ -33,6 +33,24 @@ std::size_t shape_size(std::span<const Dim> shape) {
   return n;
 }
 
+bool shape_overflows(std::span<const Dim> shape) {
+  Dim n = 1;
+  for (Dim d : shape) {
+    if (d <= 0) continue;  // open or empty
+    if (__builtin_mul_overflow(n, d, &n)) return true;
+  }
+  return false;
+}
+
+std::string bytes_str(std::size_t elements, std::size_t element_size) {
+  std::size_t bytes = 0;
+  std::string b = __builtin_mul_overflow(elements, element_size, &bytes)
+                      ? std::string("more than 2^64")
+                      : std::to_string(bytes);
+  return b + " bytes (" + std::to_string(elements) + " elements of " +
+         std::to_string(element_size) + " bytes)";
+}
+
 const char* dtype_name(DType d) {
   switch (d) {
     case DType::float32:
@@ -102,11 +120,22 @@ Shape shape_of(const xt::xarray<T>& v) {
   return Shape(v.shape().begin(), v.shape().end());
 }
 
-void check_rank(const Shape& s) {
+// Why no node may have shape s ("" when it may): a rank above max_rank, or extents whose
+// element count overflows.
+std::string shape_problem(const Shape& s) {
   if (s.size() > max_rank) {
-    throw ShapeError("rank " + std::to_string(s.size()) + " of shape " + shape_str(s) +
-                     " exceeds the supported maximum " + std::to_string(max_rank));
+    return "rank " + std::to_string(s.size()) + " of shape " + shape_str(s) +
+           " exceeds the supported maximum " + std::to_string(max_rank);
   }
+  if (shape_overflows(s)) {
+    return "the element count of shape " + shape_str(s) + " overflows a 64-bit index";
+  }
+  return {};
+}
+
+// who: how the message names the node, "input 'x'".
+void check_shape(const Shape& s, const std::string& who) {
+  if (std::string why = shape_problem(s); !why.empty()) throw ShapeError(who + ": " + why);
 }
 
 }  // namespace
@@ -235,7 +264,7 @@ Expr<T> Graph<T>::input(std::string name, Shape shape, DType dtype) {
                      " graph takes inputs of its own type or integer labels, not " +
                      dtype_name(dtype));
   }
-  check_rank(shape);
+  check_shape(shape, "input '" + name + "'");
   Node<T>& n = new_node();
   n.kind = NodeKind::input;
   n.shape = std::move(shape);
@@ -247,7 +276,7 @@ Expr<T> Graph<T>::input(std::string name, Shape shape, DType dtype) {
 template <class T>
 Expr<T> Graph<T>::parameter(std::string name, xt::xarray<T> value) {
   Shape s = shape_of(value);
-  check_rank(s);
+  check_shape(s, "parameter '" + name + "'");
   Node<T>& n = new_node();
   n.kind = NodeKind::parameter;
   n.shape = std::move(s);
@@ -260,7 +289,7 @@ template <class T>
 Expr<T> Graph<T>::constant(xt::xarray<T> value, std::string name) {
   if (value.dimension() == 0 && name.empty()) return scalar(value());
   Shape s = shape_of(value);
-  check_rank(s);
+  check_shape(s, name.empty() ? std::string("constant") : "constant '" + name + "'");
   Node<T>& n = new_node();
   n.kind = NodeKind::constant;
   n.shape = std::move(s);
@@ -306,15 +335,21 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
     shapes[k].assign(n.shape.begin(), n.shape.end());
     all_constant = all_constant && n.kind == NodeKind::constant;
   }
+  auto operands = [&] {
+    std::string s = "; operands:";
+    for (std::size_t k = 0; k < inputs.size(); ++k) s += (k ? ", " : " ") + describe(inputs[k]);
+    return s;
+  };
   Shape out;
   try {
     out = op.infer_shape(shapes, attrs);
   } catch (const std::invalid_argument& e) {
-    std::string msg = std::string(op.name()) + ": " + e.what() + "; operands:";
-    for (std::size_t k = 0; k < inputs.size(); ++k) {
-      msg += (k ? ", " : " ") + describe(inputs[k]);
-    }
-    throw ShapeError(msg);
+    throw ShapeError(std::string(op.name()) + ": " + e.what() + operands());
+  }
+  // Every shape rule's result passes here: an overflowing element count never reaches a
+  // kernel or a stride computation.
+  if (std::string why = shape_problem(out); !why.empty()) {
+    throw ShapeError(std::string(op.name()) + ": " + why + operands());
   }
   if (Expr<T> s = op.simplify(*this, inputs, attrs)) return s;
 
@@ -325,7 +360,14 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
       in.push_back({n.value.data(), n.shape, n.value.size()});
     }
     std::vector<std::size_t> ushape(out.begin(), out.end());
-    xt::xarray<T> value = xt::xarray<T>::from_shape(ushape);
+    xt::xarray<T> value;
+    try {
+      value = xt::xarray<T>::from_shape(ushape);
+    } catch (const std::exception&) {  // bad_alloc, or length_error beyond max_size()
+      throw AllocationError(std::string(op.name()) + ": folding constants into shape " +
+                            shape_str(out) + " needs " + bytes_str(shape_size(out), sizeof(T)) +
+                            ", which could not be allocated" + operands());
+    }
     op.forward(in, Tensor<T>{value.data(), out, value.size()}, attrs);
     return constant(std::move(value));
   }
@@ -350,7 +392,6 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
       if (same(uses_[r].user)) return Expr<T>(this, uses_[r].user);
     }
   }
-  check_rank(out);
   Node<T>& n = new_node();
   n.kind = NodeKind::op;
   n.op = &op;

@@ -97,7 +97,7 @@ std::string dot_of(const Graph<T>& g, const std::vector<NodeId>& ids) {
 
 template <class T>
 std::string to_string(Expr<T> e) {
-  const Graph<T>& g = e.graph();
+  const Graph<T>& g = e.graph("to_string");
   NodeId root = e.id();
   std::vector<NodeId> order = detail::topo_order(g, std::span<const NodeId>(&root, 1));
   std::vector<std::string> text(g.size());
@@ -135,7 +135,8 @@ std::string to_string(Expr<T> e) {
 template <class T>
 std::string to_dot(Expr<T> e) {
   NodeId root = e.id();
-  return dot_of(e.graph(), detail::topo_order(e.graph(), std::span<const NodeId>(&root, 1)));
+  return dot_of(e.graph("to_dot"),
+                detail::topo_order(e.graph(), std::span<const NodeId>(&root, 1)));
 }
 
 template <class T>

@@ -45,4 +45,12 @@ class GraphError : public Error {
   using Error::Error;
 };
 
+/// Memory a node needs that could not be allocated (a constant folded to terabytes, an
+/// output too large for the machine): names the node, its shape and the bytes requested.
+class AllocationError : public Error {
+ public:
+  /// Builds an allocation error from a complete message.
+  using Error::Error;
+};
+
 }  // namespace xgrad

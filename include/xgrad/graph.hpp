@@ -119,6 +119,11 @@ struct Node {
 
 /// A cheap handle to a node: a graph pointer and an id. Arithmetic on handles builds new
 /// nodes in the same graph.
+///
+/// Lifetime: a handle borrows its graph and must not be used after the graph is destroyed
+/// (that is undefined behaviour, as for a dangling pointer; checking every use would cost
+/// every op builder a lookup). Objects that keep handles beyond a call, a compiled
+/// Function and an optimizer, do check: they raise GraphError once the graph is gone.
 template <class T>
 class Expr {
  public:
@@ -132,8 +137,11 @@ class Expr {
   explicit operator bool() const { return valid(); }
   /// The node id inside its graph.
   NodeId id() const { return id_; }
-  /// The owning graph.
+  /// The owning graph; GraphError for an invalid handle.
   Graph<T>& graph() const;
+  /// The owning graph; for an invalid handle, a GraphError that names who (an op or a
+  /// function) was given it.
+  Graph<T>& graph(std::string_view who) const;
   /// The node this handle refers to.
   const Node<T>& node() const;
   /// Static shape of the node (open dimensions as xgrad::open).
@@ -153,7 +161,9 @@ class Expr {
 };
 
 /// Owns the nodes of one computation graph with element type T (float or double).
-/// Handles point into the graph, so it is neither copyable nor movable.
+/// Handles point into the graph, so it is neither copyable nor movable, and it must
+/// outlive every Expr, Module and layer built on it (Functions and optimizers detect a
+/// destroyed graph: see liveness()).
 template <class T>
 class Graph {
  public:
@@ -202,6 +212,10 @@ class Graph {
   bool same_runtime_shape(NodeId a, NodeId b) const;
   /// True for constant nodes.
   bool is_constant(NodeId id) const { return node(id).kind == NodeKind::constant; }
+  /// A token that expires when the graph is destroyed. Objects that outlive a call, such
+  /// as a compiled Function or an optimizer, keep it and check it before they touch the
+  /// graph again, so that using them after the graph is gone raises GraphError.
+  std::weak_ptr<const void> liveness() const { return alive_; }
 
  private:
   // Nodes live in chunks that never move, so references stay valid while the graph grows
@@ -247,6 +261,7 @@ class Graph {
   std::vector<Use> uses_;         // use records, appended per operand of each op node
   std::vector<NodeId> leaf_ops_;  // op nodes without operands
   std::unordered_map<std::uint64_t, NodeId> scalars_;  // bit pattern -> interned scalar
+  std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);  // see liveness()
 };
 
 extern template class Graph<float>;
@@ -254,7 +269,20 @@ extern template class Graph<double>;
 
 template <class T>
 Graph<T>& Expr<T>::graph() const {
-  if (!graph_) throw GraphError("use of an invalid (empty) Expr handle");
+  if (!graph_) {
+    throw GraphError(
+        "use of an invalid (empty) Expr handle (default-constructed, or a gradient that does "
+        "not exist)");
+  }
+  return *graph_;
+}
+template <class T>
+Graph<T>& Expr<T>::graph(std::string_view who) const {
+  if (!graph_) {
+    throw GraphError(std::string(who) +
+                     ": given an invalid (empty) Expr handle (default-constructed, or a "
+                     "gradient that does not exist)");
+  }
   return *graph_;
 }
 template <class T>

@@ -23,6 +23,13 @@ inline constexpr std::size_t max_rank = 8;
 std::string shape_str(std::span<const Dim> shape);
 /// Number of elements of a fully known shape.
 std::size_t shape_size(std::span<const Dim> shape);
+/// True when the product of the shape's known, nonzero extents exceeds PTRDIFF_MAX: no
+/// array of that shape has valid strides (zeros are skipped, since an empty array still
+/// has strides). Every node's shape and every bound value is checked against this.
+bool shape_overflows(std::span<const Dim> shape);
+/// "12 bytes (3 elements of 4 bytes)": the size of a buffer, for allocation messages
+/// (without overflowing where the byte count exceeds 64 bits).
+std::string bytes_str(std::size_t elements, std::size_t element_size);
 
 /// Element types a bound value may have; integers are accepted only by integer inputs.
 enum class DType : std::uint8_t { float32, float64, int32, int64 };

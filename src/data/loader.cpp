@@ -2,13 +2,18 @@
 // and the worker thread that gathers batches ahead of the consumer.
 #include "xgrad/data/loader.hpp"
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <typeinfo>
 #include <utility>
 
 #include "instantiate.hpp"
@@ -50,10 +55,34 @@ std::vector<std::size_t> DataLoader<T, L>::batch_indices(std::size_t epoch, std:
   return idx;
 }
 
+namespace {
+
+/// The data set's class name ("MyData"), for messages about a gather() it implements.
+std::string type_name(const std::type_info& t) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(t.name(), nullptr, nullptr, &status),
+                                           std::free);
+  return status == 0 && d ? std::string(d.get()) : std::string(t.name());
+}
+
+}  // namespace
+
 template <Element T, Element L>
 Batch<T, L> DataLoader<T, L>::batch(std::size_t epoch, std::size_t b) const {
   const std::vector<std::size_t> idx = batch_indices(epoch, b);
-  return data_->gather(idx);
+  Batch<T, L> out = data_->gather(idx);
+  // A user's gather() that returns fewer (or more) rows than indices would otherwise
+  // surface later as a shape error in a graph, or as rows silently missing.
+  auto rows = [](const auto& a) { return a.dimension() ? a.shape(0) : std::size_t{0}; };
+  if (rows(out.features) != idx.size() || rows(out.targets) != idx.size()) {
+    throw DataError("DataLoader: data set " + type_name(typeid(*data_)) + " (" +
+                    std::to_string(n_) + " examples) gathered " +
+                    std::to_string(rows(out.features)) + " feature rows and " +
+                    std::to_string(rows(out.targets)) + " target rows for " +
+                    std::to_string(idx.size()) + " indices (batch " + std::to_string(b) +
+                    " of epoch " + std::to_string(epoch) + "): expected one row per index");
+  }
+  return out;
 }
 
 // Gathers the epoch's batches in order into a queue it keeps at most `prefetch` long; a

@@ -2,6 +2,7 @@
 // shape), points the input slots at the values (integer values converted to T into a
 // buffer sized by the plan), and re-plans only when some shape changed.
 #include <algorithm>
+#include <limits>
 
 #include "plan.hpp"
 
@@ -13,6 +14,20 @@ template <class S>
 std::string dims_str(const S& s) {
   Shape d(s.begin(), s.end());
   return shape_str(d);
+}
+
+// shape_overflows() for a bound value's extents, without copying them (binding must not
+// allocate).
+bool overflows(std::span<const std::size_t> s) {
+  Dim n = 1;
+  for (std::size_t d : s) {
+    if (d == 0) continue;
+    if (d > static_cast<std::size_t>(std::numeric_limits<Dim>::max()) ||
+        __builtin_mul_overflow(n, static_cast<Dim>(d), &n)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -32,9 +47,27 @@ template <class T>
 void Plan<T>::bind_and_plan(std::span<const Feed<T>> feeds) {
   for (Bound<T>& b : bound) b.given = false;
   bool reshape = !planned;
-  for (const Feed<T>& f : feeds) {
-    if (&f.input.graph() != g) throw BindingError("run: a bound node belongs to another graph");
+  if (graph_alive.expired()) {
+    throw GraphError("run: the graph this Function was compiled from has been destroyed");
+  }
+  for (std::size_t k = 0; k < feeds.size(); ++k) {
+    const Feed<T>& f = feeds[k];
+    if (!f.input.valid()) {
+      throw BindingError("run: binding " + std::to_string(k) +
+                         " names an invalid (empty) Expr handle instead of an input");
+    }
+    if (&f.input.graph() != g) {
+      throw BindingError("run: binding " + std::to_string(k) +
+                         " names a node of another graph than the Function's");
+    }
     const Node<T>& n = g->node(f.input.id());
+    for (std::size_t j = 0; j < k; ++j) {
+      if (feeds[j].input == f.input) {
+        throw BindingError("run: input " + g->describe(f.input.id()) +
+                           " is bound twice (bindings " + std::to_string(j) + " and " +
+                           std::to_string(k) + ")");
+      }
+    }
     if (n.kind != NodeKind::input) {
       throw BindingError("run: " + g->describe(f.input.id()) +
                          " is not an input; only inputs take values per run");
@@ -62,6 +95,10 @@ void Plan<T>::bind_and_plan(std::span<const Feed<T>> feeds) {
       throw BindingError("run: input " + g->describe(f.input.id()) +
                          " cannot take a value of shape " + dims_str(vs));
     }
+    if (overflows(vs)) {
+      throw BindingError("run: input " + g->describe(f.input.id()) + ": the element count of " +
+                         dims_str(vs) + " overflows a 64-bit index");
+    }
     it->data = v.data();
     it->given = true;
     it->dtype = v.dtype();
@@ -88,6 +125,7 @@ void Plan<T>::bind_and_plan(std::span<const Feed<T>> feeds) {
     Slot<T>& s = slots[b.pos];
     if (b.dtype == dtype_of<T>()) {
       s.data = const_cast<T*>(static_cast<const T*>(b.data));
+      if (opts.check_finite) check_input(b.pos, s.data, s.size);
       continue;
     }
     s.data = b.converted.data();
@@ -95,6 +133,16 @@ void Plan<T>::bind_and_plan(std::span<const Feed<T>> feeds) {
       s.data[i] = b.dtype == DType::int32
                       ? static_cast<T>(static_cast<const std::int32_t*>(b.data)[i])
                       : static_cast<T>(static_cast<const std::int64_t*>(b.data)[i]);
+    }
+  }
+}
+
+template <class T>
+void Plan<T>::check_input(std::uint32_t pos, const T* data, std::size_t n) const {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(data[i])) {
+      throw ValueError("check_finite: the value bound to input " + g->describe(order[pos]) +
+                       " holds " + std::to_string(data[i]) + " at flat index " + std::to_string(i));
     }
   }
 }

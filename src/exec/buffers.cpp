@@ -156,7 +156,11 @@ void Plan<T>::plan_buffers() {
     });
   }
   const std::size_t big_top = arena_plan.rounded(arena_plan.big.top);
-  arena.assign(big_top + arena_plan.small.top + arena_plan.quantum, T(0));
+  try {
+    arena.assign(big_top + arena_plan.small.top + arena_plan.quantum, T(0));
+  } catch (const std::exception&) {  // bad_alloc, or length_error beyond max_size()
+    allocation_failed("intermediate buffers", big_top + arena_plan.small.top, largest_step());
+  }
   // Align the arena base so every block starts on a cache line.
   T* base = arena.data() +
             (kAlign - reinterpret_cast<std::uintptr_t>(arena.data()) % kAlign) % kAlign / sizeof(T);
@@ -169,7 +173,11 @@ void Plan<T>::plan_buffers() {
       xt::xarray<T>& r = result(static_cast<std::size_t>(out_index[st.out]));
       if (!same_dims(o.shape(), r.shape())) {
         std::vector<std::size_t> us(o.dims, o.dims + o.rank);
-        r.resize(us);
+        try {
+          r.resize(us);
+        } catch (const std::exception&) {
+          allocation_failed("the output", o.size, st.out);
+        }
       }
       o.data = r.data();
     } else if (!(o.flags & kAlias)) {
@@ -190,9 +198,34 @@ void Plan<T>::plan_buffers() {
     const Slot<T>& s = slots[out_pos[k]];
     if (!(s.flags & kOp) || out_index[out_pos[k]] != static_cast<int>(k)) {
       std::vector<std::size_t> us(s.dims, s.dims + s.rank);
-      result(k).resize(us);
+      try {
+        result(k).resize(us);
+      } catch (const std::exception&) {
+        allocation_failed("the output", s.size, out_pos[k]);
+      }
     }
   }
+}
+
+template <class T>
+std::uint32_t Plan<T>::largest_step() const {
+  std::uint32_t best = 0;
+  for (const Step<T>& st : steps) {
+    if (out_index[st.out] < 0 && slots[st.out].size >= slots[best].size) best = st.out;
+  }
+  return best;
+}
+
+template <class T>
+void Plan<T>::allocation_failed(const char* what, std::size_t elements, std::uint32_t p) const {
+  std::string msg = std::string("planning buffers: ") + what + " (" +
+                    bytes_str(elements, sizeof(T)) + ") could not be allocated";
+  if (p < slots.size()) {
+    msg += what == std::string("the output") ? "; the node is " : "; the largest is ";
+    msg += g->describe(order[p]) + " with run-time shape " + shape_str(slots[p].shape()) + ", " +
+           bytes_str(slots[p].size, sizeof(T));
+  }
+  throw AllocationError(msg);
 }
 
 template void Plan<float>::plan_buffers();

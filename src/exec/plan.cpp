@@ -11,10 +11,27 @@ namespace xgrad::exec {
 template <class T>
 Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options, std::vector<Update<T>> ups) {
   if (outs.empty() && ups.empty()) throw GraphError("compile: no outputs");
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    if (!outs[k].valid()) {
+      throw GraphError("compile: output " + std::to_string(k) +
+                       " is an invalid (empty) Expr handle (a gradient that does not exist?)");
+    }
+  }
+  for (std::size_t k = 0; k < ups.size(); ++k) {
+    if (!ups[k].target.valid() || !ups[k].value.valid()) {
+      throw GraphError("compile: update " + std::to_string(k) +
+                       " holds an invalid (empty) Expr handle");
+    }
+  }
   g = outs.empty() ? &ups[0].target.graph() : &outs[0].graph();
+  graph_alive = g->liveness();
   std::vector<NodeId> roots;
-  for (const Expr<T>& e : outs) {
-    if (&e.graph() != g) throw GraphError("compile: outputs belong to different graphs");
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    const Expr<T>& e = outs[k];
+    if (&e.graph() != g) {
+      throw GraphError("compile: output " + std::to_string(k) + " " + e.graph().describe(e.id()) +
+                       " belongs to another graph than output 0 " + g->describe(outs[0].id()));
+    }
     roots.push_back(e.id());
   }
   outputs = std::move(outs);

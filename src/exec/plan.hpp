@@ -141,6 +141,7 @@ struct Plan {
        std::vector<Update<T>> updates);  // plan.cpp
 
   Graph<T>* g = nullptr;
+  std::weak_ptr<const void> graph_alive;  // expires with the graph (Graph::liveness)
   std::vector<Expr<T>> outputs;
   std::vector<Update<T>> updates;
   std::vector<Expr<T>> inputs;
@@ -209,6 +210,14 @@ struct Plan {
 
  private:
   void bind_and_plan(std::span<const Feed<T>> feeds);
+  /// The slot of the step with the largest intermediate result (for messages).
+  std::uint32_t largest_step() const;
+  /// Throws AllocationError: `what` needed `elements` values; slot p is the node to name.
+  [[noreturn]] void allocation_failed(const char* what, std::size_t elements,
+                                      std::uint32_t p) const;
+  /// With check_finite: throws naming the input at slot pos and the first non-finite
+  /// element of its bound value (bind.cpp).
+  void check_input(std::uint32_t pos, const T* data, std::size_t n) const;
   /// The compile-time checks of the updates (updates.cpp).
   void check_updates() const;
 };

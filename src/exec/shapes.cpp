@@ -43,18 +43,24 @@ void Plan<T>::plan_shapes() {
       std::span<const Dim> d = slots[step_inputs[st.in_begin + k]].shape();
       operand_shapes[k].assign(d.begin(), d.end());
     }
-    Shape out;
-    try {
-      out =
-          st.op->infer_shape(std::span<const Shape>(operand_shapes.data(), st.in_count), *st.attrs);
-    } catch (const std::invalid_argument& e) {
-      std::string msg = std::string(st.op->name()) + " at " + g->describe(st.id) + ": " + e.what() +
+    auto fail = [&](const std::string& why) {
+      std::string msg = std::string(st.op->name()) + " at " + g->describe(st.id) + ": " + why +
                         "; operands at run time:";
       for (std::uint32_t k = 0; k < st.in_count; ++k) {
         std::uint32_t p = step_inputs[st.in_begin + k];
         msg += (k ? ", " : " ") + g->describe(order[p]) + " = " + shape_str(slots[p].shape());
       }
       throw ShapeError(msg);
+    };
+    Shape out;
+    try {
+      out =
+          st.op->infer_shape(std::span<const Shape>(operand_shapes.data(), st.in_count), *st.attrs);
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
+    }
+    if (shape_overflows(out)) {
+      fail("the element count of shape " + shape_str(out) + " overflows a 64-bit index");
     }
     std::span<const Dim> d = declared(st.out);
     o.size = shape_size(out);

@@ -436,6 +436,7 @@ void resolve_calls(Plan<T>& p, Group<T>& gr, const GroupBuffers<T>& gb) {
     c.out = m.role == Role::rows ? tile_ref(m.out_tile) : slot_ref(o);
     if (m.role == Role::matmul_acc || m.role == Role::sum_rows)
       std::fill(o.data, o.data + o.size, T(0));
+    if (m.role == Role::sum_rows) m.row_acc.assign(o.size, 0.0);  // same size: no allocation
     // Matrix-vector products by the kernels the matmul op itself would pick.
     const bool gemv = m.matmul && c.in[0].rank == 2 && c.in[0].row && c.in[1].rank == 1 &&
                       kernels::gemv_own<T>(c.in[0].row);
@@ -497,12 +498,13 @@ void run_group(Plan<T>& p, std::uint32_t group, const Step<T>*& current) {
           continue;
         }
         case Kernel::sum_rows: {
-          // Row after row into the result, in T, as sum_to over the whole array adds them.
+          // Row after row, in double, as sum_to over the whole array adds them; the
+          // result is written once the last block is in.
           const T* x = c.in[0].at(r0);
           const std::size_t len = c.in[0].row;
-          T* acc = c.out.base;
+          double* acc = c.m->row_acc.data();
           for (std::size_t r = 0; r < rows; ++r, x += len) {
-            for (std::size_t j = 0; j < len; ++j) acc[j] += x[j];
+            for (std::size_t j = 0; j < len; ++j) acc[j] += static_cast<double>(x[j]);
           }
           continue;
         }
@@ -546,6 +548,9 @@ void run_group(Plan<T>& p, std::uint32_t group, const Step<T>*& current) {
     if (m.role == Role::sum || m.role == Role::mean) {
       double total = static_cast<double>(p.slots[p.step_inputs[st.in_begin]].size);
       o.data[0] = static_cast<T>(m.role == Role::mean ? m.acc / total : m.acc);
+    }
+    if (m.role == Role::sum_rows) {
+      for (std::size_t i = 0; i < o.size; ++i) o.data[i] = static_cast<T>(m.row_acc[i]);
     }
     p.check_values(st, o.data, o.size);
   }

@@ -41,6 +41,8 @@ struct Member {
   std::int32_t out_tile;    // rows / alias roles
   double acc = 0;           // sum / mean roles
   bool matmul = false;      // the op's RowRole is matmul
+  // sum_rows role: the row sums, in double as sum_to adds them.
+  std::vector<double> row_acc{};
 };
 
 /// An operand or result of a member, resolved for one run: its block at row r0 starts

@@ -9,7 +9,7 @@ namespace xgrad::nn {
 
 template <class T>
 Expr<T> Module<T>::operator()(Expr<T> x) {
-  if (&x.graph() != g_) {
+  if (&x.graph("nn: module '" + prefix_ + "'") != g_) {
     throw GraphError("nn: the input " + x.graph().describe(x.id()) + " of module '" +
                      (prefix_.empty() ? std::string("(root)") : prefix_) +
                      "' belongs to another graph than the module's parameters");

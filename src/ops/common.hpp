@@ -26,13 +26,21 @@ const O& instance() {
   return op;
 }
 
-/// Graph both handles belong to, or a GraphError naming the op.
+/// Graph both handles belong to, or a GraphError naming the op and both nodes.
 template <class T>
 Graph<T>& same_graph(std::string_view op, Expr<T> a, Expr<T> b) {
   if (&a.graph() != &b.graph()) {
-    throw GraphError(std::string(op) + ": operands belong to different graphs");
+    throw GraphError(std::string(op) + ": operands belong to different graphs: " +
+                     a.graph().describe(a.id()) + " and " + b.graph().describe(b.id()));
   }
   return a.graph();
+}
+
+/// GraphError naming the op unless operand k is a valid handle (a default-constructed
+/// Expr, such as a gradient that does not exist, is not).
+template <class T>
+void check_operand(std::string_view op, const Expr<T>& x, std::size_t k) {
+  if (!x.valid()) x.graph(std::string(op) + " (operand " + std::to_string(k) + ")");
 }
 
 /// Adds a node of the built-in op O (an Op<T>) over operands of one graph; the graph then
@@ -51,6 +59,7 @@ Expr<T> make(std::span<const Expr<T>> xs, Attrs a = {}) {
     ids = many;
   }
   for (std::size_t i = 0; i < xs.size(); ++i) {
+    check_operand(op.name(), xs[i], i);
     same_graph(op.name(), xs[0], xs[i]);
     ids[i] = xs[i].id();
   }

@@ -271,11 +271,14 @@ Expr<T> outer(Expr<T> a, Expr<T> b) {
 
 template <class T>
 Expr<T> transpose(Expr<T> x, std::vector<Dim> perm) {
+  x.graph("transpose");  // names the op when x is an invalid handle
   if (perm.empty()) {
     for (std::size_t i = x.rank(); i-- > 0;) perm.push_back(static_cast<Dim>(i));
   }
   for (Dim& p : perm) {
-    if (p < 0) p += static_cast<Dim>(x.rank());  // NumPy accepts axes counted from the end
+    // NumPy accepts axes counted from the end; an axis out of range stays as given, so
+    // the error reports what the caller wrote.
+    if (p < 0 && p >= -static_cast<Dim>(x.rank())) p += static_cast<Dim>(x.rank());
   }
   bool identity = true;
   for (std::size_t i = 0; i < perm.size(); ++i)

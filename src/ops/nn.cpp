@@ -133,6 +133,12 @@ class CrossEntropyOp final : public Op<T> {
                                   " rows but labels " + shape_str(y) + " have " +
                                   std::to_string(y[0]) + "; reshape or slice them to match");
     }
+    // The loss is a mean over rows: none (an empty batch) would be 0/0, and no class
+    // leaves nothing to normalise over.
+    if (in[0][0] == 0 || in[1][0] == 0) {
+      throw std::invalid_argument("empty batch: logits " + shape_str(in[0]) + " have no rows");
+    }
+    if (in[0][1] == 0) throw std::invalid_argument("logits " + shape_str(in[0]) + " have no class");
     if (in.size() == 3) {
       const Shape& w = in[2];
       if (w.size() != 1 || (w[0] != z[1] && w[0] != open && z[1] != open)) {
@@ -172,6 +178,11 @@ class CrossEntropyOp final : public Op<T> {
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool> wanted,
                 std::span<Expr<T>> gr) const override {
     Expr<T> z = arg(y, n, 0), labels = arg(y, n, 1);
+    if (wanted[1]) {  // as PyTorch and JAX: class indices are not differentiable
+      throw GraphError("cross_entropy: no gradient with respect to the labels " +
+                       y.graph().describe(labels.id()) +
+                       ", which are class indices; use a soft-target loss for that");
+    }
     Expr<T> w = n.inputs.size() == 3 ? arg(y, n, 2) : Expr<T>();
     const Reduction red = cross_entropy_attrs(n.attrs).reduction;
     Dim classes = z.shape()[1];

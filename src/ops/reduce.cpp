@@ -88,7 +88,8 @@ template <bool Mean>
 struct ReduceAddD {
   static constexpr std::string_view name = Mean ? "mean" : "sum";
   static constexpr RowRole rows = Mean ? RowRole::mean : RowRole::sum;
-  static constexpr bool needs_elements = false;
+  // A mean of no elements is 0/0: an error, as for max, where a sum of none is 0.
+  static constexpr bool needs_elements = Mean;
   template <class U>
   static U init() {
     return U(0);
@@ -238,6 +239,7 @@ class SizeOfOp final : public Op<T> {
 
 template <class T, class D>
 Expr<T> reduce(Expr<T> x, const std::vector<Dim>& axes, bool keepdims) {
+  x.graph(D::name);  // names the op when x is an invalid handle
   std::vector<Dim> normed = reduce_axes(D::name, x, axes);
   // 0-d: nothing to reduce (max and min keep their node, as the printed form shows).
   if (normed.empty() && !std::is_same_v<D, ReduceMaxD> && !std::is_same_v<D, ReduceMinD>) {

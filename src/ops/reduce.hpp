@@ -32,7 +32,8 @@ inline Shape reduced_shape(std::span<const Dim> in, std::span<const Dim> axes, b
   for (std::size_t i = 0; i < in.size(); ++i) {
     bool red = std::find(axes.begin(), axes.end(), static_cast<Dim>(i)) != axes.end();
     if (red && needs_elements && in[i] == 0) {
-      throw std::invalid_argument("reducing over empty axis " + std::to_string(i));
+      throw std::invalid_argument("reducing over empty axis " + std::to_string(i) +
+                                  " (an empty batch?): there is no element to reduce");
     }
     if (!red) {
       out.push_back(in[i]);

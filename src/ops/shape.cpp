@@ -13,6 +13,14 @@ void copy(ConstTensor<T> in, Tensor<T> out) {
   if (out.size) std::memcpy(out.data, in.data, out.size * sizeof(T));
 }
 
+/// A reshape target as the caller wrote it: -1 is "infer this extent" there, not an open
+/// dimension (which shape_str shows as "?").
+std::string target_str(const Shape& s) {
+  std::string r = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + (s.size() == 1 ? ",)" : ")");
+}
+
 /// Same elements, a new static shape (one -1 entry inferred).
 template <class T>
 class ReshapeOp final : public Op<T> {
@@ -26,9 +34,13 @@ class ReshapeOp final : public Op<T> {
     Shape out = reshape_attrs(a).shape;
     bool in_open = std::count(in[0].begin(), in[0].end(), open) > 0;
     std::size_t n_infer = std::count(out.begin(), out.end(), Dim{-1});
-    if (n_infer > 1) throw std::invalid_argument("more than one -1 in target " + shape_str(out));
+    if (n_infer > 1) throw std::invalid_argument("more than one -1 in target " + target_str(out));
     for (Dim d : out) {
-      if (d < -1) throw std::invalid_argument("negative extent in target " + shape_str(out));
+      if (d < -1) throw std::invalid_argument("negative extent in target " + target_str(out));
+    }
+    if (shape_overflows(out)) {  // (the -1 entry is skipped)
+      throw std::invalid_argument("the element count of target " + target_str(out) +
+                                  " overflows a 64-bit index");
     }
     if (in_open) return out;  // checked again at run time, when the batch is known
     std::size_t known = 1;
@@ -37,15 +49,16 @@ class ReshapeOp final : public Op<T> {
     if (n_infer) {
       if (known == 0 || total % known) {
         throw std::invalid_argument("cannot reshape " + shape_str(in[0]) + " into " +
-                                    shape_str(out));
+                                    target_str(out));
       }
       *std::find(out.begin(), out.end(), Dim{-1}) = static_cast<Dim>(total / known);
     } else if (known != total) {
       throw std::invalid_argument("cannot reshape " + shape_str(in[0]) + " (" +
-                                  std::to_string(total) + " elements) into " + shape_str(out));
+                                  std::to_string(total) + " elements) into " + target_str(out));
     }
     return out;
   }
+
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
     copy(in[0], out);
   }
@@ -201,22 +214,30 @@ class SumToOp final : public Op<T> {
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
     if (in[0].size == out.size) return copy(in[0], out);
-    std::fill(out.data, out.data + out.size, T(0));
+    // Sums accumulate in double, as sum does (a float bias gradient over thousands of rows
+    // would otherwise lose digits), in a per-thread scratch buffer that only grows: a
+    // run with unchanged shapes allocates nothing.
+    thread_local std::vector<double> scratch;
+    if (scratch.size() < out.size) scratch.resize(out.size);
+    double* acc = scratch.data();
+    std::fill(acc, acc + out.size, 0.0);
     std::array<std::ptrdiff_t, max_rank> si{}, so{};
     broadcast_strides(in[0].shape, in[0].shape, si.data());
     broadcast_strides(out.shape, in[0].shape, so.data());
     const T* x = in[0].data;
     strided_loop<2>(in[0].shape, {si.data(), so.data()},
                     [&](const auto& off, const auto& st, std::size_t n) {
-                      T* o = out.data + off[1];
+                      double* o = acc + off[1];
                       if (st[1] == 0) {
-                        T acc = 0;
-                        for (std::size_t j = 0; j < n; ++j) acc += x[off[0] + j];
-                        *o += acc;
+                        double a = 0;
+                        for (std::size_t j = 0; j < n; ++j) a += static_cast<double>(x[off[0] + j]);
+                        *o += a;
                       } else {
-                        for (std::size_t j = 0; j < n; ++j) o[j] += x[off[0] + j];
+                        for (std::size_t j = 0; j < n; ++j)
+                          o[j] += static_cast<double>(x[off[0] + j]);
                       }
                     });
+    for (std::size_t i = 0; i < out.size; ++i) out.data[i] = static_cast<T>(acc[i]);
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool>,
                 std::span<Expr<T>> gr) const override {
@@ -329,7 +350,8 @@ Expr<T> reshape(Expr<T> x, Shape shape) {
 }
 template <class T>
 Expr<T> reshape_like(Expr<T> x, Expr<T> ref) {
-  if (x.graph().same_runtime_shape(x.id(), ref.id())) return x;
+  if (!ref.valid()) ref.graph("reshape_like");
+  if (x.graph("reshape_like").same_runtime_shape(x.id(), ref.id())) return x;
   return make<detail::ReshapeLikeOp<T>>({x, ref});
 }
 template <class T>
@@ -342,17 +364,19 @@ Expr<T> squeeze(Expr<T> x, std::vector<Dim> axes) {
 }
 template <class T>
 Expr<T> broadcast_to(Expr<T> x, Shape shape) {
-  if (x.shape() == shape) return x;
+  if (x.graph("broadcast_to").node(x.id()).shape == shape) return x;
   return make<detail::BroadcastOp<T>>({x}, to_attrs(detail::BroadcastAttrs{shape}));
 }
 template <class T>
 Expr<T> broadcast_like(Expr<T> x, Expr<T> ref) {
-  if (x.graph().same_runtime_shape(x.id(), ref.id())) return x;
+  if (!ref.valid()) ref.graph("broadcast_like");
+  if (x.graph("broadcast_like").same_runtime_shape(x.id(), ref.id())) return x;
   return make<detail::BroadcastOp<T>>({x, ref});
 }
 template <class T>
 Expr<T> sum_to_like(Expr<T> x, Expr<T> ref) {
-  if (x.graph().same_runtime_shape(x.id(), ref.id())) return x;
+  if (!ref.valid()) ref.graph("sum_to_like");
+  if (x.graph("sum_to_like").same_runtime_shape(x.id(), ref.id())) return x;
   return make<detail::SumToOp<T>>({x, ref});
 }
 template <class T>

@@ -114,6 +114,7 @@ Optimizer<T>::Optimizer(std::string name, std::vector<Expr<T>> params, Schedule 
     }
   }
   check_options(name_, opts_);
+  graph_alive_ = params_[0].graph().liveness();
   state_.resize(params_.size());
   work_.resize(params_.size());
   checked_lr(0);
@@ -173,17 +174,23 @@ std::string Optimizer<T>::param_name(std::size_t i) const {
 }
 
 template <class T>
+void Optimizer<T>::check_grad_range(std::size_t outputs, std::size_t first_grad) const {
+  // Written without first_grad + size(), which wraps for a first_grad near SIZE_MAX.
+  if (first_grad > outputs || params_.size() > outputs - first_grad) {
+    throw ValueError(name_ + ": step() expects " + std::to_string(params_.size()) +
+                     " gradients starting at output " + std::to_string(first_grad) +
+                     ", but the run has only " + std::to_string(outputs) + " outputs");
+  }
+}
+
+template <class T>
 void Optimizer<T>::step(std::span<const xt::xarray<T>> grads) {
   apply(0, false, grads);
 }
 
 template <class T>
 void Optimizer<T>::step(const std::vector<xt::xarray<T>>& outputs, std::size_t first_grad) {
-  if (first_grad + params_.size() > outputs.size()) {
-    throw ValueError(name_ + ": step() expects " + std::to_string(params_.size()) +
-                     " gradients starting at output " + std::to_string(first_grad) +
-                     ", but the run has only " + std::to_string(outputs.size()) + " outputs");
-  }
+  check_grad_range(outputs.size(), first_grad);
   apply(0, false, std::span<const xt::xarray<T>>(outputs).subspan(first_grad, params_.size()));
 }
 
@@ -194,11 +201,7 @@ void Optimizer<T>::step(T loss, std::span<const xt::xarray<T>> grads) {
 
 template <class T>
 void Optimizer<T>::step(T loss, const std::vector<xt::xarray<T>>& outputs, std::size_t first_grad) {
-  if (first_grad + params_.size() > outputs.size()) {
-    throw ValueError(name_ + ": step() expects " + std::to_string(params_.size()) +
-                     " gradients starting at output " + std::to_string(first_grad) +
-                     ", but the run has only " + std::to_string(outputs.size()) + " outputs");
-  }
+  check_grad_range(outputs.size(), first_grad);
   apply(static_cast<double>(loss), true,
         std::span<const xt::xarray<T>>(outputs).subspan(first_grad, params_.size()));
 }
@@ -218,6 +221,9 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
   if (grads.size() != params_.size()) {
     throw ValueError(name_ + ": step() got " + std::to_string(grads.size()) + " gradients for " +
                      std::to_string(params_.size()) + " parameters");
+  }
+  if (graph_alive_.expired()) {
+    throw GraphError(name_ + ": step() after the graph of its parameters was destroyed");
   }
   Graph<T>& g = params_[0].graph();
   for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -265,7 +271,13 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
       grad = &w;
     }
     if (opts_.decoupled_weight_decay > 0) xt::noalias(value) *= keep;
-    update(value, *grad, state_[i], StepContext<T>{static_cast<T>(lr), t, epoch_, i});
+    try {
+      update(value, *grad, state_[i], StepContext<T>{static_cast<T>(lr), t, epoch_, i});
+    } catch (const ShapeError& e) {  // ParamState::tensor: a state that does not fit
+      std::string what = e.what();
+      if (what.rfind("xgrad: ", 0) == 0) what.erase(0, 7);
+      throw ShapeError(name_ + ": parameter " + param_name(i) + ": " + what);
+    }
   }
   steps_ = t;
   last_lr_ = lr;

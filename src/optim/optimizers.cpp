@@ -71,9 +71,9 @@ void Nesterov<T>::update(xt::xarray<T>& value, const xt::xarray<T>& grad, ParamS
 template <class T>
 AdaGrad<T>::AdaGrad(std::vector<Expr<T>> params, Schedule lr, AdaGradConfig cfg, Options opts)
     : Optimizer<T>("AdaGrad", std::move(params), std::move(lr), opts), cfg_(cfg) {
-  this->check_range("lr_decay", cfg.lr_decay, 0, HUGE_VAL);
-  this->check_range("initial_accumulator", cfg.initial_accumulator, 0, HUGE_VAL);
-  this->check_range("eps", cfg.eps, 0, HUGE_VAL);
+  this->check_range("lr_decay", cfg.lr_decay, 0, HUGE_VAL, false, true);
+  this->check_range("initial_accumulator", cfg.initial_accumulator, 0, HUGE_VAL, false, true);
+  this->check_range("eps", cfg.eps, 0, HUGE_VAL, true, true);  // eps = 0 divides by zero
 }
 
 template <class T>
@@ -91,7 +91,7 @@ template <class T>
 RMSProp<T>::RMSProp(std::vector<Expr<T>> params, Schedule lr, RMSPropConfig cfg, Options opts)
     : Optimizer<T>("RMSProp", std::move(params), std::move(lr), opts), cfg_(cfg) {
   this->check_range("alpha", cfg.alpha, 0, 1);
-  this->check_range("eps", cfg.eps, 0, HUGE_VAL);
+  this->check_range("eps", cfg.eps, 0, HUGE_VAL, true, true);  // eps = 0 divides by zero
   this->check_range("momentum", cfg.momentum, 0, 1, false, true);
 }
 
@@ -125,7 +125,7 @@ Adam<T>::Adam(std::string name, std::vector<Expr<T>> params, Schedule lr, AdamCo
     : Optimizer<T>(std::move(name), std::move(params), std::move(lr), opts), cfg_(cfg) {
   this->check_range("beta1", cfg.beta1, 0, 1, false, true);
   this->check_range("beta2", cfg.beta2, 0, 1, false, true);
-  this->check_range("eps", cfg.eps, 0, HUGE_VAL);
+  this->check_range("eps", cfg.eps, 0, HUGE_VAL, true, true);  // eps = 0 divides by zero
 }
 
 template <class T>

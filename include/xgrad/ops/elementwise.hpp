@@ -167,42 +167,42 @@ Expr<T> operator-(Expr<T> x) {
 /// x + scalar.
 template <class T>
 Expr<T> operator+(Expr<T> a, scalar_t<T> b) {
-  return add(a, a.graph().scalar(b));
+  return add(a, a.graph("add").scalar(b));
 }
 /// scalar + x.
 template <class T>
 Expr<T> operator+(scalar_t<T> a, Expr<T> b) {
-  return add(b.graph().scalar(a), b);
+  return add(b.graph("add").scalar(a), b);
 }
 /// x - scalar.
 template <class T>
 Expr<T> operator-(Expr<T> a, scalar_t<T> b) {
-  return sub(a, a.graph().scalar(b));
+  return sub(a, a.graph("sub").scalar(b));
 }
 /// scalar - x.
 template <class T>
 Expr<T> operator-(scalar_t<T> a, Expr<T> b) {
-  return sub(b.graph().scalar(a), b);
+  return sub(b.graph("sub").scalar(a), b);
 }
 /// x * scalar.
 template <class T>
 Expr<T> operator*(Expr<T> a, scalar_t<T> b) {
-  return mul(a, a.graph().scalar(b));
+  return mul(a, a.graph("mul").scalar(b));
 }
 /// scalar * x.
 template <class T>
 Expr<T> operator*(scalar_t<T> a, Expr<T> b) {
-  return mul(b.graph().scalar(a), b);
+  return mul(b.graph("mul").scalar(a), b);
 }
 /// x / scalar.
 template <class T>
 Expr<T> operator/(Expr<T> a, scalar_t<T> b) {
-  return div(a, a.graph().scalar(b));
+  return div(a, a.graph("div").scalar(b));
 }
 /// scalar / x.
 template <class T>
 Expr<T> operator/(scalar_t<T> a, Expr<T> b) {
-  return div(b.graph().scalar(a), b);
+  return div(b.graph("div").scalar(a), b);
 }
 /// @}
 

@@ -15,7 +15,8 @@ namespace xgrad {
 #define XGRAD_REDUCE_OPS(X)                                                                  \
   /** Sum over axes. */                                                                      \
   X(sum, (Expr<T> x, std::vector<Dim> axes = {}, bool keepdims = false))                     \
-  /** Mean over axes. */                                                                     \
+  /** Mean over axes. Over no elements (an empty batch) it raises ShapeError naming the      \
+      node and the empty operand, as max does; a sum of no elements is 0. */                 \
   X(mean, (Expr<T> x, std::vector<Dim> axes = {}, bool keepdims = false))                    \
   /** Maximum over axes; tied maxima share the gradient equally. */                          \
   X(max, (Expr<T> x, std::vector<Dim> axes = {}, bool keepdims = false))                     \

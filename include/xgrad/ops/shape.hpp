@@ -39,7 +39,9 @@ namespace xgrad {
 /// The slices and joins, one row each: X(name, (parameters)), expanded here into
 /// declarations and in src/ops/slicing.cpp into explicit instantiations.
 #define XGRAD_SLICE_OPS(X)                                                               \
-  /** Elements begin..end (exclusive, negative counts from the end) along axis. */       \
+  /** Elements begin..end (exclusive, negative counts from the end) along axis. Bounds   \
+      are clamped to the axis as in Python: slice(x, 0, 2, 100) of 5 rows takes rows     \
+      2..4 and an empty range gives an empty result, never an error. */                  \
   X(slice, (Expr<T> x, Dim axis, Dim begin, Dim end))                                    \
   /** Places x into zeros shaped like ref at begin along axis (the adjoint of slice). */ \
   X(pad_like, (Expr<T> x, Expr<T> ref, Dim axis, Dim begin))                             \

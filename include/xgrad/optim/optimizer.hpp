@@ -22,6 +22,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -199,10 +200,12 @@ class Optimizer {
  private:
   void apply(double loss, bool has_loss, std::span<const xt::xarray<T>> grads);
   double checked_lr(std::size_t step) const;
+  void check_grad_range(std::size_t outputs, std::size_t first_grad) const;
   std::string param_name(std::size_t i) const;
 
   std::string name_;
   std::vector<Expr<T>> params_;
+  std::weak_ptr<const void> graph_alive_;  // expires with the parameters' graph
   Schedule schedule_;
   Options opts_;
   std::vector<ParamState<T>> state_;

@@ -96,7 +96,7 @@ class Nesterov : public Momentum<T> {
 struct AdaGradConfig {
   double lr_decay = 0;             ///< clr = lr / (1 + (t - 1) lr_decay).
   double initial_accumulator = 0;  ///< Starting value of the sum of squares.
-  double eps = 1e-10;              ///< Added to the denominator.
+  double eps = 1e-10;              ///< Added to the denominator; > 0 and finite.
 };
 
 /// AdaGrad (Duchi et al. 2011, PyTorch's form): state "sum".
@@ -120,7 +120,7 @@ class AdaGrad : public Optimizer<T> {
 /// Hyper-parameters of RMSProp.
 struct RMSPropConfig {
   double alpha = 0.99;    ///< Smoothing constant of the squared-gradient average.
-  double eps = 1e-8;      ///< Added to the denominator.
+  double eps = 1e-8;      ///< Added to the denominator; > 0 and finite.
   double momentum = 0;    ///< Momentum on the normalised step (0: none).
   bool centered = false;  ///< Normalise by the variance estimate instead of the 2nd moment.
 };
@@ -148,7 +148,7 @@ class RMSProp : public Optimizer<T> {
 struct AdamConfig {
   double beta1 = 0.9;    ///< Decay of the first-moment average, in [0, 1).
   double beta2 = 0.999;  ///< Decay of the second-moment average, in [0, 1).
-  double eps = 1e-8;     ///< Added to the denominator.
+  double eps = 1e-8;     ///< Added to the denominator; > 0 and finite.
   bool amsgrad = false;  ///< Use the running maximum of the second moment (Reddi et al.).
 };
 
