@@ -2,6 +2,11 @@
 // set is closed under differentiation: conv2d's adjoints in x (conv_transpose2d) and in w
 // are ops whose own adjoints are conv2d and each other; max pooling is "the value at the
 // window's maximum" (pool_select), whose adjoint scatters to those positions and back.
+//
+// Two internal nodes carry work shared within a run, in buffers the plan owns: im2col(x),
+// the unrolled input read by conv2d and by its weight gradient, and the offsets of each
+// pooling window's maximum, read by max_pool2d and by its gradient. Their consumers give
+// the whole gradient to x itself, so no gradient flows into these nodes.
 #include "../kernels/conv.hpp"
 
 #include "common.hpp"
@@ -25,6 +30,19 @@ struct PoolAttrs {
 };
 PoolAttrs pool_attrs(const Attrs& a) {
   return {a.ints[0], a.ints[1], a.ints[2], a.ints[3], a.ints[4], a.ints[5], a.flag};
+}
+// im2col: the conv attributes followed by the window extents {kh, kw}.
+struct Im2colAttrs {
+  ConvAttrs conv;
+  Dim kh, kw;
+};
+Im2colAttrs im2col_attrs(const Attrs& a) { return {conv_attrs(a), a.ints[6], a.ints[7]}; }
+Attrs to_attrs(const Attrs& conv, Dim kh, Dim kw) {
+  Attrs a = conv;
+  a.ints.resize(6);
+  a.ints.push_back(kh);
+  a.ints.push_back(kw);
+  return a;
 }
 
 /// Output extent along one axis, or open when the input extent is.
@@ -95,10 +113,64 @@ Expr<T> conv_grad_weight(Expr<T> x, Expr<T> g, Expr<T> w, const Attrs& a);
 template <class T>
 Expr<T> conv(Expr<T> x, Expr<T> w, const Attrs& a);
 
-/// y = conv2d(x, w).
+/// cols (c*kh*kw, n, oh, ow) = x (n, c, h, w) unrolled (kernels::im2col). Internal: built
+/// by conv2d and its weight gradient, which share it; they differentiate in x directly.
+template <class T>
+class Im2colOp final : public Op<T> {
+ public:
+  std::string_view name() const override { return "im2col"; }
+  Shape infer_shape(std::span<const Shape> in, const Attrs& at) const override {
+    require_rank4(in, 0, "the input");
+    const Im2colAttrs a = im2col_attrs(at);
+    const Shape& x = in[0];
+    const Shape y = conv_shape(x, {open, x[1], a.kh, a.kw}, a.conv);
+    return {x[1] == open ? open : x[1] * a.kh * a.kw, x[0], y[2], y[3]};
+  }
+  void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& at) const override {
+    const Im2colAttrs a = im2col_attrs(at);
+    const Dim w[4] = {0, 0, a.kh, a.kw};
+    const Dim y[4] = {0, 0, out.shape[2], out.shape[3]};
+    kernels::im2col(in[0].data, out.data, conv_geometry(in[0].shape, w, y, a.conv));
+  }
+  // No gradient flows in: every consumer differentiates in x itself.
+  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<const bool>,
+                std::span<Expr<T>>) const override {}
+  std::string format(std::span<const std::string> args, const Attrs& at) const override {
+    const Im2colAttrs a = im2col_attrs(at);
+    return "im2col(" + args[0] + ", " + std::to_string(a.kh) + "x" + std::to_string(a.kw) + ")";
+  }
+};
+
+/// True when shape_rule() accepts the operands: builders create the shared internal node
+/// only then, and otherwise let the public op's own shape rule report the error.
+template <class F>
+bool fits(F&& shape_rule) {
+  try {
+    shape_rule();
+    return true;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
+}
+
+/// The unrolled x for a convolution with weights of shape ws, or x itself when the two do
+/// not fit (the consumer's shape rule then throws the ShapeError that names it).
+template <class T>
+Expr<T> columns(Expr<T> x, const Shape& ws, const Attrs& a) {
+  const Shape& xs = x.shape();
+  const bool ok = xs.size() == 4 && ws.size() == 4 && ws[2] != open && ws[3] != open &&
+                  fits([&] { conv_shape(xs, ws, conv_attrs(a)); });
+  return ok ? make<Im2colOp<T>>({x}, to_attrs(a, ws[2], ws[3])) : x;
+}
+
+/// y = conv2d(x, w), computed from cols = im2col(x) (operand 2); x is read for its shape.
 template <class T>
 class Conv2dOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.shape_operand = 0};
+    return t;
+  }
   std::string_view name() const override { return "conv2d"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     require_rank4(in, 0, "the input");
@@ -106,14 +178,14 @@ class Conv2dOp final : public Op<T> {
     return conv_shape(in[0], in[1], conv_attrs(a));
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::conv2d(in[0].data, in[1].data, out.data,
-                    conv_geometry(in[0].shape, in[1].shape, out.shape, conv_attrs(a)));
+    kernels::conv2d_cols(in[2].data, in[1].data, out.data,
+                         conv_geometry(in[0].shape, in[1].shape, out.shape, conv_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool> wanted,
                 std::span<Expr<T>> gr) const override {
     Expr<T> x = arg(y, n, 0), w = arg(y, n, 1);
     if (wanted[0]) gr[0] = conv_grad_input(g, w, x, n.attrs);
-    if (wanted[1]) gr[1] = conv_grad_weight(x, g, w, n.attrs);
+    if (wanted[1]) gr[1] = conv_grad_weight(x, g, w, n.attrs);  // reads the same im2col(x)
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
     return conv_format("conv2d", args, a);
@@ -157,7 +229,7 @@ class Conv2dGradInputOp final : public Op<T> {
 };
 
 /// dw shaped like w (operand 2, read for its shape) from input x and output gradient g:
-/// the adjoint of conv2d in its weights.
+/// the adjoint of conv2d in its weights, computed from cols = im2col(x) (operand 3).
 template <class T>
 class Conv2dGradWeightOp final : public Op<T> {
  public:
@@ -178,8 +250,9 @@ class Conv2dGradWeightOp final : public Op<T> {
     return in[2];
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::conv2d_grad_weight(in[0].data, in[1].data, out.data,
-                                conv_geometry(in[0].shape, out.shape, in[1].shape, conv_attrs(a)));
+    kernels::conv2d_grad_weight_cols(
+        in[3].data, in[1].data, out.data,
+        conv_geometry(in[0].shape, out.shape, in[1].shape, conv_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> G, std::span<const bool> wanted,
                 std::span<Expr<T>> gr) const override {
@@ -194,7 +267,7 @@ class Conv2dGradWeightOp final : public Op<T> {
 
 template <class T>
 Expr<T> conv(Expr<T> x, Expr<T> w, const Attrs& a) {
-  return make<Conv2dOp<T>>({x, w}, a);
+  return make<Conv2dOp<T>>({x, w, columns(x, w.shape(), a)}, a);
 }
 template <class T>
 Expr<T> conv_grad_input(Expr<T> g, Expr<T> w, Expr<T> x, const Attrs& a) {
@@ -202,7 +275,7 @@ Expr<T> conv_grad_input(Expr<T> g, Expr<T> w, Expr<T> x, const Attrs& a) {
 }
 template <class T>
 Expr<T> conv_grad_weight(Expr<T> x, Expr<T> g, Expr<T> w, const Attrs& a) {
-  return make<Conv2dGradWeightOp<T>>({x, g, w}, a);
+  return make<Conv2dGradWeightOp<T>>({x, g, w, columns(x, w.shape(), a)}, a);
 }
 
 // ---------------------------------------------------------------- pooling
@@ -227,11 +300,48 @@ Expr<T> pool_scatter(Expr<T> k, Expr<T> g, const Attrs& a);
 template <class T>
 Expr<T> pool_select(Expr<T> k, Expr<T> v, const Attrs& a);
 
+/// The offset in its window of each window's largest k (kernels::pool_argmax), shaped like
+/// the pooled output. Internal: read by pool_select and pool_scatter, so a max pooling
+/// and its gradient search the windows once per run.
+template <class T>
+class PoolArgmaxOp final : public Op<T> {
+ public:
+  std::string_view name() const override { return "max_pool2d_argmax"; }
+  Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
+    require_rank4(in, 0, "the input");
+    return pool_shape(in[0], pool_attrs(a));
+  }
+  void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
+    kernels::pool_argmax(in[0].data, out.data,
+                         pool_geometry(in[0].shape, out.shape, pool_attrs(a)));
+  }
+  // Piecewise constant: no gradient (the consumers say so for their keys too).
+  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<const bool>,
+                std::span<Expr<T>>) const override {}
+  std::string format(std::span<const std::string> args, const Attrs& a) const override {
+    return pool_format("max_pool2d_argmax", args[0], a);
+  }
+};
+
+/// The offsets of k's window maxima, or k itself when the window does not fit (the
+/// consumer's shape rule then throws the ShapeError that names it).
+template <class T>
+Expr<T> maxima(Expr<T> k, const Attrs& a) {
+  const Shape& ks = k.shape();
+  const bool ok = ks.size() == 4 && fits([&] { pool_shape(ks, pool_attrs(a)); });
+  return ok ? make<PoolArgmaxOp<T>>({k}, a) : k;
+}
+
 /// The value of v at the largest k of each window; max_pool2d(x) is pool_select(x, x).
-/// No gradient flows to k: which position wins changes only at ties.
+/// Reads the stored offsets (operand 2) and k's shape only. No gradient flows to k:
+/// which position wins changes only at ties.
 template <class T>
 class PoolSelectOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.shape_operand = 0};
+    return t;
+  }
   std::string_view name() const override { return "max_pool2d"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     require_rank4(in, 0, "the input");
@@ -242,7 +352,7 @@ class PoolSelectOp final : public Op<T> {
     return pool_shape(in[0], pool_attrs(a));
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::pool_select(in[0].data, in[1].data, out.data,
+    kernels::pool_gather(in[2].data, in[1].data, out.data,
                          pool_geometry(in[0].shape, out.shape, pool_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool> wanted,
@@ -256,9 +366,14 @@ class PoolSelectOp final : public Op<T> {
 };
 
 /// g added at the largest k of each window, shaped like k: pool_select's adjoint in v.
+/// Reads the stored offsets (operand 2) and k's shape only.
 template <class T>
 class PoolScatterOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.shape_operand = 0};
+    return t;
+  }
   std::string_view name() const override { return "max_pool2d_grad"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     require_rank4(in, 0, "the input");
@@ -270,7 +385,7 @@ class PoolScatterOp final : public Op<T> {
     return in[0];
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::pool_scatter(in[0].data, in[1].data, out.data,
+    kernels::pool_scatter(in[2].data, in[1].data, out.data,
                           pool_geometry(in[0].shape, in[1].shape, pool_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> G, std::span<const bool> wanted,
@@ -345,11 +460,11 @@ class AvgPoolGradOp final : public Op<T> {
 
 template <class T>
 Expr<T> pool_select(Expr<T> k, Expr<T> v, const Attrs& a) {
-  return make<PoolSelectOp<T>>({k, v}, a);
+  return make<PoolSelectOp<T>>({k, v, maxima(k, a)}, a);
 }
 template <class T>
 Expr<T> pool_scatter(Expr<T> k, Expr<T> g, const Attrs& a) {
-  return make<PoolScatterOp<T>>({k, g}, a);
+  return make<PoolScatterOp<T>>({k, g, maxima(k, a)}, a);
 }
 template <class T>
 Expr<T> avg_pool(Expr<T> x, const Attrs& a) {
