@@ -2,6 +2,8 @@
 // second order) against central differences in double, shape errors, printing.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <random>
 #include <xgrad/xgrad.hpp>
 
@@ -235,4 +237,43 @@ TEST(Pool2d, BadOptionsAreRejected) {
   EXPECT_THROW(xgrad::max_pool2d(x, {5, 5}), xgrad::ShapeError);
   auto v = g.input("v", {4, 4});
   EXPECT_THROW(xgrad::avg_pool2d(v, {2, 2}), xgrad::ShapeError);
+}
+
+TEST(Pool2d, TiledTwoByTwoWindowsOnOddExtents) {
+  // 2x2 windows with stride 2 tile all but an odd last row or column, which gets no
+  // gradient; every other position gets its window's gradient when it is the maximum.
+  Graph<double> g;
+  auto xv = random({2, 3, 7, 9}, 13);
+  auto x = g.parameter("x", xv);
+  auto m = xgrad::max_pool2d(x, {2, 2});
+  EXPECT_TRUE(xt::allclose(xgrad::eval(m), pool_loops(xv, 2, 2, 0, true, true)));
+  auto r = xgrad::check_gradients(m, {x});
+  EXPECT_TRUE(r.ok) << r.summary();
+  auto d = xgrad::eval(xgrad::grad(xgrad::sum(m), {x})[0]);
+  for (std::size_t n = 0; n < 2; ++n)
+    for (std::size_t c = 0; c < 3; ++c) {
+      for (std::size_t q = 0; q < 9; ++q) EXPECT_EQ(d(n, c, 6, q), 0.0);
+      for (std::size_t i = 0; i < 7; ++i) EXPECT_EQ(d(n, c, i, 8), 0.0);
+      double total = 0;
+      for (std::size_t i = 0; i < 7; ++i)
+        for (std::size_t q = 0; q < 9; ++q) total += d(n, c, i, q);
+      EXPECT_EQ(total, 12.0);  // one maximum per window
+    }
+}
+
+TEST(Pool2d, NaNWinsItsWindowAndTakesTheGradient) {
+  Graph<double> g;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (Dim k : {2, 3}) {  // the tiled 2x2 path (stride 2) and the general one (stride 1)
+    xt::xarray<double> xv = xt::zeros<double>({1, 1, 3, 4});
+    xv(0, 0, 1, 1) = nan;
+    xv(0, 0, 0, 0) = 5;
+    auto x = g.parameter(k == 2 ? "x2" : "x3", xv);
+    auto m = xgrad::max_pool2d(x, {k, k}, {.stride = {k - 1, k - 1}});
+    auto y = xgrad::eval(m);
+    EXPECT_TRUE(std::isnan(y(0, 0, 0, 0)));  // NaN beats the larger 5 before it
+    auto d = xgrad::eval(xgrad::grad(xgrad::sum(m), {x})[0]);
+    EXPECT_EQ(d(0, 0, 0, 0), 0.0);
+    EXPECT_GE(d(0, 0, 1, 1), 1.0);
+  }
 }

@@ -184,11 +184,15 @@ void conv2d_cols(const T* cols, const T* w, T* y, const ConvGeometry& g) {
 
 template <class T>
 void conv2d_grad_weight_cols(const T* cols, const T* dy, T* dw, const ConvGeometry& g) {
-  const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, ld = g.n * ohw;
-  if (g.n == 0) std::fill(dw, dw + g.o * ckk, T(0));
+  const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, ld = g.n * ohw, m = g.o * ckk;
+  std::fill(dw, dw + m, T(0));
+  // One product per sample into a small buffer, summed here: BLAS's small-matrix kernels
+  // serve beta = 0 only, and accumulating in BLAS (beta = 1) takes its packing path.
+  T* part = scratch<T>(m);
   for (std::size_t s = 0; s < g.n; ++s) {
-    gemm<T>(false, true, g.o, ckk, ohw, dy + s * g.o * ohw, ohw, cols + s * ohw, ld,
-            s ? T(1) : T(0), dw, ckk);
+    gemm<T>(false, true, g.o, ckk, ohw, dy + s * g.o * ohw, ohw, cols + s * ohw, ld, T(0), part,
+            ckk);
+    for (std::size_t k = 0; k < m; ++k) dw[k] += part[k];
   }
 }
 

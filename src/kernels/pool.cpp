@@ -6,6 +6,14 @@
 
 #include "conv.hpp"
 
+// -O2's vectoriser takes only loops that need no remainder; this loop's length is a row
+// of windows.
+#if defined(__GNUC__) && !defined(__clang__)
+#define XGRAD_VECTORISE __attribute__((noinline, optimize("vect-cost-model=dynamic")))
+#else
+#define XGRAD_VECTORISE
+#endif
+
 namespace xgrad::kernels {
 namespace {
 
@@ -32,11 +40,11 @@ Window window(const ConvGeometry& g, std::size_t r, std::size_t q) {
 /// The 2x2 windows of a pooling without padding: every window lies inside the input.
 bool dense2x2(const ConvGeometry& g) { return g.kh == 2 && g.kw == 2 && g.ph == 0 && g.pw == 0; }
 
-/// "v > best, or v is NaN and best is not", without branches: NaN wins, as in PyTorch;
+/// "v > best, or v is NaN and best is not", as selects: NaN wins, as in PyTorch;
 /// the first maximum wins ties.
 template <class T>
 inline bool wins(T v, T best) {
-  return (v > best) | ((v != v) & (best == best));
+  return !(v <= best) && best == best;
 }
 
 /// Offset i*kw + j of the first maximum of window (r, q), or -1 for a window wholly in
@@ -59,6 +67,56 @@ std::ptrdiff_t argmax(const T* k, const ConvGeometry& g, std::size_t r, std::siz
   const auto yi = static_cast<std::ptrdiff_t>(at / g.w), xj = static_cast<std::ptrdiff_t>(at % g.w);
   return (yi - top) * static_cast<std::ptrdiff_t>(g.kw) + (xj - left);
 }
+
+/// idx[q] = the offset of the maximum of the 2x2 window at column q * stride of rows a
+/// (top) and b, for q < n. Branch-free selects over whole rows of windows, which vectorise
+/// for the usual stride S = 2 known when compiling (S = 0: the stride given at run time).
+template <std::size_t S, class T>
+XGRAD_VECTORISE void argmax_row2x2(const T* __restrict a, const T* __restrict b, T* __restrict idx,
+                                   std::size_t n, std::size_t stride) {
+  const std::size_t s = S ? S : stride;
+  for (std::size_t q = 0; q < n; ++q) {
+    T best = a[q * s], at = 0;
+    const T v1 = a[q * s + 1], v2 = b[q * s], v3 = b[q * s + 1];
+    bool win = wins(v1, best);
+    best = win ? v1 : best;
+    at = win ? T(1) : at;
+    win = wins(v2, best);
+    best = win ? v2 : best;
+    at = win ? T(2) : at;
+    win = wins(v3, best);
+    idx[q] = win ? T(3) : at;
+  }
+}
+
+/// y[q] = the value at offset idx[q] of the 2x2 window at column 2q of rows a and b.
+template <class T>
+XGRAD_VECTORISE void gather_row2x2(const T* __restrict a, const T* __restrict b,
+                                   const T* __restrict idx, T* __restrict y, std::size_t n) {
+  for (std::size_t q = 0; q < n; ++q) {
+    const T t = idx[q], v0 = a[2 * q], v1 = a[2 * q + 1], v2 = b[2 * q], v3 = b[2 * q + 1];
+    const T top = t == T(0) ? v0 : v1;
+    const T bottom = t == T(2) ? v2 : v3;
+    y[q] = t < T(2) ? top : bottom;
+  }
+}
+
+/// Rows a and b of dx written whole: dy[q] at offset idx[q] of the 2x2 window at column 2q,
+/// zero at its other three positions (the windows tile the rows, so nothing is added).
+template <class T>
+XGRAD_VECTORISE void scatter_row2x2(const T* __restrict idx, const T* __restrict dy,
+                                    T* __restrict a, T* __restrict b, std::size_t n) {
+  for (std::size_t q = 0; q < n; ++q) {
+    const T t = idx[q], d = dy[q];
+    a[2 * q] = t == T(0) ? d : T(0);
+    a[2 * q + 1] = t == T(1) ? d : T(0);
+    b[2 * q] = t == T(2) ? d : T(0);
+    b[2 * q + 1] = t == T(3) ? d : T(0);
+  }
+}
+
+/// 2x2 windows with stride 2 and no padding: each output row reads two whole input rows.
+bool tiles2x2(const ConvGeometry& g) { return dense2x2(g) && g.sh == 2 && g.sw == 2; }
 
 /// Calls f(plane, out, pos) for every window of every plane whose stored offset is not
 /// -1, with pos the window's maximum in the plane.
@@ -95,20 +153,12 @@ void pool_argmax(const T* k, T* idx, const ConvGeometry& g) {
     for (std::size_t r = 0; r < g.oh; ++r) {
       if (d2) {
         const T* a = k + r * g.sh * g.w;
-        const T* b = a + g.w;
-        for (std::size_t q = 0; q < g.ow; ++q, a += g.sw, b += g.sw) {
-          T best = a[0];
-          int at = 0;
-          auto pick = [&](T v, int o) {
-            const bool win = wins(v, best);
-            best = win ? v : best;
-            at = win ? o : at;
-          };
-          pick(a[1], 1);
-          pick(b[0], 2);
-          pick(b[1], 3);
-          *idx++ = static_cast<T>(at);
+        if (g.sw == 2) {
+          argmax_row2x2<2>(a, a + g.w, idx, g.ow, 2);
+        } else {
+          argmax_row2x2<0>(a, a + g.w, idx, g.ow, g.sw);
         }
+        idx += g.ow;
         continue;
       }
       for (std::size_t q = 0; q < g.ow; ++q) *idx++ = static_cast<T>(argmax(k, g, r, q));
@@ -119,6 +169,15 @@ void pool_argmax(const T* k, T* idx, const ConvGeometry& g) {
 template <class T>
 void pool_gather(const T* idx, const T* v, T* y, const ConvGeometry& g) {
   const std::size_t plane = g.h * g.w, out = g.oh * g.ow;
+  if (tiles2x2(g)) {
+    for (std::size_t p = 0; p < g.n * g.c; ++p, v += plane) {
+      for (std::size_t r = 0; r < g.oh; ++r, idx += g.ow, y += g.ow) {
+        const T* a = v + 2 * r * g.w;
+        gather_row2x2(a, a + g.w, idx, y, g.ow);
+      }
+    }
+    return;
+  }
   if (!dense2x2(g)) std::fill(y, y + g.n * g.c * out, T(0));  // windows wholly in the padding
   for_each_offset(idx, g, [&](std::size_t p, std::size_t o, std::size_t at) {
     y[p * out + o] = v[p * plane + at];
@@ -128,6 +187,19 @@ void pool_gather(const T* idx, const T* v, T* y, const ConvGeometry& g) {
 template <class T>
 void pool_scatter(const T* idx, const T* dy, T* dx, const ConvGeometry& g) {
   const std::size_t plane = g.h * g.w, out = g.oh * g.ow;
+  if (tiles2x2(g)) {
+    // The windows cover rows [0, 2 oh) and columns [0, 2 ow); an odd last row or column
+    // gets no gradient.
+    const bool covered = g.h == 2 * g.oh && g.w == 2 * g.ow;
+    if (!covered) std::fill(dx, dx + g.n * g.c * plane, T(0));
+    for (std::size_t p = 0; p < g.n * g.c; ++p, dx += plane) {
+      for (std::size_t r = 0; r < g.oh; ++r, idx += g.ow, dy += g.ow) {
+        T* a = dx + 2 * r * g.w;
+        scatter_row2x2(idx, dy, a, a + g.w, g.ow);
+      }
+    }
+    return;
+  }
   std::fill(dx, dx + g.n * g.c * plane, T(0));
   for_each_offset(idx, g, [&](std::size_t p, std::size_t o, std::size_t at) {
     dx[p * plane + at] += dy[p * out + o];
