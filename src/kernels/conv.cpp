@@ -1,9 +1,10 @@
-// Convolutions as im2col + gemm. The receptive fields of a whole batch are unrolled once
-// into a (c*kh*kw) x (n*oh*ow) matrix (a buffer of the plan: the im2col node), which the
-// convolution and its weight gradient both read; each then runs one BLAS product per
-// sample on its block of columns. The input gradient folds w^T @ dy back per sample
-// through a per-thread buffer that grows to the largest shape seen, so steady-state runs
-// allocate nothing.
+// Convolutions as im2col + gemm: each sample's receptive fields are unrolled into a
+// (c*kh*kw) x (oh*ow) matrix, so the arithmetic runs in one BLAS product per sample.
+// The unrolled matrix lives in a per-thread buffer that grows to the largest shape seen,
+// so steady-state runs allocate nothing. Per sample, not per batch: a sample's matrix
+// stays in cache between its unrolling and its product, where a whole batch's would not
+// (docs/benchmarks.md, workload 6), so the convolution and its weight gradient each
+// unroll the input again rather than share one batch-sized matrix.
 #include "conv.hpp"
 
 #include <algorithm>
@@ -169,28 +170,37 @@ XGRAD_SHORT_LOOPS void col2im_sample(const T* col, std::size_t ld, T* x, const C
 
 }  // namespace
 
+namespace {
+/// True when a sample's unrolled matrix is the sample itself (1x1 window, stride 1, no
+/// padding): no copy needed.
+bool direct(const ConvGeometry& g) { return g.kh == 1 && g.kw == 1 && plain(g); }
+}  // namespace
+
 template <class T>
-void im2col(const T* x, T* cols, const ConvGeometry& g) {
-  const std::size_t ohw = g.oh * g.ow, ld = g.n * ohw, chw = g.c * g.h * g.w;
-  for (std::size_t s = 0; s < g.n; ++s) im2col_sample(x + s * chw, cols + s * ohw, ld, g);
+void conv2d(const T* x, const T* w, T* y, const ConvGeometry& g) {
+  const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
+  T* col = direct(g) ? nullptr : scratch<T>(ckk * ohw);
+  for (std::size_t s = 0; s < g.n; ++s) {
+    const T* xs = x + s * chw;
+    if (col) im2col_sample(xs, col, ohw, g);
+    gemm<T>(false, false, g.o, ohw, ckk, w, ckk, col ? col : xs, ohw, T(0), y + s * g.o * ohw, ohw);
+  }
 }
 
 template <class T>
-void conv2d_cols(const T* cols, const T* w, T* y, const ConvGeometry& g) {
-  const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, ld = g.n * ohw;
-  for (std::size_t s = 0; s < g.n; ++s)
-    gemm<T>(false, false, g.o, ohw, ckk, w, ckk, cols + s * ohw, ld, T(0), y + s * g.o * ohw, ohw);
-}
-
-template <class T>
-void conv2d_grad_weight_cols(const T* cols, const T* dy, T* dw, const ConvGeometry& g) {
-  const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, ld = g.n * ohw, m = g.o * ckk;
+void conv2d_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
+  const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
+  const std::size_t m = g.o * ckk;
   std::fill(dw, dw + m, T(0));
   // One product per sample into a small buffer, summed here: BLAS's small-matrix kernels
   // serve beta = 0 only, and accumulating in BLAS (beta = 1) takes its packing path.
-  T* part = scratch<T>(m);
+  T* buf = scratch<T>((direct(g) ? 0 : ckk * ohw) + m);
+  T* part = buf;
+  T* col = direct(g) ? nullptr : buf + m;
   for (std::size_t s = 0; s < g.n; ++s) {
-    gemm<T>(false, true, g.o, ckk, ohw, dy + s * g.o * ohw, ohw, cols + s * ohw, ld, T(0), part,
+    const T* xs = x + s * chw;
+    if (col) im2col_sample(xs, col, ohw, g);
+    gemm<T>(false, true, g.o, ckk, ohw, dy + s * g.o * ohw, ohw, col ? col : xs, ohw, T(0), part,
             ckk);
     for (std::size_t k = 0; k < m; ++k) dw[k] += part[k];
   }
@@ -200,6 +210,11 @@ template <class T>
 void conv2d_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
   const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
   std::fill(dx, dx + g.n * chw, T(0));
+  if (direct(g)) {
+    for (std::size_t s = 0; s < g.n; ++s)
+      gemm<T>(true, false, ckk, ohw, g.o, w, ckk, dy + s * g.o * ohw, ohw, T(0), dx + s * chw, ohw);
+    return;
+  }
   T* col = scratch<T>(ckk * ohw);
   for (std::size_t s = 0; s < g.n; ++s) {
     gemm<T>(true, false, ckk, ohw, g.o, w, ckk, dy + s * g.o * ohw, ohw, T(0), col, ohw);
@@ -207,10 +222,9 @@ void conv2d_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
   }
 }
 
-#define XGRAD_INSTANTIATE(T)                                                          \
-  template void im2col(const T*, T*, const ConvGeometry&);                            \
-  template void conv2d_cols(const T*, const T*, T*, const ConvGeometry&);             \
-  template void conv2d_grad_weight_cols(const T*, const T*, T*, const ConvGeometry&); \
+#define XGRAD_INSTANTIATE(T)                                                     \
+  template void conv2d(const T*, const T*, T*, const ConvGeometry&);             \
+  template void conv2d_grad_weight(const T*, const T*, T*, const ConvGeometry&); \
   template void conv2d_grad_input(const T*, const T*, T*, const ConvGeometry&);
 XGRAD_INSTANTIATE(float)
 XGRAD_INSTANTIATE(double)

@@ -14,18 +14,12 @@ struct ConvGeometry {
   std::size_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
 };
 
-/// cols (c*kh*kw, n, oh*ow) from x (n, c, h, w): the receptive fields of the whole batch
-/// unrolled once, row (ch, i, j) holding tap (i, j) of channel ch for every output
-/// position of every sample, zero where the tap falls into the padding. Shared by a
-/// convolution and its weight gradient, so the input is unrolled once per run.
+/// y (n, o, oh, ow) = x (n, c, h, w) correlated with w (o, c, kh, kw).
 template <class T>
-void im2col(const T* x, T* cols, const ConvGeometry& g);
-/// y (n, o, oh, ow) = w (o, c, kh, kw) applied to the unrolled input cols.
+void conv2d(const T* x, const T* w, T* y, const ConvGeometry& g);
+/// dw (o, c, kh, kw) = the adjoint of conv2d in w applied to dy, for input x.
 template <class T>
-void conv2d_cols(const T* cols, const T* w, T* y, const ConvGeometry& g);
-/// dw (o, c, kh, kw) = the adjoint of conv2d in w applied to dy, for the unrolled input.
-template <class T>
-void conv2d_grad_weight_cols(const T* cols, const T* dy, T* dw, const ConvGeometry& g);
+void conv2d_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g);
 /// dx (n, c, h, w) = the adjoint of conv2d in x applied to dy (n, o, oh, ow): col2im of
 /// w^T @ dy.
 template <class T>

@@ -3,10 +3,9 @@
 // are ops whose own adjoints are conv2d and each other; max pooling is "the value at the
 // window's maximum" (pool_select), whose adjoint scatters to those positions and back.
 //
-// Two internal nodes carry work shared within a run, in buffers the plan owns: im2col(x),
-// the unrolled input read by conv2d and by its weight gradient, and the offsets of each
-// pooling window's maximum, read by max_pool2d and by its gradient. Their consumers give
-// the whole gradient to x itself, so no gradient flows into these nodes.
+// One internal node carries work shared within a run, in a buffer the plan owns: the
+// offsets of each pooling window's maximum, read by max_pool2d and by its gradient, which
+// give their gradient to the values themselves, so none flows into the offsets.
 #include "../kernels/conv.hpp"
 
 #include "common.hpp"
@@ -31,20 +30,6 @@ struct PoolAttrs {
 PoolAttrs pool_attrs(const Attrs& a) {
   return {a.ints[0], a.ints[1], a.ints[2], a.ints[3], a.ints[4], a.ints[5], a.flag};
 }
-// im2col: the conv attributes followed by the window extents {kh, kw}.
-struct Im2colAttrs {
-  ConvAttrs conv;
-  Dim kh, kw;
-};
-Im2colAttrs im2col_attrs(const Attrs& a) { return {conv_attrs(a), a.ints[6], a.ints[7]}; }
-Attrs to_attrs(const Attrs& conv, Dim kh, Dim kw) {
-  Attrs a = conv;
-  a.ints.resize(6);
-  a.ints.push_back(kh);
-  a.ints.push_back(kw);
-  return a;
-}
-
 /// Output extent along one axis, or open when the input extent is.
 Dim out_extent(Dim in, Dim k, Dim s, Dim p, Dim d) {
   if (in == open) return open;
@@ -113,35 +98,7 @@ Expr<T> conv_grad_weight(Expr<T> x, Expr<T> g, Expr<T> w, const Attrs& a);
 template <class T>
 Expr<T> conv(Expr<T> x, Expr<T> w, const Attrs& a);
 
-/// cols (c*kh*kw, n, oh, ow) = x (n, c, h, w) unrolled (kernels::im2col). Internal: built
-/// by conv2d and its weight gradient, which share it; they differentiate in x directly.
-template <class T>
-class Im2colOp final : public Op<T> {
- public:
-  std::string_view name() const override { return "im2col"; }
-  Shape infer_shape(std::span<const Shape> in, const Attrs& at) const override {
-    require_rank4(in, 0, "the input");
-    const Im2colAttrs a = im2col_attrs(at);
-    const Shape& x = in[0];
-    const Shape y = conv_shape(x, {open, x[1], a.kh, a.kw}, a.conv);
-    return {x[1] == open ? open : x[1] * a.kh * a.kw, x[0], y[2], y[3]};
-  }
-  void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& at) const override {
-    const Im2colAttrs a = im2col_attrs(at);
-    const Dim w[4] = {0, 0, a.kh, a.kw};
-    const Dim y[4] = {0, 0, out.shape[2], out.shape[3]};
-    kernels::im2col(in[0].data, out.data, conv_geometry(in[0].shape, w, y, a.conv));
-  }
-  // No gradient flows in: every consumer differentiates in x itself.
-  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<const bool>,
-                std::span<Expr<T>>) const override {}
-  std::string format(std::span<const std::string> args, const Attrs& at) const override {
-    const Im2colAttrs a = im2col_attrs(at);
-    return "im2col(" + args[0] + ", " + std::to_string(a.kh) + "x" + std::to_string(a.kw) + ")";
-  }
-};
-
-/// True when shape_rule() accepts the operands: builders create the shared internal node
+/// True when shape_rule() accepts the operands: builders create a shared internal node
 /// only then, and otherwise let the public op's own shape rule report the error.
 template <class F>
 bool fits(F&& shape_rule) {
@@ -153,24 +110,10 @@ bool fits(F&& shape_rule) {
   }
 }
 
-/// The unrolled x for a convolution with weights of shape ws, or x itself when the two do
-/// not fit (the consumer's shape rule then throws the ShapeError that names it).
-template <class T>
-Expr<T> columns(Expr<T> x, const Shape& ws, const Attrs& a) {
-  const Shape& xs = x.shape();
-  const bool ok = xs.size() == 4 && ws.size() == 4 && ws[2] != open && ws[3] != open &&
-                  fits([&] { conv_shape(xs, ws, conv_attrs(a)); });
-  return ok ? make<Im2colOp<T>>({x}, to_attrs(a, ws[2], ws[3])) : x;
-}
-
-/// y = conv2d(x, w), computed from cols = im2col(x) (operand 2); x is read for its shape.
+/// y = conv2d(x, w).
 template <class T>
 class Conv2dOp final : public Op<T> {
  public:
-  const OpTraits<T>& traits() const override {
-    static const OpTraits<T> t{.shape_operand = 0};
-    return t;
-  }
   std::string_view name() const override { return "conv2d"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     require_rank4(in, 0, "the input");
@@ -178,14 +121,14 @@ class Conv2dOp final : public Op<T> {
     return conv_shape(in[0], in[1], conv_attrs(a));
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::conv2d_cols(in[2].data, in[1].data, out.data,
-                         conv_geometry(in[0].shape, in[1].shape, out.shape, conv_attrs(a)));
+    kernels::conv2d(in[0].data, in[1].data, out.data,
+                    conv_geometry(in[0].shape, in[1].shape, out.shape, conv_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool> wanted,
                 std::span<Expr<T>> gr) const override {
     Expr<T> x = arg(y, n, 0), w = arg(y, n, 1);
     if (wanted[0]) gr[0] = conv_grad_input(g, w, x, n.attrs);
-    if (wanted[1]) gr[1] = conv_grad_weight(x, g, w, n.attrs);  // reads the same im2col(x)
+    if (wanted[1]) gr[1] = conv_grad_weight(x, g, w, n.attrs);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
     return conv_format("conv2d", args, a);
@@ -229,7 +172,7 @@ class Conv2dGradInputOp final : public Op<T> {
 };
 
 /// dw shaped like w (operand 2, read for its shape) from input x and output gradient g:
-/// the adjoint of conv2d in its weights, computed from cols = im2col(x) (operand 3).
+/// the adjoint of conv2d in its weights.
 template <class T>
 class Conv2dGradWeightOp final : public Op<T> {
  public:
@@ -250,9 +193,8 @@ class Conv2dGradWeightOp final : public Op<T> {
     return in[2];
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::conv2d_grad_weight_cols(
-        in[3].data, in[1].data, out.data,
-        conv_geometry(in[0].shape, out.shape, in[1].shape, conv_attrs(a)));
+    kernels::conv2d_grad_weight(in[0].data, in[1].data, out.data,
+                                conv_geometry(in[0].shape, out.shape, in[1].shape, conv_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> G, std::span<const bool> wanted,
                 std::span<Expr<T>> gr) const override {
@@ -267,7 +209,7 @@ class Conv2dGradWeightOp final : public Op<T> {
 
 template <class T>
 Expr<T> conv(Expr<T> x, Expr<T> w, const Attrs& a) {
-  return make<Conv2dOp<T>>({x, w, columns(x, w.shape(), a)}, a);
+  return make<Conv2dOp<T>>({x, w}, a);
 }
 template <class T>
 Expr<T> conv_grad_input(Expr<T> g, Expr<T> w, Expr<T> x, const Attrs& a) {
@@ -275,7 +217,7 @@ Expr<T> conv_grad_input(Expr<T> g, Expr<T> w, Expr<T> x, const Attrs& a) {
 }
 template <class T>
 Expr<T> conv_grad_weight(Expr<T> x, Expr<T> g, Expr<T> w, const Attrs& a) {
-  return make<Conv2dGradWeightOp<T>>({x, g, w, columns(x, w.shape(), a)}, a);
+  return make<Conv2dGradWeightOp<T>>({x, g, w}, a);
 }
 
 // ---------------------------------------------------------------- pooling
