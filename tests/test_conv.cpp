@@ -10,7 +10,7 @@
 #include "test_util.hpp"
 
 // Every row of the table has its forward, gradient and error tests below.
-static_assert(XGRAD_TEST_ROWS(XGRAD_CONV_OPS) == 3, "convolution or pooling op without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_CONV_OPS) == 4, "convolution or pooling op without tests");
 
 using xgrad::Dim;
 using xgrad::Expr;
@@ -153,6 +153,60 @@ TEST(Conv2d, GradientPrintsAsTransposedConvolution) {
   EXPECT_TRUE(contains(xgrad::to_string(gx[0]), "conv_transpose2d(")) << xgrad::to_string(gx[0]);
   EXPECT_TRUE(contains(xgrad::to_string(gx[1]), "conv2d_weight(x, ")) << xgrad::to_string(gx[1]);
   EXPECT_TRUE(contains(xgrad::to_dot(gx[0]), "conv_transpose2d"));
+}
+
+TEST(Conv2dBias, AddsOneValuePerOutputChannel) {
+  for (const Geometry& geo : kGeometries) {
+    Graph<double> g;
+    auto xv = random(geo.x, 21), wv = random(geo.w, 22), bv = random({geo.w[0]}, 23);
+    auto x = g.parameter("x", xv), w = g.parameter("w", wv), b = g.parameter("b", bv);
+    auto want = conv_loops(xv, wv, geo.o);
+    for (std::size_t n = 0; n < want.shape(0); ++n)
+      for (std::size_t o = 0; o < want.shape(1); ++o)
+        for (std::size_t r = 0; r < want.shape(2); ++r)
+          for (std::size_t q = 0; q < want.shape(3); ++q) want(n, o, r, q) += bv(o);
+    EXPECT_TRUE(xt::allclose(xgrad::eval(xgrad::conv2d_bias(x, w, b, geo.o)), want, 1e-12, 1e-12));
+  }
+}
+
+TEST(Conv2dBias, GradientsAndSecondDerivativesMatchCentralDifferences) {
+  for (const Geometry& geo : kGeometries) {
+    Graph<double> g;
+    auto x = g.parameter("x", random(geo.x, 24)), w = g.parameter("w", random(geo.w, 25));
+    auto b = g.parameter("b", random({geo.w[0]}, 26));
+    auto y = xgrad::conv2d_bias(x, w, b, geo.o);
+    auto r = xgrad::check_gradients(xgrad::tanh(y), {x, w, b});
+    EXPECT_TRUE(r.ok) << r.summary();
+    // The bias gradient sums the output gradient per channel (a node too): differentiate
+    // every gradient again, in all three operands.
+    auto grads = xgrad::grad(xgrad::sum(xgrad::square(y)), {x, w, b});
+    for (auto gr : grads) {
+      auto r2 = xgrad::check_gradients(gr, {x, w, b});
+      EXPECT_TRUE(r2.ok) << r2.summary();
+    }
+  }
+}
+
+TEST(Conv2dBias, HandDerivedBiasGradientAndErrors) {
+  Graph<double> g;
+  auto x = g.input("x", {2, 1, 3, 3});
+  auto w = g.parameter("W", random({2, 1, 2, 2}, 27));
+  auto b = g.parameter("b", random({2}, 28));
+  auto y = xgrad::conv2d_bias(x, w, b);
+  EXPECT_EQ(xgrad::to_string(y), "conv2d(x, W, b)");
+  // d sum(y) / d b[o] = the number of output positions of channel o: 2 samples x 2 x 2.
+  auto f = xgrad::compile({xgrad::grad(xgrad::sum(y), {b})[0]});
+  const auto& out = f.run({{x, random({2, 1, 3, 3}, 29)}});
+  EXPECT_EQ(out[0], (xt::xarray<double>{8, 8}));
+  auto b3 = g.parameter("b3", random({3}, 30));
+  try {
+    xgrad::conv2d_bias(x, w, b3);
+    FAIL();
+  } catch (const xgrad::ShapeError& e) {
+    EXPECT_TRUE(contains(e.what(), "conv2d")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "(3,)")) << e.what();
+  }
+  EXPECT_THROW(xgrad::conv2d_bias(x, w, b, {.dilation = {0, 1}}), xgrad::ValueError);
 }
 
 namespace {

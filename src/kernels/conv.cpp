@@ -177,13 +177,33 @@ bool direct(const ConvGeometry& g) { return g.kh == 1 && g.kw == 1 && plain(g); 
 }  // namespace
 
 template <class T>
-void conv2d(const T* x, const T* w, T* y, const ConvGeometry& g) {
+void conv2d(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
   const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
   T* col = direct(g) ? nullptr : scratch<T>(ckk * ohw);
   for (std::size_t s = 0; s < g.n; ++s) {
     const T* xs = x + s * chw;
+    T* ys = y + s * g.o * ohw;
     if (col) im2col_sample(xs, col, ohw, g);
-    gemm<T>(false, false, g.o, ohw, ckk, w, ckk, col ? col : xs, ohw, T(0), y + s * g.o * ohw, ohw);
+    gemm<T>(false, false, g.o, ohw, ckk, w, ckk, col ? col : xs, ohw, T(0), ys, ohw);
+    if (!b) continue;
+    for (std::size_t oc = 0; oc < g.o; ++oc) {  // while the sample's output is in cache
+      T* row = ys + oc * ohw;
+      const T bias = b[oc];
+      for (std::size_t k = 0; k < ohw; ++k) row[k] += bias;
+    }
+  }
+}
+
+template <class T>
+void conv2d_grad_bias(const T* dy, T* db, const ConvGeometry& g) {
+  const std::size_t ohw = g.oh * g.ow;
+  std::fill(db, db + g.o, T(0));
+  for (std::size_t s = 0; s < g.n; ++s) {
+    for (std::size_t oc = 0; oc < g.o; ++oc, dy += ohw) {
+      T acc = 0;
+      for (std::size_t k = 0; k < ohw; ++k) acc += dy[k];
+      db[oc] += acc;
+    }
   }
 }
 
@@ -223,7 +243,8 @@ void conv2d_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
 }
 
 #define XGRAD_INSTANTIATE(T)                                                     \
-  template void conv2d(const T*, const T*, T*, const ConvGeometry&);             \
+  template void conv2d(const T*, const T*, const T*, T*, const ConvGeometry&);   \
+  template void conv2d_grad_bias(const T*, T*, const ConvGeometry&);             \
   template void conv2d_grad_weight(const T*, const T*, T*, const ConvGeometry&); \
   template void conv2d_grad_input(const T*, const T*, T*, const ConvGeometry&);
 XGRAD_INSTANTIATE(float)

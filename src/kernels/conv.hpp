@@ -14,9 +14,13 @@ struct ConvGeometry {
   std::size_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
 };
 
-/// y (n, o, oh, ow) = x (n, c, h, w) correlated with w (o, c, kh, kw).
+/// y (n, o, oh, ow) = x (n, c, h, w) correlated with w (o, c, kh, kw), plus b[o] on
+/// output channel o when b is not null.
 template <class T>
-void conv2d(const T* x, const T* w, T* y, const ConvGeometry& g);
+void conv2d(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g);
+/// db (o) = dy (n, o, oh, ow) summed over samples and positions: the adjoint of the bias.
+template <class T>
+void conv2d_grad_bias(const T* dy, T* db, const ConvGeometry& g);
 /// dw (o, c, kh, kw) = the adjoint of conv2d in w applied to dy, for input x.
 template <class T>
 void conv2d_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g);

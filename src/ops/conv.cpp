@@ -10,6 +10,7 @@
 
 #include "common.hpp"
 #include "xgrad/ops/conv.hpp"
+#include "xgrad/ops/shape.hpp"
 
 namespace xgrad {
 namespace detail {
@@ -82,6 +83,7 @@ std::string conv_format(const std::string& name, std::span<const std::string> ar
                         const Attrs& at) {
   const ConvAttrs a = conv_attrs(at);
   std::string s = name + "(" + args[0] + ", " + args[1];
+  if (args.size() == 3) s += ", " + args[2];  // conv2d's bias
   auto pair = [](Dim p, Dim q) {
     return p == q ? std::to_string(p) : "(" + std::to_string(p) + ", " + std::to_string(q) + ")";
   };
@@ -110,7 +112,10 @@ bool fits(F&& shape_rule) {
   }
 }
 
-/// y = conv2d(x, w).
+template <class T>
+Expr<T> conv_grad_bias(Expr<T> g);
+
+/// y = conv2d(x, w), plus the bias b (o) per output channel when there is a third operand.
 template <class T>
 class Conv2dOp final : public Op<T> {
  public:
@@ -118,10 +123,15 @@ class Conv2dOp final : public Op<T> {
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     require_rank4(in, 0, "the input");
     require_rank4(in, 1, "the weights");
+    if (in.size() == 3 && (in[2].size() != 1 || !same_or_open(in[2][0], in[1][0]))) {
+      throw std::invalid_argument("the bias " + shape_str(in[2]) +
+                                  " must hold one value per output channel of the weights " +
+                                  shape_str(in[1]));
+    }
     return conv_shape(in[0], in[1], conv_attrs(a));
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::conv2d(in[0].data, in[1].data, out.data,
+    kernels::conv2d(in[0].data, in[1].data, in.size() == 3 ? in[2].data : nullptr, out.data,
                     conv_geometry(in[0].shape, in[1].shape, out.shape, conv_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool> wanted,
@@ -129,6 +139,7 @@ class Conv2dOp final : public Op<T> {
     Expr<T> x = arg(y, n, 0), w = arg(y, n, 1);
     if (wanted[0]) gr[0] = conv_grad_input(g, w, x, n.attrs);
     if (wanted[1]) gr[1] = conv_grad_weight(x, g, w, n.attrs);
+    if (n.inputs.size() == 3 && wanted[2]) gr[2] = conv_grad_bias(g);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
     return conv_format("conv2d", args, a);
@@ -207,9 +218,39 @@ class Conv2dGradWeightOp final : public Op<T> {
   }
 };
 
+/// db (o) = g (n, o, oh, ow) summed over everything but the channel: the adjoint of the
+/// bias of conv2d_bias.
+template <class T>
+class Conv2dGradBiasOp final : public Op<T> {
+ public:
+  std::string_view name() const override { return "conv2d_bias_grad"; }
+  Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
+    require_rank4(in, 0, "the output gradient");
+    return {in[0][1]};
+  }
+  void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
+    auto u = [](Dim d) { return static_cast<std::size_t>(d); };
+    kernels::ConvGeometry geo;
+    geo.n = u(in[0].shape[0]);
+    geo.o = u(in[0].shape[1]);
+    geo.oh = u(in[0].shape[2]);
+    geo.ow = u(in[0].shape[3]);
+    kernels::conv2d_grad_bias(in[0].data, out.data, geo);
+  }
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> G, std::span<const bool> wanted,
+                std::span<Expr<T>> gr) const override {
+    Expr<T> g = arg(y, n, 0);
+    if (wanted[0]) gr[0] = broadcast_like(reshape(G, {-1, 1, 1}), g);
+  }
+};
+
 template <class T>
 Expr<T> conv(Expr<T> x, Expr<T> w, const Attrs& a) {
   return make<Conv2dOp<T>>({x, w}, a);
+}
+template <class T>
+Expr<T> conv_grad_bias(Expr<T> g) {
+  return make<Conv2dGradBiasOp<T>>({g});
 }
 template <class T>
 Expr<T> conv_grad_input(Expr<T> g, Expr<T> w, Expr<T> x, const Attrs& a) {
@@ -421,6 +462,17 @@ Expr<T> avg_pool_grad(Expr<T> g, Expr<T> x, const Attrs& a) {
   throw ValueError(op + ": " + what + " " + std::to_string(v));
 }
 
+Attrs conv_record(const std::string& op, const Conv2dOptions& o) {
+  for (std::size_t i = 0; i < 2; ++i) {
+    if (o.stride[i] < 1) bad_option(op, "strides must be >= 1, got", o.stride[i]);
+    if (o.padding[i] < 0) bad_option(op, "padding must be >= 0, got", o.padding[i]);
+    if (o.dilation[i] < 1) bad_option(op, "dilations must be >= 1, got", o.dilation[i]);
+  }
+  Attrs a;
+  a.ints = {o.stride[0], o.stride[1], o.padding[0], o.padding[1], o.dilation[0], o.dilation[1]};
+  return a;
+}
+
 Attrs pool_record(const std::string& op, std::array<Dim, 2> k, const Pool2dOptions& o) {
   Attrs a;
   for (std::size_t i = 0; i < 2; ++i) {
@@ -443,16 +495,12 @@ Attrs pool_record(const std::string& op, std::array<Dim, 2> k, const Pool2dOptio
 
 template <class T>
 Expr<T> conv2d(Expr<T> x, Expr<T> w, Conv2dOptions o) {
-  for (std::size_t i = 0; i < 2; ++i) {
-    if (o.stride[i] < 1) detail::bad_option("conv2d", "strides must be >= 1, got", o.stride[i]);
-    if (o.padding[i] < 0) detail::bad_option("conv2d", "padding must be >= 0, got", o.padding[i]);
-    if (o.dilation[i] < 1) {
-      detail::bad_option("conv2d", "dilations must be >= 1, got", o.dilation[i]);
-    }
-  }
-  Attrs a;
-  a.ints = {o.stride[0], o.stride[1], o.padding[0], o.padding[1], o.dilation[0], o.dilation[1]};
-  return detail::conv(x, w, a);
+  return detail::conv(x, w, detail::conv_record("conv2d", o));
+}
+
+template <class T>
+Expr<T> conv2d_bias(Expr<T> x, Expr<T> w, Expr<T> b, Conv2dOptions o) {
+  return detail::make<detail::Conv2dOp<T>>({x, w, b}, detail::conv_record("conv2d_bias", o));
 }
 
 template <class T>
