@@ -2,10 +2,10 @@
 
 // Matrix-vector kernels with a prefetch running ahead of the rows (see xgrad/kernels.hpp), compiled
 // for AVX-512 and for AVX2 + FMA and chosen once, at the first call, by what the CPU has.
+#include "xgrad/kernels.hpp"
+
 #include <algorithm>
 #include <atomic>
-
-#include "xgrad/kernels.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
