@@ -48,13 +48,18 @@ fi
 build=${XGRAD_BENCH_BUILD_DIR:-build-bench}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DXGRAD_BUILD_BENCH=ON \
   -DXGRAD_BENCH_TORCH="$torch" >/dev/null
-programs=(machine_info w1_seed_linreg w2_full_linreg w3_mlp w4_tanh_chain stream_npy blas_gemm)
+programs=(machine_info w1_seed_linreg w2_full_linreg w3_mlp w4_tanh_chain w6_cnn stream_npy blas_gemm)
 cmake --build "$build" -j"$(nproc)" --target "${programs[@]}"
 
 export LC_ALL=C
 cores=$(nproc --all)  # before OMP_NUM_THREADS is set: nproc honours it
 export XGRAD_THREADS=${XGRAD_THREADS:-1}
 export OPENBLAS_NUM_THREADS=$XGRAD_THREADS OMP_NUM_THREADS=$XGRAD_THREADS
+# OpenBLAS 0.3.21 does not know the newest AVX-512 Xeons (family 6, model 207) and falls back
+# to its Prescott kernels; name the AVX-512 ones (xgrad and LibTorch share this library).
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q -w avx512f /proc/cpuinfo; then
+  export OPENBLAS_CORETYPE=SkylakeX
+fi
 stream_args=(--gib 2)
 if [ "$quick" = 1 ]; then
   export XGRAD_BENCH_REPS=${XGRAD_BENCH_REPS:-3}
@@ -168,6 +173,15 @@ $(md_stream)
 \`\`\`
 $(grep -v '^generating\|^  written\|^MD ' "$log/stream_npy.txt")
 \`\`\`
+
+## 6. LeNet-5 CNN on Fashion-MNIST (convolutions)
+
+Target: LibTorch / xgrad >= 1.5; GFLOP/s against the step's products with im2col's shapes
+on OpenBLAS directly; no allocation per steady-state step.
+
+$(md_rows w6_cnn)
+
+$(md_notes w6_cnn)
 
 ## BLAS check
 

@@ -2,13 +2,15 @@
 // second order) against central differences in double, shape errors, printing.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <random>
 #include <xgrad/xgrad.hpp>
 
 #include "test_util.hpp"
 
 // Every row of the table has its forward, gradient and error tests below.
-static_assert(XGRAD_TEST_ROWS(XGRAD_CONV_OPS) == 3, "convolution or pooling op without tests");
+static_assert(XGRAD_TEST_ROWS(XGRAD_CONV_OPS) == 4, "convolution or pooling op without tests");
 
 using xgrad::Dim;
 using xgrad::Expr;
@@ -153,6 +155,60 @@ TEST(Conv2d, GradientPrintsAsTransposedConvolution) {
   EXPECT_TRUE(contains(xgrad::to_dot(gx[0]), "conv_transpose2d"));
 }
 
+TEST(Conv2dBias, AddsOneValuePerOutputChannel) {
+  for (const Geometry& geo : kGeometries) {
+    Graph<double> g;
+    auto xv = random(geo.x, 21), wv = random(geo.w, 22), bv = random({geo.w[0]}, 23);
+    auto x = g.parameter("x", xv), w = g.parameter("w", wv), b = g.parameter("b", bv);
+    auto want = conv_loops(xv, wv, geo.o);
+    for (std::size_t n = 0; n < want.shape(0); ++n)
+      for (std::size_t o = 0; o < want.shape(1); ++o)
+        for (std::size_t r = 0; r < want.shape(2); ++r)
+          for (std::size_t q = 0; q < want.shape(3); ++q) want(n, o, r, q) += bv(o);
+    EXPECT_TRUE(xt::allclose(xgrad::eval(xgrad::conv2d_bias(x, w, b, geo.o)), want, 1e-12, 1e-12));
+  }
+}
+
+TEST(Conv2dBias, GradientsAndSecondDerivativesMatchCentralDifferences) {
+  for (const Geometry& geo : kGeometries) {
+    Graph<double> g;
+    auto x = g.parameter("x", random(geo.x, 24)), w = g.parameter("w", random(geo.w, 25));
+    auto b = g.parameter("b", random({geo.w[0]}, 26));
+    auto y = xgrad::conv2d_bias(x, w, b, geo.o);
+    auto r = xgrad::check_gradients(xgrad::tanh(y), {x, w, b});
+    EXPECT_TRUE(r.ok) << r.summary();
+    // The bias gradient sums the output gradient per channel (a node too): differentiate
+    // every gradient again, in all three operands.
+    auto grads = xgrad::grad(xgrad::sum(xgrad::square(y)), {x, w, b});
+    for (auto gr : grads) {
+      auto r2 = xgrad::check_gradients(gr, {x, w, b});
+      EXPECT_TRUE(r2.ok) << r2.summary();
+    }
+  }
+}
+
+TEST(Conv2dBias, HandDerivedBiasGradientAndErrors) {
+  Graph<double> g;
+  auto x = g.input("x", {2, 1, 3, 3});
+  auto w = g.parameter("W", random({2, 1, 2, 2}, 27));
+  auto b = g.parameter("b", random({2}, 28));
+  auto y = xgrad::conv2d_bias(x, w, b);
+  EXPECT_EQ(xgrad::to_string(y), "conv2d(x, W, b)");
+  // d sum(y) / d b[o] = the number of output positions of channel o: 2 samples x 2 x 2.
+  auto f = xgrad::compile({xgrad::grad(xgrad::sum(y), {b})[0]});
+  const auto& out = f.run({{x, random({2, 1, 3, 3}, 29)}});
+  EXPECT_EQ(out[0], (xt::xarray<double>{8, 8}));
+  auto b3 = g.parameter("b3", random({3}, 30));
+  try {
+    xgrad::conv2d_bias(x, w, b3);
+    FAIL();
+  } catch (const xgrad::ShapeError& e) {
+    EXPECT_TRUE(contains(e.what(), "conv2d")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "(3,)")) << e.what();
+  }
+  EXPECT_THROW(xgrad::conv2d_bias(x, w, b, {.dilation = {0, 1}}), xgrad::ValueError);
+}
+
 namespace {
 xt::xarray<double> pool_loops(const xt::xarray<double>& x, std::size_t k, std::size_t s,
                               std::size_t p, bool max, bool include_pad) {
@@ -235,4 +291,43 @@ TEST(Pool2d, BadOptionsAreRejected) {
   EXPECT_THROW(xgrad::max_pool2d(x, {5, 5}), xgrad::ShapeError);
   auto v = g.input("v", {4, 4});
   EXPECT_THROW(xgrad::avg_pool2d(v, {2, 2}), xgrad::ShapeError);
+}
+
+TEST(Pool2d, TiledTwoByTwoWindowsOnOddExtents) {
+  // 2x2 windows with stride 2 tile all but an odd last row or column, which gets no
+  // gradient; every other position gets its window's gradient when it is the maximum.
+  Graph<double> g;
+  auto xv = random({2, 3, 7, 9}, 13);
+  auto x = g.parameter("x", xv);
+  auto m = xgrad::max_pool2d(x, {2, 2});
+  EXPECT_TRUE(xt::allclose(xgrad::eval(m), pool_loops(xv, 2, 2, 0, true, true)));
+  auto r = xgrad::check_gradients(m, {x});
+  EXPECT_TRUE(r.ok) << r.summary();
+  auto d = xgrad::eval(xgrad::grad(xgrad::sum(m), {x})[0]);
+  for (std::size_t n = 0; n < 2; ++n)
+    for (std::size_t c = 0; c < 3; ++c) {
+      for (std::size_t q = 0; q < 9; ++q) EXPECT_EQ(d(n, c, 6, q), 0.0);
+      for (std::size_t i = 0; i < 7; ++i) EXPECT_EQ(d(n, c, i, 8), 0.0);
+      double total = 0;
+      for (std::size_t i = 0; i < 7; ++i)
+        for (std::size_t q = 0; q < 9; ++q) total += d(n, c, i, q);
+      EXPECT_EQ(total, 12.0);  // one maximum per window
+    }
+}
+
+TEST(Pool2d, NaNWinsItsWindowAndTakesTheGradient) {
+  Graph<double> g;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (Dim k : {2, 3}) {  // the tiled 2x2 path (stride 2) and the general one (stride 1)
+    xt::xarray<double> xv = xt::zeros<double>({1, 1, 3, 4});
+    xv(0, 0, 1, 1) = nan;
+    xv(0, 0, 0, 0) = 5;
+    auto x = g.parameter(k == 2 ? "x2" : "x3", xv);
+    auto m = xgrad::max_pool2d(x, {k, k}, {.stride = {k == 2 ? 2 : 1, k == 2 ? 2 : 1}});
+    auto y = xgrad::eval(m);
+    EXPECT_TRUE(std::isnan(y(0, 0, 0, 0)));  // NaN beats the larger 5 before it
+    auto d = xgrad::eval(xgrad::grad(xgrad::sum(m), {x})[0]);
+    EXPECT_EQ(d(0, 0, 0, 0), 0.0);
+    EXPECT_GE(d(0, 0, 1, 1), 1.0);
+  }
 }

@@ -25,15 +25,12 @@ Conv2d<T>::Conv2d(Graph<T>& g, std::size_t in, std::size_t out, std::array<std::
     const double bound = 1 / std::sqrt(static_cast<double>(in * k[0] * k[1]));
     init::uniform(b, -bound, bound, seed ^ 0xb1a5b1a5b1a5b1a5ULL);
     bias_ = this->register_parameter("bias", std::move(b));
-    // (out) seen as (out, 1, 1), so it broadcasts over each channel's plane.
-    bias_view_ = reshape(bias_, {static_cast<Dim>(out), 1, 1});
   }
 }
 
 template <class T>
 Expr<T> Conv2d<T>::forward(Expr<T> x) {
-  Expr<T> y = conv2d(x, weight_, geometry_);
-  return bias_ ? y + bias_view_ : y;
+  return bias_ ? conv2d_bias(x, weight_, bias_, geometry_) : conv2d(x, weight_, geometry_);
 }
 
 template class Conv2d<float>;

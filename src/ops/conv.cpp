@@ -2,10 +2,15 @@
 // set is closed under differentiation: conv2d's adjoints in x (conv_transpose2d) and in w
 // are ops whose own adjoints are conv2d and each other; max pooling is "the value at the
 // window's maximum" (pool_select), whose adjoint scatters to those positions and back.
+//
+// One internal node carries work shared within a run, in a buffer the plan owns: the
+// offsets of each pooling window's maximum, read by max_pool2d and by its gradient, which
+// give their gradient to the values themselves, so none flows into the offsets.
 #include "../kernels/conv.hpp"
 
 #include "common.hpp"
 #include "xgrad/ops/conv.hpp"
+#include "xgrad/ops/shape.hpp"
 
 namespace xgrad {
 namespace detail {
@@ -26,7 +31,6 @@ struct PoolAttrs {
 PoolAttrs pool_attrs(const Attrs& a) {
   return {a.ints[0], a.ints[1], a.ints[2], a.ints[3], a.ints[4], a.ints[5], a.flag};
 }
-
 /// Output extent along one axis, or open when the input extent is.
 Dim out_extent(Dim in, Dim k, Dim s, Dim p, Dim d) {
   if (in == open) return open;
@@ -79,6 +83,7 @@ std::string conv_format(const std::string& name, std::span<const std::string> ar
                         const Attrs& at) {
   const ConvAttrs a = conv_attrs(at);
   std::string s = name + "(" + args[0] + ", " + args[1];
+  if (args.size() == 3) s += ", " + args[2];  // conv2d's bias
   auto pair = [](Dim p, Dim q) {
     return p == q ? std::to_string(p) : "(" + std::to_string(p) + ", " + std::to_string(q) + ")";
   };
@@ -95,7 +100,22 @@ Expr<T> conv_grad_weight(Expr<T> x, Expr<T> g, Expr<T> w, const Attrs& a);
 template <class T>
 Expr<T> conv(Expr<T> x, Expr<T> w, const Attrs& a);
 
-/// y = conv2d(x, w).
+/// True when shape_rule() accepts the operands: builders create a shared internal node
+/// only then, and otherwise let the public op's own shape rule report the error.
+template <class F>
+bool fits(F&& shape_rule) {
+  try {
+    shape_rule();
+    return true;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
+}
+
+template <class T>
+Expr<T> conv_grad_bias(Expr<T> g);
+
+/// y = conv2d(x, w), plus the bias b (o) per output channel when there is a third operand.
 template <class T>
 class Conv2dOp final : public Op<T> {
  public:
@@ -103,10 +123,15 @@ class Conv2dOp final : public Op<T> {
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     require_rank4(in, 0, "the input");
     require_rank4(in, 1, "the weights");
+    if (in.size() == 3 && (in[2].size() != 1 || !same_or_open(in[2][0], in[1][0]))) {
+      throw std::invalid_argument("the bias " + shape_str(in[2]) +
+                                  " must hold one value per output channel of the weights " +
+                                  shape_str(in[1]));
+    }
     return conv_shape(in[0], in[1], conv_attrs(a));
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::conv2d(in[0].data, in[1].data, out.data,
+    kernels::conv2d(in[0].data, in[1].data, in.size() == 3 ? in[2].data : nullptr, out.data,
                     conv_geometry(in[0].shape, in[1].shape, out.shape, conv_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool> wanted,
@@ -114,6 +139,7 @@ class Conv2dOp final : public Op<T> {
     Expr<T> x = arg(y, n, 0), w = arg(y, n, 1);
     if (wanted[0]) gr[0] = conv_grad_input(g, w, x, n.attrs);
     if (wanted[1]) gr[1] = conv_grad_weight(x, g, w, n.attrs);
+    if (n.inputs.size() == 3 && wanted[2]) gr[2] = conv_grad_bias(g);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
     return conv_format("conv2d", args, a);
@@ -192,9 +218,39 @@ class Conv2dGradWeightOp final : public Op<T> {
   }
 };
 
+/// db (o) = g (n, o, oh, ow) summed over everything but the channel: the adjoint of the
+/// bias of conv2d_bias.
+template <class T>
+class Conv2dGradBiasOp final : public Op<T> {
+ public:
+  std::string_view name() const override { return "conv2d_bias_grad"; }
+  Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
+    require_rank4(in, 0, "the output gradient");
+    return {in[0][1]};
+  }
+  void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
+    auto u = [](Dim d) { return static_cast<std::size_t>(d); };
+    kernels::ConvGeometry geo;
+    geo.n = u(in[0].shape[0]);
+    geo.o = u(in[0].shape[1]);
+    geo.oh = u(in[0].shape[2]);
+    geo.ow = u(in[0].shape[3]);
+    kernels::conv2d_grad_bias(in[0].data, out.data, geo);
+  }
+  void backward(const Node<T>& n, Expr<T> y, Expr<T> G, std::span<const bool> wanted,
+                std::span<Expr<T>> gr) const override {
+    Expr<T> g = arg(y, n, 0);
+    if (wanted[0]) gr[0] = broadcast_like(reshape(G, {-1, 1, 1}), g);
+  }
+};
+
 template <class T>
 Expr<T> conv(Expr<T> x, Expr<T> w, const Attrs& a) {
   return make<Conv2dOp<T>>({x, w}, a);
+}
+template <class T>
+Expr<T> conv_grad_bias(Expr<T> g) {
+  return make<Conv2dGradBiasOp<T>>({g});
 }
 template <class T>
 Expr<T> conv_grad_input(Expr<T> g, Expr<T> w, Expr<T> x, const Attrs& a) {
@@ -227,11 +283,48 @@ Expr<T> pool_scatter(Expr<T> k, Expr<T> g, const Attrs& a);
 template <class T>
 Expr<T> pool_select(Expr<T> k, Expr<T> v, const Attrs& a);
 
+/// The offset in its window of each window's largest k (kernels::pool_argmax), shaped like
+/// the pooled output. Internal: read by pool_select and pool_scatter, so a max pooling
+/// and its gradient search the windows once per run.
+template <class T>
+class PoolArgmaxOp final : public Op<T> {
+ public:
+  std::string_view name() const override { return "max_pool2d_argmax"; }
+  Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
+    require_rank4(in, 0, "the input");
+    return pool_shape(in[0], pool_attrs(a));
+  }
+  void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
+    kernels::pool_argmax(in[0].data, out.data,
+                         pool_geometry(in[0].shape, out.shape, pool_attrs(a)));
+  }
+  // Piecewise constant: no gradient (the consumers say so for their keys too).
+  void backward(const Node<T>&, Expr<T>, Expr<T>, std::span<const bool>,
+                std::span<Expr<T>>) const override {}
+  std::string format(std::span<const std::string> args, const Attrs& a) const override {
+    return pool_format("max_pool2d_argmax", args[0], a);
+  }
+};
+
+/// The offsets of k's window maxima, or k itself when the window does not fit (the
+/// consumer's shape rule then throws the ShapeError that names it).
+template <class T>
+Expr<T> maxima(Expr<T> k, const Attrs& a) {
+  const Shape& ks = k.shape();
+  const bool ok = ks.size() == 4 && fits([&] { pool_shape(ks, pool_attrs(a)); });
+  return ok ? make<PoolArgmaxOp<T>>({k}, a) : k;
+}
+
 /// The value of v at the largest k of each window; max_pool2d(x) is pool_select(x, x).
-/// No gradient flows to k: which position wins changes only at ties.
+/// Reads the stored offsets (operand 2) and k's shape only. No gradient flows to k:
+/// which position wins changes only at ties.
 template <class T>
 class PoolSelectOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.shape_operand = 0};
+    return t;
+  }
   std::string_view name() const override { return "max_pool2d"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     require_rank4(in, 0, "the input");
@@ -242,7 +335,7 @@ class PoolSelectOp final : public Op<T> {
     return pool_shape(in[0], pool_attrs(a));
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::pool_select(in[0].data, in[1].data, out.data,
+    kernels::pool_gather(in[2].data, in[1].data, out.data,
                          pool_geometry(in[0].shape, out.shape, pool_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> g, std::span<const bool> wanted,
@@ -256,9 +349,14 @@ class PoolSelectOp final : public Op<T> {
 };
 
 /// g added at the largest k of each window, shaped like k: pool_select's adjoint in v.
+/// Reads the stored offsets (operand 2) and k's shape only.
 template <class T>
 class PoolScatterOp final : public Op<T> {
  public:
+  const OpTraits<T>& traits() const override {
+    static const OpTraits<T> t{.shape_operand = 0};
+    return t;
+  }
   std::string_view name() const override { return "max_pool2d_grad"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     require_rank4(in, 0, "the input");
@@ -270,7 +368,7 @@ class PoolScatterOp final : public Op<T> {
     return in[0];
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    kernels::pool_scatter(in[0].data, in[1].data, out.data,
+    kernels::pool_scatter(in[2].data, in[1].data, out.data,
                           pool_geometry(in[0].shape, in[1].shape, pool_attrs(a)));
   }
   void backward(const Node<T>& n, Expr<T> y, Expr<T> G, std::span<const bool> wanted,
@@ -345,11 +443,11 @@ class AvgPoolGradOp final : public Op<T> {
 
 template <class T>
 Expr<T> pool_select(Expr<T> k, Expr<T> v, const Attrs& a) {
-  return make<PoolSelectOp<T>>({k, v}, a);
+  return make<PoolSelectOp<T>>({k, v, maxima(k, a)}, a);
 }
 template <class T>
 Expr<T> pool_scatter(Expr<T> k, Expr<T> g, const Attrs& a) {
-  return make<PoolScatterOp<T>>({k, g}, a);
+  return make<PoolScatterOp<T>>({k, g, maxima(k, a)}, a);
 }
 template <class T>
 Expr<T> avg_pool(Expr<T> x, const Attrs& a) {
@@ -362,6 +460,17 @@ Expr<T> avg_pool_grad(Expr<T> g, Expr<T> x, const Attrs& a) {
 
 [[noreturn]] void bad_option(const std::string& op, const std::string& what, Dim v) {
   throw ValueError(op + ": " + what + " " + std::to_string(v));
+}
+
+Attrs conv_record(const std::string& op, const Conv2dOptions& o) {
+  for (std::size_t i = 0; i < 2; ++i) {
+    if (o.stride[i] < 1) bad_option(op, "strides must be >= 1, got", o.stride[i]);
+    if (o.padding[i] < 0) bad_option(op, "padding must be >= 0, got", o.padding[i]);
+    if (o.dilation[i] < 1) bad_option(op, "dilations must be >= 1, got", o.dilation[i]);
+  }
+  Attrs a;
+  a.ints = {o.stride[0], o.stride[1], o.padding[0], o.padding[1], o.dilation[0], o.dilation[1]};
+  return a;
 }
 
 Attrs pool_record(const std::string& op, std::array<Dim, 2> k, const Pool2dOptions& o) {
@@ -386,16 +495,12 @@ Attrs pool_record(const std::string& op, std::array<Dim, 2> k, const Pool2dOptio
 
 template <class T>
 Expr<T> conv2d(Expr<T> x, Expr<T> w, Conv2dOptions o) {
-  for (std::size_t i = 0; i < 2; ++i) {
-    if (o.stride[i] < 1) detail::bad_option("conv2d", "strides must be >= 1, got", o.stride[i]);
-    if (o.padding[i] < 0) detail::bad_option("conv2d", "padding must be >= 0, got", o.padding[i]);
-    if (o.dilation[i] < 1) {
-      detail::bad_option("conv2d", "dilations must be >= 1, got", o.dilation[i]);
-    }
-  }
-  Attrs a;
-  a.ints = {o.stride[0], o.stride[1], o.padding[0], o.padding[1], o.dilation[0], o.dilation[1]};
-  return detail::conv(x, w, a);
+  return detail::conv(x, w, detail::conv_record("conv2d", o));
+}
+
+template <class T>
+Expr<T> conv2d_bias(Expr<T> x, Expr<T> w, Expr<T> b, Conv2dOptions o) {
+  return detail::make<detail::Conv2dOp<T>>({x, w, b}, detail::conv_record("conv2d_bias", o));
 }
 
 template <class T>

@@ -39,7 +39,7 @@ class Conv2d : public Module<T> {
 
  private:
   xgrad::Conv2dOptions geometry_;
-  Expr<T> weight_, bias_, bias_view_;
+  Expr<T> weight_, bias_;
 };
 
 /// max_pool2d as a layer.

@@ -34,6 +34,10 @@ struct Pool2dOptions {
       correlation of x with the output gradient for w), so it differentiates any number of \
       times. Runs as im2col + BLAS gemm. */                                                \
   X(conv2d, (Expr<T> x, Expr<T> w, Conv2dOptions options = {}))                            \
+  /** conv2d(x, w) plus b (o) added to every position of output channel o, in the same     \
+      pass over the output (nn::Conv2d's form); b's gradient sums each channel of the      \
+      output gradient. */                                                                  \
+  X(conv2d_bias, (Expr<T> x, Expr<T> w, Expr<T> b, Conv2dOptions options = {}))            \
   /** The largest value of each kh x kw window of x (n, c, h, w); the gradient flows to    \
       the first maximum of each window. */                                                 \
   X(max_pool2d, (Expr<T> x, std::array<Dim, 2> window, Pool2dOptions options = {}))        \
