@@ -1,0 +1,41 @@
+// What the libFuzzer targets of tests/fuzz found, replayed through the public API so a
+// regression fails in every build, not only in the fuzzing one. The crashing inputs
+// themselves are in the seed corpora (tests/fuzz/corpus/<target>/).
+#include <gtest/gtest.h>
+
+#include <xgrad/xgrad.hpp>
+
+#include "test_util.hpp"
+
+namespace {
+
+using xgrad_test::contains;
+
+// fuzz_graph: broadcast_to with an open (-1) extent in its static target was accepted and
+// reached the buffer planner as a negative size (an allocation of 2^64 - 144 bytes).
+TEST(FuzzFindings, BroadcastToAnOpenExtentIsAShapeError) {
+  xgrad::Graph<double> g;
+  auto p = g.parameter("p", xt::xarray<double>{1.0, 2.0, 3.0});
+  try {
+    xgrad::broadcast_to(p, {2, xgrad::open});
+    ADD_FAILURE() << "accepted an open extent";
+  } catch (const xgrad::ShapeError& e) {
+    EXPECT_TRUE(contains(e.what(), "broadcast_to")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "open extent")) << e.what();
+  }
+  EXPECT_EQ(xgrad::eval(xgrad::broadcast_to(p, {2, 3})).shape(0), 2u);
+}
+
+// fuzz_graph: unsqueeze with an empty axis list read it as "every axis" and turned a
+// (4, 1, 0, 3) operand into (1, 1, 1, 1), one element copied out of an empty buffer.
+TEST(FuzzFindings, UnsqueezeWithoutAxesKeepsTheShape) {
+  xgrad::Graph<double> g;
+  auto empty = g.parameter("e", xt::zeros<double>({4, 1, 0, 3}));
+  EXPECT_EQ(xgrad::unsqueeze(empty, {}).shape(), (xgrad::Shape{4, 1, 0, 3}));
+  EXPECT_EQ(xgrad::eval(xgrad::unsqueeze(empty, {})).size(), 0u);
+  auto p = g.parameter("p", xt::xarray<double>{{1.0, 2.0}});
+  EXPECT_EQ(xgrad::eval(xgrad::unsqueeze(p, {})), p.graph().value(p));
+  EXPECT_EQ(xgrad::unsqueeze(p, {0}).shape(), (xgrad::Shape{1, 1, 2}));
+}
+
+}  // namespace
