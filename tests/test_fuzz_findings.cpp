@@ -38,4 +38,36 @@ TEST(FuzzFindings, UnsqueezeWithoutAxesKeepsTheShape) {
   EXPECT_EQ(xgrad::unsqueeze(p, {0}).shape(), (xgrad::Shape{1, 1, 2}));
 }
 
+// fuzz_graph: pad_like checked only the padded axis, so a block narrower than ref on
+// another axis was copied past its end (heap-buffer-overflow).
+TEST(FuzzFindings, PadLikeChecksEveryAxis) {
+  xgrad::Graph<double> g;
+  auto block = g.parameter("block", xt::zeros<double>({2, 1}));
+  auto ref = g.parameter("ref", xt::zeros<double>({4, 3}));
+  EXPECT_THROW(xgrad::pad_like(block, ref, 0, 1), xgrad::ShapeError);
+  auto x = g.input("x", {xgrad::open, xgrad::open});  // checked only at run time
+  auto r = g.input("r", {xgrad::open, 3});
+  auto f = xgrad::compile({xgrad::pad_like(x, r, 0, 0)});
+  const xt::xarray<double> xv = xt::ones<double>({1, 1}), rv = xt::zeros<double>({2, 3});
+  try {
+    f.run({{x, xv}, {r, rv}});
+    ADD_FAILURE() << "a (1, 1) block accepted into (2, 3) along axis 0";
+  } catch (const xgrad::ShapeError& e) {
+    EXPECT_TRUE(contains(e.what(), "does not fit")) << e.what();
+  }
+  const auto ok =
+      xgrad::eval(xgrad::pad_like(g.parameter("b", xt::ones<double>({2, 3})), ref, 0, 1));
+  EXPECT_EQ(ok(0, 0), 0.0);
+  EXPECT_EQ(ok(1, 2), 1.0);
+}
+
+// fuzz_graph: transpose axes below -rank (still negative after the builder added the rank
+// once) passed the permutation check and indexed before the shape.
+TEST(FuzzFindings, TransposeAxesBelowMinusRankAreRefused) {
+  xgrad::Graph<double> g;
+  auto p = g.parameter("p", xt::zeros<double>({2, 3}));
+  EXPECT_THROW(xgrad::transpose(p, {-4, 1}), xgrad::ShapeError);
+  EXPECT_EQ(xgrad::transpose(p, {-1, -2}).shape(), (xgrad::Shape{3, 2}));
+}
+
 }  // namespace
