@@ -153,7 +153,9 @@ class Expr {
 };
 
 /// Owns the nodes of one computation graph with element type T (float or double).
-/// Handles point into the graph, so it is neither copyable nor movable.
+/// Handles point into the graph, so it is neither copyable nor movable. Different graphs
+/// may be used from different threads at once; one graph is not built from two threads at
+/// once (docs/design.md, "Threads").
 template <class T>
 class Graph {
  public:
