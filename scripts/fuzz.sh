@@ -40,10 +40,11 @@ for t in "${targets[@]}"; do
     status=FAILED
     failed=1
   fi
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
-  files=$(find "$corpus" -type f | wc -l)
-  line="fuzz_$t: $status, ${seconds} s, $execs executions ($rate/s), corpus $files files"
+  execs=$(awk '/stat::number_of_executed_units:/ {print $2}' "$log")
+  rate=$(awk '/stat::average_exec_per_sec:/ {print $2}' "$log")
+  # "corp: 234/6083b" of the last status line: inputs (seeds and grown) and their bytes.
+  corp=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
+  line="fuzz_$t: $status, ${seconds} s, ${execs:-?} executions (${rate:-?}/s), corpus ${corp:-?}"
   echo "$line" | tee -a "$summary"
   if [ "$status" = FAILED ]; then
     grep -m1 -A30 -E 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error|exception that is not' \
