@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the Debian bookworm packages xgrad builds against are installed.
+# Makes sure the Debian bookworm packages xgrad builds against are installed (clang and
+# libFuzzer for CI's second compiler and scripts/fuzz.sh).
 # As root it installs what is missing; otherwise it prints the command to run and fails.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ packages=(
   dataset-fashion-mnist python3-numpy
   libzip-dev zlib1g-dev nlohmann-json3-dev pkg-config
   libopenmpi-dev openmpi-bin
+  clang libfuzzer-14-dev
 )
 # For the tutorials' plots (gnuplot) and tutorial 3's real data set (scikit-learn's
 # diabetes data); installed without their recommended packages, which would pull in a

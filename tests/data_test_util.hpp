@@ -1,7 +1,10 @@
 // Helpers shared by the data-file tests (test_data_csv.cpp, test_data_idx.cpp,
-// test_data_npy.cpp): a scratch directory and byte-exact file reading and writing (and,
-// through test_util.hpp, the substring test for error messages).
+// test_data_npy.cpp, test_data_gzip.cpp): a scratch directory, byte-exact file reading and
+// writing, gzip compression (and, through test_util.hpp, the substring test for error
+// messages).
 #pragma once
+
+#include <zlib.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +43,23 @@ inline std::string python_with_numpy() {
     if (std::system(cmd.c_str()) == 0) return "'" + py + "'";
   }
   return {};
+}
+
+/// bytes compressed as one gzip member (zlib; no gzip program needed), at the given level.
+inline std::string gzip_bytes(const std::string& bytes, int level = Z_DEFAULT_COMPRESSION) {
+  z_stream zs{};
+  if (deflateInit2(&zs, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    throw std::runtime_error("deflateInit2 failed");
+  std::string out(deflateBound(&zs, static_cast<uLong>(bytes.size())) + 32, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  zs.avail_in = static_cast<uInt>(bytes.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) throw std::runtime_error("deflate failed");
+  return out;
 }
 
 /// A fresh directory under $TMPDIR (else /tmp), removed with its content: no files left behind.

@@ -2,7 +2,9 @@
 // and a DataError naming the file, line and field for every malformed input.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -150,6 +152,121 @@ TEST(CsvErrors, NameTheFileLineFieldAndWhatWasExpected) {
   }
   EXPECT_TRUE(contains(error_of(dir.write("ok.csv", "1,2\n") + ".missing"), "cannot open"));
   EXPECT_TRUE(contains(error_of("/"), "directory"));
+}
+
+TEST(CsvRead, ByteOrderMarkIsDroppedFromTheFirstName) {
+  TempDir dir;
+  const auto p = dir.write("bom.csv",
+                           "\xEF\xBB\xBF"
+                           "area,price\n1,2\n3,4\n");
+  CsvDataset<double> d(p, CsvOptions().features({"area"}).targets({"price"}));
+  EXPECT_EQ(d.feature_names(), (std::vector<std::string>{"area"}));
+  ASSERT_EQ(d.features().shape(), (xt::xarray<double>::shape_type{2, 1}));
+  EXPECT_EQ(d.features()(1, 0), 3.0);
+  // Without a header, the mark does not make the first field "not a number".
+  const auto q = dir.write("bom_data.csv",
+                           "\xEF\xBB\xBF"
+                           "1,2\n3,4\n");
+  EXPECT_EQ(CsvDataset<double>(q).size(), 2u);
+}
+
+TEST(CsvRead, CrOnlyLineEndsAndMixedLineEndsCountLines) {
+  TempDir dir;
+  const auto p = dir.write("mac.csv", "a,b,y\r1,2,3\r4,5,6\r");
+  CsvDataset<double> d(p);
+  EXPECT_EQ(d.size(), 2u);
+  EXPECT_EQ(d.targets(), (xt::xarray<double>{3, 6}));
+  // LF, CRLF and CR in one file: every line end counts once in the line numbers.
+  const auto mixed = dir.write("mixed.csv", "a,b,y\r\n1,2,3\r4,5,6\n7,x,9\r");
+  EXPECT_TRUE(contains(error_of(mixed), mixed + ": line 4, field 2 ('b'): 'x': expected a number"))
+      << error_of(mixed);
+  const auto cr_blank = dir.write("cr_blank.csv", "a,y\r\r1,2\r\r");
+  EXPECT_EQ(CsvDataset<double>(cr_blank).size(), 1u);
+}
+
+TEST(CsvErrors, NumbersOutOfRangeAreNamedSo) {
+  TempDir dir;
+  for (const std::string big : {"1e400", "-1e400", "+2e308"}) {
+    const auto p = dir.write("big.csv", "a,y\n1,2\n" + big + ",3\n");
+    const std::string m = error_of(p);
+    EXPECT_TRUE(contains(m, p + ": line 3, field 1 ('a'): '" + big + "': number out of range"))
+        << m;
+  }
+  // Below the smallest denormal a number rounds to zero, as strtod and NumPy read it.
+  const auto tiny = dir.write("tiny.csv", "a,y\n1e-400,1\n-1e-400,2\n");
+  CsvDataset<double> t(tiny);
+  EXPECT_EQ(t.features()(0, 0), 0.0);
+  EXPECT_TRUE(std::signbit(t.features()(1, 0)));
+  // Within double but beyond float: refused for float features, naming line and column.
+  const auto wide = dir.write("wide.csv", "a,y\n1e39,1\n");
+  try {
+    CsvDataset<float> f(wide);
+    ADD_FAILURE() << "1e39 accepted as float";
+  } catch (const DataError& e) {
+    EXPECT_TRUE(contains(e.what(), wide + ": line 2, column 'a': value 1e+39")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "range of float32")) << e.what();
+  }
+  EXPECT_EQ(CsvDataset<double>(wide).features()(0, 0), 1e39);
+}
+
+TEST(CsvErrors, OneFieldRowsHintAtTheLikelyDelimiter) {
+  TempDir dir;
+  const auto semi = dir.write("semi.csv", "area;rooms;price\n1;2;3\n");
+  std::string m = error_of(semi);
+  EXPECT_TRUE(contains(m, semi + ": line 1: no feature columns")) << m;
+  EXPECT_TRUE(contains(m, "holds 2 ';': a ';'-separated file? (CsvOptions().delimiter(';'))")) << m;
+  m = error_of(semi, CsvOptions().targets({"price"}));
+  EXPECT_TRUE(contains(m, "unknown column 'price'")) << m;
+  EXPECT_TRUE(contains(m, "';'-separated file?")) << m;
+  const auto tab = dir.write("tab.csv", "a\tb\n1\t2\n");
+  m = error_of(tab);
+  EXPECT_TRUE(contains(m, "a tab-separated file? (CsvOptions().delimiter('\\t'))")) << m;
+  // Read with ';', a comma file gets the comma hint.
+  const auto comma = dir.write("comma.csv", "a,b\n1,2\n");
+  m = error_of(comma, CsvOptions().delimiter(';'));
+  EXPECT_TRUE(contains(m, "a ','-separated file?")) << m;
+  // No other delimiter in sight: no hint.
+  m = error_of(dir.write("one.csv", "a\n1\n"));
+  EXPECT_TRUE(contains(m, "no feature columns")) << m;
+  EXPECT_FALSE(contains(m, "separated")) << m;
+}
+
+TEST(CsvRead, SkipRowsPassesALineOfCountsBeforeTheData) {
+  TempDir dir;
+  // scikit-learn's layout: a line of counts and class names, then data (or a header).
+  const auto p = dir.write("iris.csv",
+                           "3,4,setosa,versicolor\n5.1,3.5,1.4,0.2,0\n"
+                           "4.9,3.0,1.4,0.2,1\n4.7,3.2,1.3,0.2,2\n");
+  CsvDataset<double, std::int64_t> d(p, CsvOptions().skip_rows(1));
+  EXPECT_EQ(d.size(), 3u);
+  EXPECT_EQ(d.features().shape(1), 4u);
+  EXPECT_EQ(d.targets(), (xt::xarray<std::int64_t>{0, 1, 2}));
+  EXPECT_EQ(d.feature_names()[0], "column 0");
+  // Skipped lines still count in the line numbers.
+  const auto bad = dir.write("bad.csv", "2,1\nx,y\n1,2\n3,z\n");
+  const std::string m = error_of(bad, CsvOptions().skip_rows(1));
+  EXPECT_TRUE(contains(m, bad + ": line 4, field 2 ('y'): 'z': expected a number")) << m;
+  // A header after the skipped line is recognised as usual.
+  CsvDataset<double> h(dir.write("h.csv", "9,9,9\na,b,y\n1,2,3\n"), CsvOptions().skip_rows(1));
+  EXPECT_EQ(h.target_names(), (std::vector<std::string>{"y"}));
+  const std::string all = error_of(dir.write("short.csv", "a,b\n"), CsvOptions().skip_rows(2));
+  EXPECT_TRUE(contains(all, "1 line(s) skipped (skip_rows) and nothing after them")) << all;
+}
+
+// scikit-learn's own files, from Debian's python3-sklearn package (deps.sh), when present.
+TEST(CsvRead, ScikitLearnBundledFiles) {
+  const std::string dir = "/usr/lib/python3/dist-packages/sklearn/datasets/data/";
+  if (!std::filesystem::exists(dir + "iris.csv")) GTEST_SKIP() << "python3-sklearn not installed";
+  CsvDataset<double, std::int64_t> iris(dir + "iris.csv", CsvOptions().skip_rows(1));
+  EXPECT_EQ(iris.size(), 150u);
+  EXPECT_EQ(iris.features().shape(1), 4u);
+  EXPECT_EQ(iris.targets()(149), 2);
+  if (std::filesystem::exists(dir + "boston_house_prices.csv")) {
+    CsvDataset<double> boston(dir + "boston_house_prices.csv",
+                              CsvOptions().skip_rows(1).targets({"MEDV"}));
+    EXPECT_EQ(boston.size(), 506u);
+    EXPECT_EQ(boston.feature_names()[0], "CRIM");
+  }
 }
 
 TEST(CsvFuzz, RandomTextGivesDataOrDataErrors) {

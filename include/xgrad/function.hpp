@@ -109,6 +109,11 @@ struct Update {
 
 /// A compiled set of outputs: the reachable subgraph in topological order with planned
 /// buffers. Runs with same-shaped inputs do not allocate; a new input shape re-plans.
+///
+/// Threads: one Function must not run in two threads at once (a run writes its buffers
+/// and results); several Functions of one graph may, while nothing changes the graph and
+/// none has updates; Functions of different graphs are independent (docs/design.md,
+/// "Threads").
 template <class T>
 class Function {
  public:

@@ -163,7 +163,8 @@ class Expr {
 /// Owns the nodes of one computation graph with element type T (float or double).
 /// Handles point into the graph, so it is neither copyable nor movable, and it must
 /// outlive every Expr, Module and layer built on it (Functions and optimizers detect a
-/// destroyed graph: see liveness()).
+/// destroyed graph: see liveness()). Different graphs may be used from different threads
+/// at once; one graph is not built from two threads at once (docs/design.md, "Threads").
 template <class T>
 class Graph {
  public:

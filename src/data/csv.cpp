@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -77,11 +76,66 @@ void split(std::string_view line, char delim, std::vector<std::string>& out,
   }
 }
 
-bool parse_number(std::string_view s, double& v) {
+enum class Parsed : std::uint8_t { number, not_a_number, out_of_range };
+
+// A number as strtod reads it in the C locale; beyond double's range is out_of_range,
+// below its smallest denormal it rounds to (signed) zero as strtod does.
+Parsed parse_number(std::string_view s, double& v) {
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-  if (s.empty() || s.front() == '+' || s.front() == ' ') return false;
-  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+  if (s.empty() || s.front() == '+' || s.front() == ' ') return Parsed::not_a_number;
+  const char* end = s.data() + s.size();
+  const auto r = std::from_chars(s.data(), end, v);
+  if (r.ptr != end) return Parsed::not_a_number;
+  if (r.ec == std::errc()) return Parsed::number;
+  if (r.ec != std::errc::result_out_of_range) return Parsed::not_a_number;
+  // Overflow or underflow? long double's wider exponent settles most cases exactly.
+  long double wide = 0;
+  if (std::from_chars(s.data(), end, wide).ec == std::errc()) {
+    if (std::fabs(wide) > std::numeric_limits<double>::max()) return Parsed::out_of_range;
+    v = static_cast<double>(wide);
+    return Parsed::number;
+  }
+  const bool negative_exponent = s.find("e-") != s.npos || s.find("E-") != s.npos;
+  if (!negative_exponent) return Parsed::out_of_range;
+  v = s.front() == '-' ? -0.0 : 0.0;
+  return Parsed::number;
+}
+
+// The delimiters a file is likely to use instead, for the hint of a row read as one field.
+std::string delimiter_hint(std::string_view line, char delim) {
+  char best = 0;
+  std::size_t best_count = 0;
+  for (const char c : {';', '\t', '|', ','}) {
+    if (c == delim) continue;
+    const auto n = static_cast<std::size_t>(std::count(line.begin(), line.end(), c));
+    if (n > best_count) {
+      best = c;
+      best_count = n;
+    }
+  }
+  if (best == 0) return "";
+  auto name = [](char c) { return c == '\t' ? std::string("tab") : std::string("'") + c + "'"; };
+  const std::string shown = name(best);
+  const std::string code = best == '\t' ? "'\\t'" : shown;
+  return "; the row is one field with delimiter " + name(delim) + " but holds " +
+         std::to_string(best_count) + " " + shown + ": a " + shown +
+         "-separated file? (CsvOptions().delimiter(" + code + "))";
+}
+
+// The next line of text ending in LF, CRLF or a lone CR (old Mac files), advancing pos;
+// false at the end of the text.
+bool next_line(std::string_view text, std::size_t& pos, std::string_view& line) {
+  if (pos >= text.size()) return false;
+  const std::size_t end = text.find_first_of("\r\n", pos);
+  if (end == text.npos) {
+    line = text.substr(pos);
+    pos = text.size();
+    return true;
+  }
+  line = text.substr(pos, end - pos);
+  pos = end + 1;
+  if (text[end] == '\r' && pos < text.size() && text[pos] == '\n') ++pos;
+  return true;
 }
 
 }  // namespace
@@ -94,17 +148,20 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
              "': expected a character other than space, quote and line ends");
   }
   std::uint64_t size = 0;
-  detail::open_read(path, size);  // a clear error for a missing file or a directory
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "", "cannot open for reading");
+  const detail::Fd fd = detail::open_read(path, size);  // clear errors: missing, directory
+  if (size > std::numeric_limits<std::size_t>::max() / 2) fail(path, "", "file too large");
+  std::string content(static_cast<std::size_t>(size), '\0');
+  detail::pread_exact(fd.get(), path, 0, content.size(), content.data());
+  std::string_view text = content;
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte-order mark
 
   CsvTable t;
   std::vector<std::string> fields;
   std::vector<std::string> names;
   std::vector<std::size_t> fcols, tcols;
-  std::size_t ncols = 0, first_line = 0, line_no = 0;
+  std::size_t ncols = 0, first_line = 0, line_no = 0, text_pos = 0;
   bool have_layout = false;
-  std::string line;
+  std::string_view line, first_row;
 
   auto resolve = [&](const std::vector<CsvColumn>& cols, bool header,
                      std::vector<std::size_t>& out) {
@@ -122,7 +179,8 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
           std::string all;
           for (const auto& n : names) all += (all.empty() ? "'" : ", '") + n + "'";
           fail(path, line_at(first_line),
-               "unknown column '" + c.name() + "': expected one of " + all);
+               "unknown column '" + c.name() + "': expected one of " + all +
+                   (ncols == 1 ? delimiter_hint(first_row, delim) : ""));
         }
         pos = static_cast<std::size_t>(it - names.begin());
       } else {
@@ -145,15 +203,19 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
     return c < names.size() ? "'" + names[c] + "'" : "column " + std::to_string(c);
   };
 
-  while (std::getline(in, line)) {
+  // The first skip_rows lines are skipped whatever they hold.
+  while (line_no < options.skip_rows() && next_line(text, text_pos, line)) ++line_no;
+  const std::size_t skipped = line_no;
+
+  while (next_line(text, text_pos, line)) {
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
     if (trim(line, delim).empty()) continue;
     split(line, delim, fields, path, line_no);
 
     if (!have_layout) {
       have_layout = true;
       first_line = line_no;
+      first_row = line;
       ncols = fields.size();
       bool header = options.header() == CsvHeader::present;
       // Positions can be resolved before knowing whether this row is a header.
@@ -174,7 +236,8 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
             resolve(options.features(), false, sel);
           }
           double v;
-          for (std::size_t c : sel) header |= !parse_number(trim(fields[c], delim), v);
+          for (std::size_t c : sel)
+            header |= parse_number(trim(fields[c], delim), v) == Parsed::not_a_number;
         }
       }
       if (header) names = fields;
@@ -189,7 +252,8 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
       if (fcols.empty()) {
         fail(path, line_at(first_line),
              "no feature columns: expected at least one column besides the " +
-                 std::to_string(tcols.size()) + " target column(s) among " + std::to_string(ncols));
+                 std::to_string(tcols.size()) + " target column(s) among " + std::to_string(ncols) +
+                 (ncols == 1 ? delimiter_hint(first_row, delim) : ""));
       }
       std::vector<std::size_t> all = fcols;
       all.insert(all.end(), tcols.begin(), tcols.end());
@@ -224,13 +288,21 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
                  ")";
         };
         if (f.empty()) fail(path, where(), "empty field: expected a number");
-        if (!parse_number(f, v)) {
+        const Parsed parsed = parse_number(f, v);
+        if (parsed != Parsed::number) {
           std::string shown(f.substr(0, 40));
           for (char& ch : shown) {
             if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f)
               ch = '?';
           }
-          fail(path, where(), "'" + shown + (f.size() > 40 ? "...'" : "'") + ": expected a number");
+          shown = "'" + shown + (f.size() > 40 ? "...'" : "'");
+          if (parsed == Parsed::out_of_range) {
+            fail(path, where(),
+                 shown +
+                     ": number out of range: expected a magnitude of at most 1.8e308 "
+                     "(the largest float64)");
+          }
+          fail(path, where(), shown + ": expected a number");
         }
         out.push_back(v);
       }
@@ -240,8 +312,13 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
     t.lines.push_back(line_no);
     ++t.rows;
   }
-  if (in.bad()) fail(path, line_at(line_no + 1), "read error");
   if (!have_layout) {
+    if (skipped > 0 && line_no == skipped) {
+      fail(path, "",
+           std::to_string(skipped) +
+               " line(s) skipped (skip_rows) and nothing after them: "
+               "expected a header or data rows");
+    }
     fail(path, "",
          size == 0 ? "empty file: expected a header or data rows"
                    : "only blank lines: expected a header or data rows");
@@ -263,14 +340,22 @@ xt::xarray<U> to_array(const std::string& path, const CsvTable& t, const std::ve
   if (!(squeeze && names.size() == 1)) shape.push_back(names.size());
   auto a = xt::xarray<U>::from_shape(shape);
   for (std::size_t i = 0; i < v.size(); ++i) {
+    const double x = v[i];
+    auto refuse = [&](const std::string& expected) {
+      char shown[32];  // the shortest text that reads back as x
+      *std::to_chars(shown, shown + sizeof shown - 1, x).ptr = '\0';
+      throw DataError(path + ": line " + std::to_string(t.lines[i / names.size()]) + ", column '" +
+                      names[i % names.size()] + "': value " + shown + ": expected " + expected +
+                      element_name<U>());
+    };
     if constexpr (std::is_integral_v<U>) {
       // [min, -min) is exactly the range of U; NaN fails every comparison.
-      const double x = v[i], lo = static_cast<double>(std::numeric_limits<U>::min());
-      if (!(std::trunc(x) == x && x >= lo && x < -lo)) {
-        throw DataError(path + ": line " + std::to_string(t.lines[i / names.size()]) +
-                        ", column '" + names[i % names.size()] + "': value " + std::to_string(x) +
-                        ": expected a whole number that fits in " + element_name<U>());
-      }
+      const double lo = static_cast<double>(std::numeric_limits<U>::min());
+      if (!(std::trunc(x) == x && x >= lo && x < -lo)) refuse("a whole number that fits in ");
+    } else if constexpr (sizeof(U) < sizeof(double)) {
+      // Converting a finite double beyond U's range is undefined; infinities stay.
+      if (std::isfinite(x) && std::fabs(x) > static_cast<double>(std::numeric_limits<U>::max()))
+        refuse("a magnitude within the range of ");
     }
     a.data()[i] = static_cast<U>(v[i]);
   }

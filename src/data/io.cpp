@@ -1,11 +1,9 @@
 #include "io.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,12 +12,6 @@
 #include <vector>
 
 #include "xgrad/data/dataset.hpp"
-
-#ifdef XGRAD_HAVE_ZLIB
-#include <zlib.h>
-#else
-extern char** environ;
-#endif
 
 namespace xgrad::data::detail {
 
@@ -84,8 +76,6 @@ bool is_gzip(const std::byte* head, std::size_t n) {
   return n >= 2 && head[0] == std::byte{0x1f} && head[1] == std::byte{0x8b};
 }
 
-#ifdef XGRAD_HAVE_ZLIB
-
 std::vector<std::byte> gunzip(const std::string& path) {
   std::uint64_t size = 0;
   Fd fd = open_read(path, size);
@@ -97,6 +87,10 @@ std::vector<std::byte> gunzip(const std::string& path) {
     z_stream* z;
     ~End() { inflateEnd(z); }
   } end{&zs};
+  // Output grows by chunks of about 4x the compressed size, 16 KiB to 1 MiB: small files
+  // cost no megabyte each, large ones few calls.
+  const std::size_t chunk = static_cast<std::size_t>(
+      std::clamp<std::uint64_t>(4 * std::min<std::uint64_t>(size, 1u << 20), 1u << 14, 1u << 20));
   std::uint64_t pos = 0;  // compressed bytes consumed from the file so far
   bool stream_end = false;
   while (true) {
@@ -119,11 +113,11 @@ std::vector<std::byte> gunzip(const std::string& path) {
       stream_end = false;
     }
     const std::size_t old = out.size();
-    out.resize(old + (1u << 20));
+    out.resize(old + chunk);
     zs.next_out = reinterpret_cast<Bytef*>(out.data() + old);
-    zs.avail_out = 1u << 20;
+    zs.avail_out = static_cast<uInt>(chunk);
     const int rc = inflate(&zs, Z_NO_FLUSH);
-    out.resize(old + ((1u << 20) - zs.avail_out));
+    out.resize(old + (chunk - zs.avail_out));
     if (rc == Z_STREAM_END) {
       stream_end = true;
     } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
@@ -137,92 +131,5 @@ std::vector<std::byte> gunzip(const std::string& path) {
   }
   return out;
 }
-
-#else
-
-namespace {
-
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
-
-}  // namespace
-
-std::vector<std::byte> gunzip(const std::string& path) {
-  {
-    std::uint64_t size = 0;
-    open_read(path, size);  // reports a missing or unreadable file like the other readers
-  }
-  int out[2] = {-1, -1}, err[2] = {-1, -1};
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
-    close_fd(out[0]);
-    close_fd(out[1]);
-    fail(path, "", "cannot create a pipe for gzip: " + errno_text(errno));
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  std::string a0 = "gzip", a1 = "-dc", a2 = "--", a3 = path;
-  char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), nullptr};
-  pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, "gzip", &fa, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close_fd(out[1]);
-  close_fd(err[1]);
-  if (rc != 0) {
-    close_fd(out[0]);
-    close_fd(err[0]);
-    fail(path, "", "cannot run gzip -dc to decompress it: " + errno_text(rc));
-  }
-  std::vector<std::byte> data;
-  std::string messages;
-  std::size_t used = 0;
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  int open_count = 2;
-  while (open_count > 0) {
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    for (auto& p : fds) {
-      if (p.fd < 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t r;
-      if (p.fd == out[0]) {
-        if (data.size() - used < (1u << 16))
-          data.resize(std::max<std::size_t>(data.size() * 2, 1u << 20));
-        r = ::read(p.fd, data.data() + used, data.size() - used);
-        if (r > 0) used += static_cast<std::size_t>(r);
-      } else {
-        char buf[4096];
-        r = ::read(p.fd, buf, sizeof buf);
-        if (r > 0 && messages.size() < 4096) messages.append(buf, static_cast<std::size_t>(r));
-      }
-      if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
-        ::close(p.fd);
-        p.fd = -1;
-        --open_count;
-      }
-    }
-  }
-  for (auto& p : fds) close_fd(p.fd);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  data.resize(used);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::replace(messages.begin(), messages.end(), '\n', ' ');
-    while (!messages.empty() && messages.back() == ' ') messages.pop_back();
-    while (!messages.empty() && messages.front() == ' ') messages.erase(messages.begin());
-    fail(path, "gzip data",
-         "expected a complete gzip stream; gzip -dc failed" +
-             (messages.empty() ? std::string() : ": " + messages));
-  }
-  return data;
-}
-
-#endif
 
 }  // namespace xgrad::data::detail

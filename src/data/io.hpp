@@ -51,8 +51,8 @@ Fd open_read(const std::string& path, std::uint64_t& size);
 void pread_exact(int fd, const std::string& path, std::uint64_t offset, std::size_t n, void* dst);
 /// True when the first bytes are the gzip magic number 1f 8b.
 bool is_gzip(const std::byte* head, std::size_t n);
-/// The whole decompressed content of a gzip file (zlib when built with XGRAD_HAVE_ZLIB,
-/// otherwise the gzip program). DataError naming the file for corrupt or truncated data.
+/// The whole decompressed content of a gzip file (one or more members), inflated in-process
+/// by zlib. DataError naming the file and byte for corrupt, truncated or trailing data.
 std::vector<std::byte> gunzip(const std::string& path);
 
 }  // namespace xgrad::data::detail

@@ -214,6 +214,15 @@ class TransposeOp final : public Op<T> {
       throw std::invalid_argument("permutation " + shape_str(perm) + " does not match rank " +
                                   std::to_string(in[0].size()));
     }
+    for (Dim p : perm) {
+      // The builder counted negative axes from the end once; what is still negative was
+      // beyond -rank and would index before the shape.
+      if (p < 0 || p >= static_cast<Dim>(in[0].size())) {
+        throw std::invalid_argument("permutation " + shape_str(perm) +
+                                    " has an axis out of range for rank " +
+                                    std::to_string(in[0].size()));
+      }
+    }
     std::vector<Dim> sorted = norm_axes(perm, in[0].size());
     for (std::size_t i = 0; i < sorted.size(); ++i) {
       if (sorted[i] != static_cast<Dim>(i)) {

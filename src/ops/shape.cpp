@@ -122,6 +122,8 @@ class AxesOp final : public Op<T> {
       }
       return out;
     }
+    // No axes: nothing to insert (norm_axes would read an empty list as every axis).
+    if (given.empty()) return in[0];
     std::size_t r = in[0].size() + given.size();
     std::vector<Dim> axes = norm_axes(given, r);
     for (std::size_t i = 0, k = 0; i < r; ++i) {
@@ -158,6 +160,12 @@ class BroadcastOp final : public Op<T> {
   std::string_view name() const override { return "broadcast_to"; }
   Shape infer_shape(std::span<const Shape> in, const Attrs& a) const override {
     Shape target = in.size() > 1 ? in[1] : broadcast_attrs(a).shape;
+    if (in.size() == 1 && std::any_of(target.begin(), target.end(), [](Dim d) { return d < 0; })) {
+      // An open extent would reach the executor as a negative run-time size.
+      throw std::invalid_argument("target " + shape_str(target) +
+                                  " has an open extent: expected a static shape (broadcast_like "
+                                  "takes a run-time shape)");
+    }
     Shape b = broadcast_shapes(in[0], target);
     if (b != target && in.size() == 1) {
       throw std::invalid_argument("cannot broadcast " + shape_str(in[0]) + " to " +

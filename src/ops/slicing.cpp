@@ -85,6 +85,15 @@ class PadOp final : public Op<T> {
     }
     const PadAttrs p = pad_attrs(a);
     std::size_t ax = norm_axis(p.axis, in[1].size());
+    for (std::size_t i = 0; i < in[1].size(); ++i) {
+      // Off the axis the block spans ref exactly, or the copy would leave its bounds.
+      if (i != ax && in[0][i] != open && in[1][i] != open && in[0][i] != in[1][i]) {
+        throw std::invalid_argument("block " + shape_str(in[0]) + " does not fit in " +
+                                    shape_str(in[1]) + ": extents differ on axis " +
+                                    std::to_string(i) + ", not the padded axis " +
+                                    std::to_string(ax));
+      }
+    }
     if (in[1][ax] != open && in[0][ax] != open) {
       Dim b = slice_bounds(p.begin, in[1][ax], in[1][ax]).first;
       if (b + in[0][ax] > in[1][ax]) {

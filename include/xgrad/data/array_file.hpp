@@ -76,7 +76,8 @@ constexpr Stored stored_of() {
 /// A dense array in a file, seen as rows: the first dimension indexes rows and the rest
 /// is the shape of one row. Opening reads and checks the header and the file size only;
 /// rows are read on demand with pread(), so reading a batch touches that batch's bytes.
-/// A gzip-compressed file is decompressed into memory when opened (IDX only). Copies
+/// A gzip-compressed file is decompressed into memory when opened (IDX only), in-process
+/// by zlib (no gzip program is run). Copies
 /// share the open file; reading is thread-safe.
 class ArrayFile {
  public:
@@ -85,7 +86,9 @@ class ArrayFile {
   /// byte offset and what was expected for a missing, empty, truncated or malformed file.
   static ArrayFile open_npy(const std::string& path);
   /// Opens an IDX file (the MNIST format), plain or gzip-compressed (detected from the
-  /// content). Throws DataError like open_npy.
+  /// content; several concatenated gzip members read as one file). Throws DataError like
+  /// open_npy, and for a corrupt or truncated gzip stream or bytes after it, naming the
+  /// file and the compressed byte offset.
   static ArrayFile open_idx(const std::string& path);
 
   /// The file's path.

@@ -65,6 +65,13 @@ class CsvOptions {
     header_ = h;
     return *this;
   }
+  /// Lines skipped at the start of the file, whatever they hold, before the header or the
+  /// first data row (default 0). scikit-learn's bundled data files, for one, start with a
+  /// line of counts before the header. Line numbers in messages still count every line.
+  CsvOptions& skip_rows(std::size_t n) {
+    skip_rows_ = n;
+    return *this;
+  }
   /// Feature columns in order (default: every column that is not a target).
   CsvOptions& features(std::vector<CsvColumn> columns) {
     features_ = std::move(columns);
@@ -79,6 +86,8 @@ class CsvOptions {
   char delimiter() const { return delimiter_; }
   /// The header setting.
   CsvHeader header() const { return header_; }
+  /// The number of leading lines skipped.
+  std::size_t skip_rows() const { return skip_rows_; }
   /// The feature columns (empty: all but the targets).
   const std::vector<CsvColumn>& features() const { return features_; }
   /// The target columns.
@@ -87,6 +96,7 @@ class CsvOptions {
  private:
   char delimiter_ = ',';
   CsvHeader header_ = CsvHeader::automatic;
+  std::size_t skip_rows_ = 0;
   std::vector<CsvColumn> features_;
   std::vector<CsvColumn> targets_ = {CsvColumn(-1)};
 };
@@ -102,13 +112,16 @@ struct CsvTable {
 };
 
 /// Reads the selected columns of a CSV file. Fields are trimmed of spaces; a field may be
-/// double-quoted (with "" for a quote); blank lines and a final newline are skipped; CRLF
-/// line ends are accepted; unselected columns may hold anything. Numbers are parsed as by
-/// strtod in the C locale (also nan and inf).
+/// double-quoted (with "" for a quote); blank lines and a final newline are skipped; LF,
+/// CRLF and CR-only (old Mac) line ends are accepted; a UTF-8 byte-order mark at the start
+/// is dropped; unselected columns may hold anything. Numbers are parsed as by strtod in
+/// the C locale (also nan and inf).
 /// Throws DataError naming the file and line (and column) for: a missing or empty file,
 /// a header without data rows, a row with another number of fields than the first, a
-/// selected field that is empty or not a number, an unknown column name or position, or
-/// a column selected twice.
+/// selected field that is empty, not a number or out of the range of double (such as
+/// 1e400), an unknown column name or position, or a column selected twice. When a row
+/// splits into one field but holds a ';', tab, '|' or ',' the message names that likely
+/// delimiter.
 CsvTable read_csv(const std::string& path, const CsvOptions& options = {});
 
 /// The selected columns of a CSV file as in-memory tensors (see read_csv): features

@@ -48,7 +48,7 @@ class IdxOptions {
 
 /// Features and targets from two IDX files with the same number of items (images and
 /// labels). Plain files are read row by row on demand; gzip-compressed ones are
-/// decompressed into memory once, when opened.
+/// decompressed into memory once, when opened (by zlib, in-process).
 template <Element T, Element L = T>
 class IdxDataset : public Dataset<T, L> {
  public:
