@@ -4,7 +4,8 @@
 //
 // Variants (one run = one epoch from the same initial weights, batches from the same
 // loader: its worker thread gathers ahead while the training thread computes):
-//   xgrad      compile({loss, dW1, db1, dW2, db2}) once; run per batch + optim::SGD
+//   xgrad      compile({loss, dW1, db1, dW2, db2}) once; run per batch + optim::SGD; the
+//              same epoch through train::Trainer::fit (its overhead over the loop)
 //   LibTorch   addmm/relu/addmm, cross_entropy, backward(), torch::optim::SGD
 //   sgemm      the five matrix products of a step (two forward, dW2, dh, dW1) straight on
 //              OpenBLAS, same shapes, no other work: the GEMM limit
@@ -98,6 +99,14 @@ int main(int argc, char** argv) {
   vs.push_back({"xgrad (Function + optim::SGD)", "xgrad", [&] {
                   reset();
                   xgrad_epoch(epoch);
+                }});
+  // The same epoch through train::Trainer: fit's per-step overhead over the loop above.
+  xgrad::optim::SGD<float> fit_sgd({W1, b1, W2, b2}, kLr);
+  xgrad::train::Trainer<float> trainer({.x = X, .y = labels, .loss = loss}, fit_sgd);
+  vs.push_back({"xgrad (train::Trainer::fit)", "xgrad", [&] {
+                  reset();
+                  trainer.set_position(epoch, 0);
+                  trainer.fit(loader, {.epochs = epoch + 1});
                 }});
   // The same steps with the update p -= lr g written out: optim::SGD also checks the
   // gradients for NaN/Inf and records their global norm every step.
