@@ -181,11 +181,13 @@ Expr<T> cross_entropy(Expr<T> logits, Expr<T> labels) {
 }
 template <class T>
 Expr<T> mse(Expr<T> pred, Expr<T> target) {
-  return mean(square(pred - target));
+  // target - pred, as the note writes the residual (y - X beta): the same values, and the
+  // gradient prints as -2/n * X^T @ (y - X @ beta).
+  return mean(square(target - pred));
 }
 template <class T>
 Expr<T> rmse(Expr<T> pred, Expr<T> target) {
-  Expr<T> d = pred - target;
+  Expr<T> d = target - pred;  // the note's residual y - X beta (see mse)
   // norm(d) / sqrt(n) rather than sqrt(mean(d^2)): norm carries the subgradient 0 at a
   // zero residual, where the seed's formula divides by zero.
   bool known = detail::same_known(d.shape(), d.shape());
