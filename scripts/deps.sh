@@ -10,6 +10,7 @@ packages=(
   dataset-fashion-mnist python3-numpy
   libzip-dev zlib1g-dev nlohmann-json3-dev
   libopenmpi-dev openmpi-bin
+  libjs-mathjax
 )
 # For the tutorials' plots (gnuplot) and tutorial 3's real data set (scikit-learn's
 # diabetes data); installed without their recommended packages, which would pull in a

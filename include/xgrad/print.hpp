@@ -18,9 +18,10 @@ namespace xgrad {
 template <class T>
 std::string to_string(Expr<T> e);
 
-/// The formula of to_string() in LaTeX math: ^\top for transposes, \frac for divisions,
-/// \lVert x \rVert for norms, \sqrt, Greek names (beta) as symbols, other calls as
-/// \operatorname. For MathJax pages and papers; the text carries no $ delimiters.
+/// The formula of to_string() in LaTeX math, e.g. `-\frac{2}{n} X^\top (y - X \beta)`:
+/// `^\top` for transposes, `\frac` for divisions, `\lVert x \rVert` for norms, `\sqrt`,
+/// Greek names (beta) as symbols, other calls as `\operatorname`. For MathJax pages and
+/// papers; the text carries no math delimiters.
 template <class T>
 std::string to_latex(Expr<T> e);
 
