@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
     for (int k = 0; k < 4; ++k) {
       auto t0 = std::chrono::steady_clock::now();
       (void)fns[k].run({{u, uv}, {w, wv}});
-      double us_ = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
-                       .count();
+      double us_ =
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
       if (r > 0) us[k].push_back(us_);  // the first round warms up
     }
   }

@@ -88,10 +88,10 @@ std::string dot_of(const Graph<T>& g, const std::vector<NodeId>& ids) {
   std::ostringstream os;
   boost::write_graphviz(
       os, bg,
-      [&](std::ostream& out, BG::vertex_descriptor v) {
+      [&](std::ostream& out, typename BG::vertex_descriptor v) {
         out << "[label=\"" << labels[v] << "\", shape=" << shapes[v] << "]";
       },
-      [&](std::ostream& out, BG::edge_descriptor e) {
+      [&](std::ostream& out, typename BG::edge_descriptor e) {
         if (bg[e].transposed) out << "[label=\"T\", style=bold, color=blue, fontcolor=blue]";
       });
   return os.str();
