@@ -12,6 +12,7 @@ packages=(
   libzip-dev zlib1g-dev nlohmann-json3-dev pkg-config
   libopenmpi-dev openmpi-bin
   clang libfuzzer-14-dev
+  libjs-mathjax
 )
 # For the tutorials' plots (gnuplot) and tutorial 3's real data set (scikit-learn's
 # diabetes data); installed without their recommended packages, which would pull in a

@@ -1,5 +1,5 @@
-// Formulas and Graphviz drawings. Both walk a topological order, never recursion, so
-// very deep graphs print without exhausting the stack.
+// Graphviz drawings (formulas are in print/formula.cpp). The walk is a topological order,
+// never recursion, so very deep graphs draw without exhausting the stack.
 #include "xgrad/print.hpp"
 
 // GCC 12 reports a false -Wmaybe-uninitialized inside Boost's edge iterators (a
@@ -26,17 +26,6 @@ std::string number(T v) {
   return std::string(buf, r.ptr);
 }
 
-template <class T>
-std::string leaf_text(const Graph<T>& g, NodeId id) {
-  const Node<T>& n = g.node(id);
-  if (!n.name.empty()) return n.name;
-  if (n.kind == NodeKind::constant) {
-    if (n.value.size() == 1) return number(n.value.data()[0]);
-    return "const" + shape_str(n.shape);
-  }
-  return "#" + std::to_string(id);
-}
-
 /// Text safe inside a quoted Graphviz string: quotes and backslashes are escaped.
 std::string escape(const std::string& s) {
   std::string out;
@@ -58,7 +47,12 @@ template <class T>
 std::string dot_of(const Graph<T>& g, const std::vector<NodeId>& ids) {
   std::vector<std::uint32_t> index(g.size(), 0);
   for (std::size_t i = 0; i < ids.size(); ++i) index[ids[i]] = static_cast<std::uint32_t>(i);
-  using BG = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS>;
+  // An edge carries a mark when its operand enters a matrix product transposed.
+  struct Edge {
+    bool transposed = false;
+  };
+  using BG =
+      boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property, Edge>;
   BG bg(ids.size());
   std::vector<std::string> labels, shapes;
   for (NodeId id : ids) {
@@ -84,53 +78,26 @@ std::string dot_of(const Graph<T>& g, const std::vector<NodeId>& ids) {
     }
     labels.push_back(escape(label) + "\\n" + escape(what + " " + shape_str(n.shape)));
     shapes.push_back(n.kind == NodeKind::op ? "ellipse" : "box");
-    for (NodeId in : n.inputs) boost::add_edge(index[in], index[id], bg);
+    bool mm = n.kind == NodeKind::op && n.op->traits().rows == RowRole::matmul;
+    const MatmulAttrs m = mm ? matmul_attrs(n.attrs) : MatmulAttrs{};
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      bool t = i == 0 ? m.transpose_a : i == 1 && m.transpose_b;
+      boost::add_edge(index[n.inputs[i]], index[id], Edge{t}, bg);
+    }
   }
   std::ostringstream os;
-  boost::write_graphviz(os, bg, [&](std::ostream& out, BG::vertex_descriptor v) {
-    out << "[label=\"" << labels[v] << "\", shape=" << shapes[v] << "]";
-  });
+  boost::write_graphviz(
+      os, bg,
+      [&](std::ostream& out, typename BG::vertex_descriptor v) {
+        out << "[label=\"" << labels[v] << "\", shape=" << shapes[v] << "]";
+      },
+      [&](std::ostream& out, typename BG::edge_descriptor e) {
+        if (bg[e].transposed) out << "[label=\"T\", style=bold, color=blue, fontcolor=blue]";
+      });
   return os.str();
 }
 
 }  // namespace
-
-template <class T>
-std::string to_string(Expr<T> e) {
-  const Graph<T>& g = e.graph("to_string");
-  NodeId root = e.id();
-  std::vector<NodeId> order = detail::topo_order(g, std::span<const NodeId>(&root, 1));
-  std::vector<std::string> text(g.size());
-  std::vector<int> prec(g.size(), 100);
-  std::vector<std::string> args;
-  auto formula = [&](const Node<T>& n) {
-    int p = n.op->precedence();
-    args.clear();
-    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-      NodeId in = n.inputs[i];
-      bool paren = p < 100 && (prec[in] < p || (i > 0 && prec[in] == p && !n.op->associative()) ||
-                               (i == 0 && prec[in] == p && p >= 30));
-      args.push_back(paren ? "(" + text[in] + ")" : text[in]);
-    }
-    return n.op->format(args, n.attrs);
-  };
-  for (NodeId id : order) {
-    const Node<T>& n = g.node(id);
-    if (n.kind != NodeKind::op) {
-      text[id] = leaf_text(g, id);
-      if (n.kind == NodeKind::constant && n.name.empty() && n.value.size() == 1 &&
-          n.value.data()[0] < 0) {
-        prec[id] = 25;  // a negative number binds like a unary minus
-      }
-      continue;
-    }
-    text[id] = n.name.empty() ? formula(n) : n.name;
-    prec[id] = n.name.empty() ? n.op->precedence() : 100;
-  }
-  // The root shows its formula even when named.
-  const Node<T>& r = g.node(root);
-  return r.kind == NodeKind::op && !r.name.empty() ? formula(r) : text[root];
-}
 
 template <class T>
 std::string to_dot(Expr<T> e) {
@@ -144,8 +111,6 @@ std::string to_dot(const Graph<T>& g) {
   return dot_of(g, all_ids(g));
 }
 
-template std::string to_string(Expr<float>);
-template std::string to_string(Expr<double>);
 template std::string to_dot(Expr<float>);
 template std::string to_dot(Expr<double>);
 template std::string to_dot(const Graph<float>&);

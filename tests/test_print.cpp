@@ -50,7 +50,7 @@ TEST(PrintFormula, PrecedenceAndParentheses) {
   EXPECT_EQ(xgrad::to_string(a - (b + c)), "a - (b + c)");
   EXPECT_EQ(xgrad::to_string(a + (b + c)), "a + b + c");
   EXPECT_EQ(xgrad::to_string(-(a + b)), "-(a + b)");
-  EXPECT_EQ(xgrad::to_string(-(a * b)), "-(a*b)");
+  EXPECT_EQ(xgrad::to_string(-(a * b)), "-a*b");  // -(a*b) = (-a)*b: no parentheses
   EXPECT_EQ(xgrad::to_string(-a), "-a");
   EXPECT_EQ(xgrad::to_string(a / (b * c)), "a/(b*c)");
   EXPECT_EQ(xgrad::to_string(a / (b / c)), "a/(b/c)");
@@ -108,7 +108,7 @@ TEST(PrintFormula, NamedNodes) {
   EXPECT_EQ(xgrad::to_string(t), "a + b");
   auto r = ((a - b) * c).named("r");
   EXPECT_EQ(xgrad::to_string(r), "(a - b)*c");
-  EXPECT_EQ(xgrad::to_string((-(a * c)).named("n")), "-(a*c)");
+  EXPECT_EQ(xgrad::to_string((-(a * c)).named("n")), "-a*c");
 }
 
 TEST(PrintFormula, UnnamedLeaves) {
@@ -118,6 +118,81 @@ TEST(PrintFormula, UnnamedLeaves) {
   std::string s = xgrad::to_string(x * c);
   EXPECT_TRUE(contains(s, "#" + std::to_string(x.id()))) << s;
   EXPECT_TRUE(contains(s, "const(2,)")) << s;
+}
+
+// The lecture note's gradients print as the note derives them (issue 17). Before: the
+// half sum of squares gave "X^T @ sum_to(-(y - X @ beta), shape(X @ beta))", the MSE
+// "X^T @ sum_to(1/size(square(X @ beta - y))*2*(X @ beta - y), shape(X @ beta))".
+TEST(PrintFormula, SeedGradientsReadLikeTheNote) {
+  Graph<double> g;
+  auto X = g.input("X", {xgrad::open, 3});
+  auto y = g.input("y", {xgrad::open});
+  auto beta = g.parameter("beta", xt::xarray<double>{10.1, 15.1, -6.5});
+  auto pred = xgrad::matmul(X, beta);
+  auto half_sse = xgrad::sum(xgrad::square(y - pred)) / 2.0;
+  auto sse = xgrad::sum(xgrad::square(y - pred));
+  auto mse = xgrad::mse(pred, y);
+  auto rmse = xgrad::rmse(pred, y);
+  auto d = [&](xgrad::Expr<double> f) { return xgrad::to_string(xgrad::grad(f, {beta})[0]); };
+  EXPECT_EQ(xgrad::to_string(half_sse), "sum(square(y - X @ beta))/2");
+  EXPECT_EQ(d(half_sse), "-X^T @ (y - X @ beta)");
+  EXPECT_EQ(d(sse), "-2 * X^T @ (y - X @ beta)");
+  EXPECT_EQ(xgrad::to_string(mse), "mean(square(y - X @ beta))");
+  EXPECT_EQ(d(mse), "-2/n * X^T @ (y - X @ beta)");
+  EXPECT_EQ(d(xgrad::mean(xgrad::square(y - pred))), "-2/n * X^T @ (y - X @ beta)");
+  EXPECT_EQ(xgrad::to_string(rmse), "norm(y - X @ beta)/sqrt(n)");
+  // ||r|| sqrt(n) = n rmse: the note's -X^T (y - X beta) / (n ||y - X beta|| / sqrt(n)).
+  EXPECT_EQ(d(rmse), "-X^T @ (y - X @ beta) / (sqrt(n)*norm(y - X @ beta))");
+  // The derivative of -f: "a + -b" reads "a - b". Before: "-2*x + -2".
+  auto x = g.parameter("x", xt::xarray<double>(1.5));
+  auto f = xgrad::pow(x, 2.0) + 2.0 * x + 3.0;
+  EXPECT_EQ(xgrad::to_string(xgrad::grad(-f, {x})[0]), "-2*x - 2");
+  // Only printing is simplified: the graph still holds the sum_to node.
+  EXPECT_TRUE(contains(xgrad::to_dot(xgrad::grad(half_sse, {beta})[0]), "sum_to"));
+}
+
+TEST(PrintFormula, IdentitiesAndFactors) {
+  Graph<double> g;
+  auto a = g.input("a", {});
+  auto b = g.input("b", {});
+  auto v = g.input("v", {3});
+  auto u = g.input("u", {xgrad::open, 3});
+  EXPECT_EQ(xgrad::to_string(a - (-b)), "a + b");  // double negation
+  EXPECT_EQ(xgrad::to_string(-(-(a * b))), "a*b");
+  EXPECT_EQ(xgrad::to_string(-(2.0 * (3.0 * v))), "-6*v");
+  EXPECT_EQ(xgrad::to_string(xgrad::broadcast_to(v, {3})), "v");
+  EXPECT_EQ(xgrad::to_string(xgrad::broadcast_to(v, {2, 3})), "broadcast(v, (2, 3))");
+  EXPECT_EQ(xgrad::to_string(xgrad::sum_to_like(u, v)), "sum_to(u, shape(v))");
+  EXPECT_EQ(xgrad::to_string(xgrad::size_of(u)), "3*n");
+  EXPECT_EQ(xgrad::to_string(xgrad::size_of(u, {0})), "n");
+  EXPECT_EQ(xgrad::to_string(v / 3.0), "v/3");
+  EXPECT_EQ(xgrad::to_string(xgrad::matmul(u, v) * (1.0 / 3.0)), "1/3 * u @ v");
+}
+
+TEST(PrintLatex, Formulas) {
+  Graph<double> g;
+  auto X = g.input("X", {xgrad::open, 3});
+  auto y = g.input("y", {xgrad::open});
+  auto beta = g.parameter("beta", xt::xarray<double>{10.1, 15.1, -6.5});
+  auto pred = xgrad::matmul(X, beta);
+  auto half_sse = xgrad::sum(xgrad::square(y - pred)) / 2.0;
+  auto d = [&](xgrad::Expr<double> f) { return xgrad::to_latex(xgrad::grad(f, {beta})[0]); };
+  EXPECT_EQ(xgrad::to_latex(half_sse), "\\frac{\\operatorname{sum}((y - X \\beta)^{2})}{2}");
+  EXPECT_EQ(d(half_sse), "-X^\\top (y - X \\beta)");
+  EXPECT_EQ(d(xgrad::mse(pred, y)), "-\\frac{2}{n} X^\\top (y - X \\beta)");
+  auto rmse = xgrad::rmse(pred, y);
+  EXPECT_EQ(xgrad::to_latex(rmse), "\\frac{\\lVert y - X \\beta \\rVert}{\\sqrt{n}}");
+  EXPECT_EQ(d(rmse), "-\\frac{X^\\top (y - X \\beta)}{\\sqrt{n} \\lVert y - X \\beta \\rVert}");
+  auto a = g.input("a", {});
+  auto b = g.input("b", {});
+  auto W1 = g.input("W1", {2, 2});
+  auto lr = g.input("learning_rate", {});
+  EXPECT_EQ(xgrad::to_latex(xgrad::pow(a + b, 2.0) + xgrad::exp(a)), "(a + b)^{2} + \\exp(a)");
+  EXPECT_EQ(xgrad::to_latex(xgrad::matmul(W1, W1, true, false)), "W_{1}^\\top W_{1}");
+  EXPECT_EQ(xgrad::to_latex(lr * xgrad::abs(a)),
+            "\\mathrm{learning\\_rate} \\cdot \\lvert a \\rvert");
+  EXPECT_EQ(xgrad::to_latex(xgrad::leaky_relu(a, 0.2)), "\\operatorname{leaky\\_relu}(a, 0.2)");
+  EXPECT_EQ(xgrad::to_latex(a / (b * b)), "\\frac{a}{b \\cdot b}");
 }
 
 // Graphviz source of the seed's loss: node names, op names and shapes appear.
@@ -161,6 +236,19 @@ TEST(PrintDot, LeakyReluShowsItsSlope) {
   Graph<float> gf;
   auto xf = gf.input("x", {2});
   EXPECT_TRUE(contains(xgrad::to_dot(xgrad::leaky_relu(xf)), "leaky_relu(0.01)"));
+}
+
+TEST(PrintDot, MarksTransposedMatmulOperands) {
+  Graph<double> g;
+  auto X = g.input("X", {xgrad::open, 3});
+  auto r = g.input("r", {xgrad::open});
+  std::string dot = xgrad::to_dot(xgrad::matmul(X, r, true, false));
+  EXPECT_TRUE(contains(dot, "matmul(a^T @ b)")) << dot;
+  EXPECT_TRUE(contains(dot, "0->2 [label=\"T\"")) << dot;
+  EXPECT_TRUE(contains(dot, "1->2 ;")) << dot;  // r enters as it is
+  std::string plain = xgrad::to_dot(xgrad::matmul(X, g.input("w", {3})));
+  EXPECT_FALSE(contains(plain, "label=\"T\"")) << plain;
+  EXPECT_TRUE(contains(plain, "matmul (?,)")) << plain;
 }
 
 /// The dot executable: $XGRAD_DOT when set (the ctest entry sets it), else /usr/bin/dot.

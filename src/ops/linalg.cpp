@@ -84,6 +84,13 @@ class MatmulOp final : public Op<T> {
     const MatmulAttrs m = matmul_attrs(a);
     return args[0] + (m.transpose_a ? "^T" : "") + " @ " + args[1] + (m.transpose_b ? "^T" : "");
   }
+  // Drawings name the transposed operand: matmul(a^T @ b).
+  std::string label(const Attrs& a) const override {
+    const MatmulAttrs m = matmul_attrs(a);
+    if (!m.transpose_a && !m.transpose_b) return "matmul";
+    return std::string("matmul(a") + (m.transpose_a ? "^T" : "") + " @ b" +
+           (m.transpose_b ? "^T" : "") + ")";
+  }
   int precedence() const override { return 20; }
 
  private:

@@ -385,7 +385,9 @@ Expr<T> binary_cross_entropy_with_logits(Expr<T> logits, Expr<T> targets, Reduct
 }
 template <class T>
 Expr<T> mse(Expr<T> pred, Expr<T> target, Reduction reduction) {
-  Expr<T> d = detail::shape_checked<detail::Loss::mse>(pred, target) - target;
+  // target - pred, as the note writes the residual (y - X beta): the same values, and the
+  // gradient prints as -2/n * X^T @ (y - X @ beta).
+  Expr<T> d = target - detail::shape_checked<detail::Loss::mse>(pred, target);
   return detail::reduce_terms(square(d), reduction);
 }
 template <class T>
@@ -407,7 +409,8 @@ Expr<T> l1(Expr<T> pred, Expr<T> target, Reduction reduction) {
 }
 template <class T>
 Expr<T> rmse(Expr<T> pred, Expr<T> target) {
-  Expr<T> d = detail::shape_checked<detail::Loss::rmse>(pred, target) - target;
+  // the note's residual y - X beta (see mse)
+  Expr<T> d = target - detail::shape_checked<detail::Loss::rmse>(pred, target);
   // norm(d) / sqrt(n) rather than sqrt(mean(d^2)): norm carries the subgradient 0 at a
   // zero residual, where the seed's formula divides by zero.
   bool known = detail::same_known(d.shape(), d.shape());

@@ -167,7 +167,12 @@ class BroadcastOp final : public Op<T> {
                                   "takes a run-time shape)");
     }
     Shape b = broadcast_shapes(in[0], target);
-    if (b != target && in.size() == 1) {
+    // broadcast_like's reference may still be open when the graph is built; once both
+    // shapes are known (at the latest when a run binds them) they are checked alike.
+    const auto known = [](const Shape& sh) {
+      return std::none_of(sh.begin(), sh.end(), [](Dim d) { return d == open; });
+    };
+    if (b != target && (in.size() == 1 || (known(in[0]) && known(target)))) {
       throw std::invalid_argument("cannot broadcast " + shape_str(in[0]) + " to " +
                                   shape_str(target));
     }
