@@ -290,6 +290,7 @@ TEST(Callbacks, TerminateOnNaNAndTimeBudget) {
     t.fit(loader, {.epochs = 50});
     EXPECT_TRUE(contains(t.stop_reason(), "loss is")) << t.stop_reason();
     EXPECT_LT(t.epoch(), 50u);
+    EXPECT_TRUE(xt::all(xt::isfinite(m.g.value(m.w)))) << "the bad step was not applied";
   }
   {
     Linreg m;

@@ -34,8 +34,9 @@ data::TensorDataset<double, std::int64_t> classes() {
   return {x, y};
 }
 
-// A model, its optimizer and trainer, built alike each time (only `seed` differs).
-struct Run {
+// A model, its optimizer and trainer, built alike each time (only the initial weights'
+// `seed` differs).
+struct TrainRun {
   Graph<double> g;
   Expr<double> x = g.input("x", {xgrad::open, 4});
   Expr<double> y = g.input("y", {xgrad::open}, xgrad::DType::int64);
@@ -43,26 +44,26 @@ struct Run {
   std::unique_ptr<optim::Adam<double>> adam;
   std::unique_ptr<train::Trainer<double>> trainer;
 
-  explicit Run(std::uint64_t seed, std::size_t hidden = 8) {
+  explicit TrainRun(std::uint64_t seed, std::size_t hidden = 8) {
     model.add<nn::Linear>(4, hidden, nn::LinearOptions{.seed = seed});
     model.add<nn::ReLU>();
-    model.add<nn::Dropout>(0.3, seed + 1);
+    model.add<nn::Dropout>(0.3, 77);  // the mask seed is part of the model's code
     model.add<nn::Linear>(hidden, 3, nn::LinearOptions{.seed = seed + 2});
     auto task = train::supervised<double>(
         model, x, y, [](Expr<double> p, Expr<double> t) { return xgrad::cross_entropy(p, t); });
-    adam = std::make_unique<optim::Adam<double>>(model.parameters(),
-                                                 optim::cosine(0.01, 60, 1e-4));
+    adam = std::make_unique<optim::Adam<double>>(model.parameters(), optim::cosine(0.01, 60, 1e-4));
     trainer = std::make_unique<train::Trainer<double>>(
         task, *adam, train::TrainerOptions<double>{.metrics = {train::accuracy<double>()}});
   }
-  std::vector<xt::xarray<double>> values() const {
+  std::vector<xt::xarray<double>> values() {
     std::vector<xt::xarray<double>> v;
     for (const auto& s : model.state()) v.push_back(g.value(s.node));
     return v;
   }
 };
 
-bool same_bytes(const std::vector<xt::xarray<double>>& a, const std::vector<xt::xarray<double>>& b) {
+bool same_bytes(const std::vector<xt::xarray<double>>& a,
+                const std::vector<xt::xarray<double>>& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (a[i].shape() != b[i].shape() ||
@@ -103,24 +104,24 @@ fs::path scratch(const std::string& name) {
 TEST(Checkpoint, ResumeAfterAnEpochAndInsideOneIsBitExact) {
   const auto set = classes();
   data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 16, .seed = 3, .prefetch = 2});
-  Run whole(1);
+  TrainRun whole(1);
   whole.trainer->fit(loader, {.epochs = 4});
   ASSERT_EQ(whole.adam->steps(), 4 * loader.num_batches());
 
   // Stopped after epoch 1 + 1 batch and after epoch 2 + 9 batches; each resumed from a
   // fresh process-like start: new graph, other initial weights, loaded checkpoint.
-  for (std::size_t stop_at : {loader.num_batches() + 1, 2 * loader.num_batches() + 9,
-                              2 * loader.num_batches()}) {
+  for (std::size_t stop_at :
+       {loader.num_batches() + 1, 2 * loader.num_batches() + 9, 2 * loader.num_batches()}) {
     const fs::path dir = scratch("resume" + std::to_string(stop_at));
     {
-      Run first(1);
+      TrainRun first(1);
       first.trainer->add(std::make_shared<StopAfter>(stop_at));
       first.trainer->add(std::make_shared<train::ModelCheckpoint<double>>(
           train::CheckpointOptions{.directory = dir.string(), .every_steps = 1, .keep_last = 2}));
       first.trainer->fit(loader, {.epochs = 4});
       ASSERT_EQ(first.adam->steps(), stop_at);
     }
-    Run resumed(99);  // other weights and dropout seeds...
+    TrainRun resumed(99);  // other weights and dropout seeds...
     const std::string latest = train::latest_checkpoint(dir.string());
     ASSERT_FALSE(latest.empty());
     train::load_checkpoint(*resumed.trainer, latest);  // ...replaced
@@ -139,12 +140,12 @@ TEST(Checkpoint, RoundTripOfStateOptimizerHistoryAndExtras) {
   data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 32, .seed = 5});
   const fs::path dir = scratch("roundtrip");
   const std::string path = (dir / "c.npz").string();
-  Run a(1);
+  TrainRun a(1);
   a.trainer->fit(loader, {.epochs = 2});
-  train::save_checkpoint(*a.trainer, path,
-                         {.numbers = {{"best", 0.25}, {"nan", std::nan("")}},
-                          .strings = {{"note", "hello"}}});
-  Run b(7);
+  train::save_checkpoint(
+      *a.trainer, path,
+      {.numbers = {{"best", 0.25}, {"nan", std::nan("")}}, .strings = {{"note", "hello"}}});
+  TrainRun b(7);
   const train::Extras ex = train::load_checkpoint(*b.trainer, path);
   EXPECT_EQ(ex.numbers.at("best"), 0.25);
   EXPECT_TRUE(std::isnan(ex.numbers.at("nan")));
@@ -160,7 +161,7 @@ TEST(Checkpoint, RoundTripOfStateOptimizerHistoryAndExtras) {
   EXPECT_EQ(b.trainer->history().columns(), a.trainer->history().columns());
   EXPECT_EQ(b.trainer->history().column("accuracy"), a.trainer->history().column("accuracy"));
   // The model part is a model file under "model.".
-  Run c(8);
+  TrainRun c(8);
   auto report = nn::load(c.model, path, {.prefix = "model."});
   EXPECT_TRUE(report.complete()) << report.to_string();
   EXPECT_TRUE(same_bytes(a.values(), c.values()));
@@ -172,11 +173,11 @@ TEST(Checkpoint, FilesThatDoNotFitAreRefusedByName) {
   data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 64});
   const fs::path dir = scratch("errors");
   const std::string path = (dir / "c.npz").string();
-  Run a(1);
+  TrainRun a(1);
   a.trainer->fit(loader, {.epochs = 1});
   train::save_checkpoint(*a.trainer, path);
 
-  Run wider(1, 16);  // hidden layer of 16: other shapes
+  TrainRun wider(1, 16);  // hidden layer of 16: other shapes
   const auto before = wider.values();
   std::string m = message_of([&] { train::load_checkpoint(*wider.trainer, path); });
   EXPECT_TRUE(contains(m, path)) << m;

@@ -203,10 +203,11 @@ void EarlyStopping<T>::on_train_end(Trainer<T>& t) {
 }
 
 template <class T>
-void TerminateOnNaN<T>::on_batch_end(Trainer<T>& t) {
+void TerminateOnNaN<T>::on_before_step(Trainer<T>& t) {
   if (std::isfinite(t.batch_loss())) return;
   std::ostringstream os;
-  os << "loss is " << t.batch_loss() << " at epoch " << t.epoch() + 1 << ", batch " << t.batch();
+  os << "loss is " << t.batch_loss() << " at epoch " << t.epoch() + 1 << ", batch " << t.batch() + 1
+     << " (not applied)";
   t.stop(os.str());
 }
 

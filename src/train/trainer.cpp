@@ -225,6 +225,8 @@ void Trainer<T>::run_epoch(const data::DataLoader<T, L>& train, const FitOptions
       stop(stopping.result().message);
       break;
     }
+    each([&](Callback<T>& c) { c.on_before_step(*this); });
+    if (stopped()) break;
     opt_->step(out, first);
     loss_sum_ += batch_loss_ * static_cast<double>(b.size());
     examples_ += b.size();
@@ -296,7 +298,8 @@ void Trainer<T>::evaluate(const data::DataLoader<T, L>& loader,
 #define XGRAD_TRAIN_INSTANTIATE(T, L)                                                              \
   template const History& Trainer<T>::fit(const data::DataLoader<T, L>&, const FitOptions<T, L>&); \
   template Logs Trainer<T>::evaluate(const data::DataLoader<T, L>&);                               \
-  template void Trainer<T>::evaluate(const data::DataLoader<T, L>&, const std::vector<Metric<T>*>&); \
+  template void Trainer<T>::evaluate(const data::DataLoader<T, L>&,                                \
+                                     const std::vector<Metric<T>*>&);                              \
   template Logs evaluate(const Task<T>&, const data::DataLoader<T, L>&,                            \
                          const std::vector<std::shared_ptr<Metric<T>>>&);
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -31,7 +32,14 @@ struct Setup {
   xgrad::Expr<double> b = g.parameter("b", xt::zeros<double>({2048}));
   xgrad::Expr<double> loss = xgrad::mean(xgrad::square(xgrad::matmul(x, w) + b)) - xgrad::mean(y);
   optim::Adam<double> adam{{w, b}, 0.1};
-  train::Trainer<double> trainer{{.x = x, .y = y, .loss = loss}, adam};
+  std::unique_ptr<train::Trainer<double>> trainer;
+  Setup() {
+    train::Task<double> task;
+    task.x = x;
+    task.y = y;
+    task.loss = loss;
+    trainer = std::make_unique<train::Trainer<double>>(task, adam);
+  }
 };
 
 [[noreturn]] void writer(const std::string& path) {
@@ -39,7 +47,7 @@ struct Setup {
   for (long k = 1;; ++k) {
     s.g.value(s.w).fill(static_cast<double>(k));
     s.g.value(s.b).fill(static_cast<double>(k));
-    train::save_checkpoint(s.trainer, path, {.numbers = {{"version", static_cast<double>(k)}}});
+    train::save_checkpoint(*s.trainer, path, {.numbers = {{"version", static_cast<double>(k)}}});
   }
 }
 
@@ -76,7 +84,7 @@ int main(int argc, char** argv) {
       continue;
     }
     try {
-      const train::Extras ex = train::load_checkpoint(reader.trainer, path);
+      const train::Extras ex = train::load_checkpoint(*reader.trainer, path);
       const double k = ex.numbers.at("version");
       const auto& w = reader.g.value(reader.w);
       const auto& b = reader.g.value(reader.b);
@@ -96,9 +104,10 @@ int main(int argc, char** argv) {
   for (const auto& e : std::filesystem::directory_iterator(dir)) leftovers += e.path() != path;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << kills << " kills in " << seconds << " s: " << loaded << " checkpoints loaded intact, "
-            << absent << " kills before the first save, last version seen " << last << ", "
-            << leftovers << " temporary files left\n";
+  std::cout << kills << " kills in " << seconds << " s: " << loaded
+            << " checkpoints loaded intact, " << absent
+            << " kills before the first save, last version seen " << last << ", " << leftovers
+            << " temporary files left\n";
   std::filesystem::remove_all(dir);
   // A killed save may leave its temporary; the next save removes it, so at most one stays.
   if (leftovers > 1 || loaded < kills / 2) {

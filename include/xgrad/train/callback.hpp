@@ -30,6 +30,9 @@ class Callback {
   virtual void on_epoch_begin(Trainer<T>&) {}
   /// Before a batch's run.
   virtual void on_batch_begin(Trainer<T>&) {}
+  /// After a batch's run, before the optimizer's step: batch_loss() is known, and a
+  /// stop() here skips the update.
+  virtual void on_before_step(Trainer<T>&) {}
   /// After a batch's update; logs() hold the epoch's running training values.
   virtual void on_batch_end(Trainer<T>&) {}
   /// After the epoch's validation; logs() hold the epoch's row, already in history().

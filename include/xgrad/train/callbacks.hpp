@@ -123,12 +123,13 @@ class EarlyStopping : public Callback<T> {
   std::vector<xt::xarray<T>> best_values_;
 };
 
-/// Stops the run at the first batch whose loss is NaN or infinite.
+/// Stops the run at the first batch whose loss is NaN or infinite, before that batch's
+/// update reaches the parameters.
 template <class T>
 class TerminateOnNaN : public Callback<T> {
  public:
   /// @cond TRIVIAL
-  void on_batch_end(Trainer<T>& t) override;
+  void on_before_step(Trainer<T>& t) override;
   /// @endcond
 };
 

@@ -30,8 +30,8 @@ namespace xgrad::train {
 
 /// User values saved with a checkpoint and returned when it is loaded.
 struct Extras {
-  std::map<std::string, double> numbers;       ///< Named numbers (NaN and infinities kept).
-  std::map<std::string, std::string> strings;  ///< Named strings.
+  std::map<std::string, double> numbers = {};       ///< Named numbers (NaN and infinities kept).
+  std::map<std::string, std::string> strings = {};  ///< Named strings.
 };
 
 /// Version of the checkpoint layout this build writes and reads.
