@@ -391,8 +391,8 @@ TEST(LossesGradcheck, CrossEntropyReductionsAndClassWeights) {
 TEST(LossesPrint, Formulas) {
   G g;
   E p = g.input("p", {open}), y = g.input("y", {open});
-  EXPECT_EQ(xgrad::to_string(xgrad::mse(p, y)), "mean(square(p - y))");
-  EXPECT_EQ(xgrad::to_string(xgrad::mse(p, y, Reduction::sum)), "sum(square(p - y))");
+  EXPECT_EQ(xgrad::to_string(xgrad::mse(p, y)), "mean(square(y - p))");
+  EXPECT_EQ(xgrad::to_string(xgrad::mse(p, y, Reduction::sum)), "sum(square(y - p))");
   EXPECT_EQ(xgrad::to_string(xgrad::l1(p, y)), "mean(abs(p - y))");
   EXPECT_EQ(xgrad::to_string(xgrad::binary_cross_entropy_with_logits(p, y, Reduction::none)),
             "softplus(p) - p*y");

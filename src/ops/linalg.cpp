@@ -277,7 +277,10 @@ class TransposeOp final : public Op<T> {
 template <class T>
 Expr<T> matmul(Expr<T> a, Expr<T> b, bool transpose_a, bool transpose_b) {
   const Attrs at = to_attrs(MatmulAttrs{transpose_a, transpose_b});
-  if (a.rank() > 2 || b.rank() > 2) return detail::make<detail::BatchMatmulOp<T>>({a, b}, at);
+  // Invalid handles go to make(), which names the op and the operand.
+  if (a && b && (a.rank() > 2 || b.rank() > 2)) {
+    return detail::make<detail::BatchMatmulOp<T>>({a, b}, at);
+  }
   return detail::make<detail::MatmulOp<T>>({a, b}, at);
 }
 template <class T>
