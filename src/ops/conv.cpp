@@ -83,7 +83,10 @@ std::string conv_format(const std::string& name, std::span<const std::string> ar
                         const Attrs& at) {
   const ConvAttrs a = conv_attrs(at);
   std::string s = name + "(" + args[0] + ", " + args[1];
-  if (args.size() == 3) s += ", " + args[2];  // conv2d's bias
+  if (args.size() == 3)
+    s +=
+        ", " +
+        args[2];  // conv2d's bias (the adjoints pass two: their third operand only gives the shape)
   auto pair = [](Dim p, Dim q) {
     return p == q ? std::to_string(p) : "(" + std::to_string(p) + ", " + std::to_string(q) + ")";
   };
@@ -178,7 +181,7 @@ class Conv2dGradInputOp final : public Op<T> {
     if (wanted[1]) gr[1] = conv_grad_weight(G, g, w, n.attrs);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
-    return conv_format("conv_transpose2d", args, a);
+    return conv_format("conv_transpose2d", args.first(2), a);
   }
 };
 
@@ -214,7 +217,7 @@ class Conv2dGradWeightOp final : public Op<T> {
     if (wanted[1]) gr[1] = conv(x, G, n.attrs);
   }
   std::string format(std::span<const std::string> args, const Attrs& a) const override {
-    return conv_format("conv2d_weight", args, a);
+    return conv_format("conv2d_weight", args.first(2), a);
   }
 };
 
