@@ -164,9 +164,7 @@ class RegressionMetric : public Metric<T> {
   } sums_;
 };
 
-/// @name Metric factories, for fit's metric lists
-/// @{
-/// Accuracy of class predictions.
+/// Accuracy of class predictions (a factory for TrainerOptions::metrics, as the others).
 template <class T>
 std::shared_ptr<Metric<T>> accuracy() {
   return std::make_shared<Accuracy<T>>();
@@ -191,7 +189,6 @@ template <class T>
 std::shared_ptr<Metric<T>> r2() {
   return std::make_shared<RegressionMetric<T>>(Regression::r2);
 }
-/// @}
 
 extern template class Accuracy<float>;
 extern template class Accuracy<double>;
