@@ -20,6 +20,24 @@
 
 namespace xgrad::data {
 
+PositionRange shard_batch_positions(std::size_t n, std::size_t batch_size, std::size_t shards,
+                                    std::size_t shard, std::size_t b) {
+  if (batch_size == 0 || shards == 0 || shard >= shards || shards > n) {
+    throw DataError("shard_batch_positions: shard " + std::to_string(shard) + " of " +
+                    std::to_string(shards) + ", batch_size " + std::to_string(batch_size) + ", " +
+                    std::to_string(n) +
+                    " examples: expected batch_size >= 1 and shard < shards <= examples");
+  }
+  const std::size_t s = n / shards;
+  if (b * batch_size >= s) {
+    throw DataError("shard_batch_positions: batch " + std::to_string(b) + " of a shard of " +
+                    std::to_string(s) + " examples in batches of " + std::to_string(batch_size) +
+                    ": expected < " + std::to_string((s + batch_size - 1) / batch_size));
+  }
+  const std::size_t c = std::min(batch_size, s - b * batch_size);
+  return {b * batch_size * shards + shard * c, c};
+}
+
 template <Element T, Element L>
 DataLoader<T, L>::DataLoader(const Dataset<T, L>& data, const LoaderOptions& options)
     : data_(&data), n_(data.size()), opts_(options) {
@@ -28,10 +46,16 @@ DataLoader<T, L>::DataLoader(const Dataset<T, L>& data, const LoaderOptions& opt
     throw DataError("DataLoader: shuffle_block 0: expected at least 1 row per block");
   }
   if (n_ == 0) throw DataError("DataLoader: the data set is empty: expected at least 1 example");
-  if (opts_.drop_last && n_ < opts_.batch_size) {
+  if (opts_.shards == 0 || opts_.shard >= opts_.shards || opts_.shards > n_) {
+    throw DataError("DataLoader: shard " + std::to_string(opts_.shard) + " of " +
+                    std::to_string(opts_.shards) + " over " + std::to_string(n_) +
+                    " examples: expected shard < shards <= data set size");
+  }
+  if (opts_.drop_last && shard_size() < opts_.batch_size) {
     throw DataError("DataLoader: drop_last with batch_size " + std::to_string(opts_.batch_size) +
-                    " over " + std::to_string(n_) +
-                    " examples would yield no batch: expected batch_size <= data set size");
+                    " over " + std::to_string(shard_size()) +
+                    " examples would yield no batch: expected batch_size <= data set size" +
+                    (opts_.shards > 1 ? " / shards" : ""));
   }
 }
 
@@ -48,10 +72,9 @@ std::vector<std::size_t> DataLoader<T, L>::batch_indices(std::size_t epoch, std:
                     std::to_string(num_batches()) + " batches per epoch");
   }
   const Permutation p = order(epoch);
-  const std::size_t first = b * opts_.batch_size;
-  const std::size_t count = std::min(opts_.batch_size, n_ - first);
-  std::vector<std::size_t> idx(count);
-  p.fill(first, idx);
+  const PositionRange r = shard_batch_positions(n_, opts_.batch_size, opts_.shards, opts_.shard, b);
+  std::vector<std::size_t> idx(r.count);
+  p.fill(r.first, idx);
   return idx;
 }
 

@@ -48,7 +48,37 @@ struct LoaderOptions {
   /// (sorted, grouped by class or by time) should be shuffled on disk once first, or use
   /// a block much smaller than the batch. No effect when shuffle is off; at least 1.
   std::size_t shuffle_block = 1;
+  /// Data parallelism: the number of processes (ranks) that share each epoch, at least 1.
+  /// Every rank computes the same epoch order; of its first shards * floor(n / shards)
+  /// positions, global batch b (shards * batch_size consecutive positions) is cut into
+  /// `shards` equal consecutive pieces and rank `shard` takes piece number `shard` (see
+  /// shard_batch_positions). The ranks' shards are disjoint, of equal length floor(n /
+  /// shards), and so have the same number of batches: no rank waits in a collective for
+  /// a batch another rank does not have. The remainder, n mod shards (< shards)
+  /// examples at the end of the epoch's order, is skipped for that epoch; the order
+  /// changes every epoch, so a different few are skipped each time (padding with repeats,
+  /// as torch's DistributedSampler does, would visit some examples twice).
+  std::size_t shards = 1;
+  /// This process's shard (its rank), below shards.
+  std::size_t shard = 0;
 };
+
+/// Positions [first, first + count) of an epoch's order.
+struct PositionRange {
+  std::size_t first = 0;  ///< First position.
+  std::size_t count = 0;  ///< Number of positions.
+};
+
+/// The positions of an epoch's order that batch b of shard `shard` covers when n examples
+/// are shared by `shards` ranks in local batches of batch_size (see LoaderOptions::shards):
+/// with s = floor(n / shards) and c = min(batch_size, s - b batch_size), the range starts
+/// at b batch_size shards + shard c and holds c positions. The ranks' batches b together
+/// are the positions [b batch_size shards, ... + shards c): one rank's batch of
+/// shards * batch_size, split. A pure function, so that the sharding property can be
+/// checked for any sizes without processes. Throws DataError for b past the shard's last
+/// batch, a shard >= shards, or shards > n.
+PositionRange shard_batch_positions(std::size_t n, std::size_t batch_size, std::size_t shards,
+                                    std::size_t shard, std::size_t b);
 
 /// Cuts a data set into minibatches, epoch by epoch. Epoch e visits the examples in the
 /// order of a permutation derived from (seed, e) alone (Permutation(n, seed, e,
@@ -71,15 +101,19 @@ class DataLoader {
   DataLoader(const Dataset<T, L>& data, std::size_t batch_size)
       : DataLoader(data, LoaderOptions{.batch_size = batch_size}) {}
 
-  /// Number of batches per epoch: ceil(n / batch_size), or floor with drop_last.
+  /// Number of batches per epoch: ceil(m / batch_size), or floor with drop_last, where
+  /// m = shard_size() (n without sharding).
   std::size_t num_batches() const {
-    const std::size_t bs = opts_.batch_size;
-    return opts_.drop_last ? n_ / bs : (n_ + bs - 1) / bs;
+    const std::size_t bs = opts_.batch_size, m = shard_size();
+    return opts_.drop_last ? m / bs : (m + bs - 1) / bs;
   }
-  /// Examples visited per epoch (n, less the dropped remainder with drop_last).
+  /// Examples this loader visits per epoch (shard_size(), less the dropped remainder
+  /// with drop_last).
   std::size_t examples_per_epoch() const {
-    return opts_.drop_last ? num_batches() * opts_.batch_size : n_;
+    return opts_.drop_last ? num_batches() * opts_.batch_size : shard_size();
   }
+  /// Examples of this loader's shard per epoch: floor(n / shards) (n without sharding).
+  std::size_t shard_size() const { return n_ / opts_.shards; }
   /// The settings.
   const LoaderOptions& options() const { return opts_; }
   /// The data set.
