@@ -42,7 +42,9 @@ TEST(LoaderShard, PositionsAreDisjointEqualAndCovering) {
           ASSERT_LE(seen[i], 1) << "position " << i << " twice: n " << n << " bs " << bs;
           visited += seen[i];
           // Only the tail of the order, fewer than R positions, is skipped.
-          if (i < R * s) ASSERT_EQ(seen[i], 1) << "n " << n << " bs " << bs << " R " << R;
+          if (i < R * s) {
+            ASSERT_EQ(seen[i], 1) << "n " << n << " bs " << bs << " R " << R;
+          }
         }
         EXPECT_EQ(visited, R * s);
         EXPECT_LT(n - visited, R);

@@ -14,9 +14,7 @@ namespace xgrad::nn {
 namespace {
 
 std::string dims(const std::vector<std::size_t>& shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
+  return shape_str(Shape(shape.begin(), shape.end()));
 }
 
 std::string quoted_list(const std::vector<std::string>& names) {

@@ -12,6 +12,7 @@
 #include <limits>
 #include <sstream>
 
+#include "monitor.hpp"
 #include "xgrad/error.hpp"
 #include "xgrad/plot.hpp"
 #include "xgrad/train/trainer.hpp"
@@ -156,8 +157,7 @@ void HistoryPlot<T>::on_train_end(Trainer<T>& t) {
 template <class T>
 EarlyStopping<T>::EarlyStopping(EarlyStoppingOptions options)
     : opts_(std::move(options)),
-      maximize_(opts_.maximize.value_or(opts_.monitor.find("acc") != std::string::npos ||
-                                        opts_.monitor.find("r2") != std::string::npos)),
+      maximize_(detail::larger_is_better(opts_.monitor, opts_.maximize)),
       best_(std::numeric_limits<double>::quiet_NaN()) {
   if (!(opts_.min_delta >= 0)) {
     throw ValueError("train::EarlyStopping: min_delta must be >= 0, got " +
@@ -173,9 +173,7 @@ void EarlyStopping<T>::on_train_begin(Trainer<T>&) {
 template <class T>
 void EarlyStopping<T>::on_epoch_end(Trainer<T>& t) {
   const double v = t.logs().get(opts_.monitor);
-  const bool better =
-      std::isnan(best_) || (maximize_ ? v > best_ + opts_.min_delta : v < best_ - opts_.min_delta);
-  if (better && !std::isnan(v)) {
+  if (detail::improves(v, best_, maximize_, opts_.min_delta)) {
     best_ = v;
     best_epoch_ = t.epoch() + 1;
     wait_ = 0;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "monitor.hpp"
 #include "xgrad/data/npz.hpp"
 #include "xgrad/train/trainer.hpp"
 
@@ -43,9 +44,7 @@ const char* dtype_text() {
 }
 
 std::string shape_text(const std::vector<std::size_t>& s) {
-  std::string out = "(";
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + (s.size() == 1 ? ",)" : ")");
+  return shape_str(Shape(s.begin(), s.end()));
 }
 
 template <class A>
@@ -242,8 +241,7 @@ std::string latest_checkpoint(const std::string& directory) {
 template <class T>
 ModelCheckpoint<T>::ModelCheckpoint(CheckpointOptions options)
     : opts_(std::move(options)),
-      maximize_(opts_.maximize.value_or(opts_.monitor.find("acc") != std::string::npos ||
-                                        opts_.monitor.find("r2") != std::string::npos)),
+      maximize_(detail::larger_is_better(opts_.monitor, opts_.maximize)),
       best_(std::numeric_limits<double>::quiet_NaN()) {}
 
 template <class T>
@@ -285,8 +283,7 @@ void ModelCheckpoint<T>::on_epoch_end(Trainer<T>& t) {
   if (due) write(t);
   if (!opts_.keep_best) return;
   const double v = t.logs().get(opts_.monitor);
-  if (std::isnan(v)) return;
-  if (std::isnan(best_) || (maximize_ ? v > best_ : v < best_)) {
+  if (detail::improves(v, best_, maximize_)) {
     best_ = v;
     save_checkpoint(t, (fs::path(opts_.directory) / "best.npz").string());
   }
