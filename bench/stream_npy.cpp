@@ -367,7 +367,7 @@ int main(int argc, char** argv) {
     }
     for (const Phase& p : phases) {
       std::printf(
-          "MD | 5. .npy %.2f GiB, %zu rows x 4 f64, batch %zu%s | %s | %.2f s | %.2f M rows/s "
+          "MD | 5. .npy %.2f GiB, %zu rows x 4 f64, batch %zu%s | %s | %.2f s | %.3f M rows/s "
           "| %.2f GB/s | %.3f | %.1f MiB |\n",
           file_gib, p.rows, batch, setting, p.name, p.secs, rate(p) / 1e6, rate(p) * 32 / 1e9,
           rate(p) / rate(read), p.peak);
