@@ -306,4 +306,111 @@ void check_gemv() {
 TEST(ParallelKernels, MatrixVectorProductsDouble) { check_gemv<double>(); }
 TEST(ParallelKernels, MatrixVectorProductsFloat) { check_gemv<float>(); }
 
+// Elementwise maps (unary, binary of equal shapes, with a scalar, with a broadcast row) over a
+// large array: element by element, so bit for bit at every thread count.
+template <class T>
+void check_maps() {
+  xgrad::Graph<T> g;
+  auto x = g.input("x", {xgrad::open, 333});
+  auto y = g.input("y", {xgrad::open, 333});
+  auto row = g.parameter("row", random<T>({333}, 9));
+  auto f = xgrad::compile({xgrad::tanh(x), x * y, x + T(2), y - row, xgrad::exp(x) / y},
+                          xgrad::CompileOptions{.tile_rows = false});
+  const xt::xarray<T> xv = random<T>({1001, 333}, 7), yv = random<T>({1001, 333}, 8);
+  expect_thread_counts<T>([&] { return f.run({{x, xv}, {y, yv}}); }, true, 0, "maps");
+}
+
+TEST(ParallelKernels, ElementwiseMapsDouble) { check_maps<double>(); }
+TEST(ParallelKernels, ElementwiseMapsFloat) { check_maps<float>(); }
+
+// Reductions over all elements and sum_to over rows: partial sums per part, so within
+// rounding across thread counts (and the same bits on every run at each count).
+template <class T>
+void check_reductions() {
+  xgrad::Graph<T> g;
+  auto x = g.input("x", {xgrad::open, 257});
+  auto b = g.parameter("b", random<T>({257}, 3));
+  auto f = xgrad::compile(
+      {xgrad::sum(x), xgrad::mean(x), xgrad::max(x), xgrad::sum_to_like(x, b), xgrad::sum(x, {1})},
+      xgrad::CompileOptions{.tile_rows = false});
+  for (std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{3001}}) {
+    const xt::xarray<T> xv = random<T>({n, 257}, 4);
+    expect_thread_counts<T>(
+        [&] {
+          return f.run({{x, xv}});
+        },
+        false, kRel<T> * static_cast<double>(n), "reductions " + std::to_string(n));
+  }
+}
+
+TEST(ParallelKernels, ReductionsDouble) { check_reductions<double>(); }
+TEST(ParallelKernels, ReductionsFloat) { check_reductions<float>(); }
+
+// A row-tiled group (X over 2 MiB: X @ w by rows, the residual, its mean, X^T @ r and a bias
+// gradient accumulated per part) against 1 thread; the residual, computed row by row, is
+// the same to the bit.
+template <class T>
+void check_tiled_group() {
+  const std::size_t n = 20011, k = 100;
+  xgrad::Graph<T> g;
+  auto X = g.input("X", {xgrad::open, Dim(k)});
+  auto y = g.input("y", {xgrad::open});
+  auto w = g.parameter("w", random<T>({k}, 5));
+  auto c = g.parameter("c", random<T>({k}, 6));
+  auto resid = xgrad::matmul(X, w) - y;
+  auto loss = xgrad::mean(xgrad::square(resid)) + xgrad::sum(xgrad::sum_to_like(X * c, c));
+  auto grads = xgrad::grad(loss, {w, c});
+  auto f = xgrad::compile({resid, loss, grads[0], grads[1]});
+  const xt::xarray<T> Xv = random<T>({n, k}, 7), yv = random<T>({n}, 8);
+  f.run({{X, Xv}, {y, yv}});
+  EXPECT_GE(f.tiled_groups(), 1u);
+  expect_thread_counts<T>(
+      [&] {
+        return std::vector{f.run({{X, Xv}, {y, yv}})[0]};
+      },
+      true, 0, "tiled residual");
+  expect_thread_counts<T>(
+      [&] {
+        const auto& r = f.run({{X, Xv}, {y, yv}});
+        return std::vector{r[1], r[2], r[3]};
+      },
+      false, kRel<T> * 100, "tiled loss and gradients");
+}
+
+TEST(ParallelKernels, RowTiledGroupDouble) { check_tiled_group<double>(); }
+TEST(ParallelKernels, RowTiledGroupFloat) { check_tiled_group<float>(); }
+
+// conv2d (im2col + gemm per image), pooling, and their gradients. The forward values and
+// the input gradient are computed image by image (bit for bit at every thread count); the
+// weight and bias gradients add per-part partial sums.
+template <class T>
+void check_conv() {
+  xgrad::Graph<T> g;
+  auto x = g.input("x", {xgrad::open, 3, 20, 20});
+  auto w = g.parameter("w", random<T>({8, 3, 5, 5}, 11));
+  auto bias = g.parameter("bias", random<T>({8}, 12));
+  auto h = xgrad::relu(xgrad::conv2d_bias(x, w, bias, {.padding = {1, 1}}));
+  auto pooled = xgrad::max_pool2d(h, {2, 2});
+  auto avg = xgrad::avg_pool2d(h, {3, 3}, {.stride = {2, 2}, .padding = {1, 1}});
+  auto loss = xgrad::sum(xgrad::square(pooled)) + xgrad::sum(avg);
+  auto grads = xgrad::grad(loss, {x, w, bias});
+  auto f = xgrad::compile({h, pooled, avg, grads[0], grads[1], grads[2]});
+  const xt::xarray<T> xv = random<T>({37, 3, 20, 20}, 13);
+  expect_thread_counts<T>(
+      [&] {
+        const auto& r = f.run({{x, xv}});
+        return std::vector{r[0], r[1], r[2], r[3]};
+      },
+      true, 0, "conv2d, pooling and the input gradient");
+  expect_thread_counts<T>(
+      [&] {
+        const auto& r = f.run({{x, xv}});
+        return std::vector{r[4], r[5]};
+      },
+      false, kRel<T> * 1000, "conv2d weight and bias gradients");
+}
+
+TEST(ParallelKernels, ConvolutionAndPoolingDouble) { check_conv<double>(); }
+TEST(ParallelKernels, ConvolutionAndPoolingFloat) { check_conv<float>(); }
+
 }  // namespace
