@@ -15,11 +15,12 @@
 /// busy, for instance from a second user thread, or a call made inside a part, runs its parts
 /// itself in part order and gives the same bits). Across thread counts, results that are
 /// computed element by element are the same: elementwise maps, pooling, conv2d and its input
-/// gradient, matrix-vector products A @ v. Results that add partial sums of the parts, in part
-/// order, may differ in the last bits: sums and means over all elements, sum_to over rows (bias
-/// gradients), A^T @ v, the accumulations of row-tiled groups, conv2d's weight and bias
-/// gradients; and matrix-matrix products, which BLAS computes on row blocks whose size depends
-/// on the thread count. At one thread, results are those of the single-threaded library.
+/// gradient, matrix-vector products A @ v on xgrad's own kernels (rows up to 16 KiB), and what a
+/// row-tiled group computes row by row with those, conv2d's bias gradient. Results that add
+/// partial sums of the parts, in part order, may differ in the last bits: sums and means over
+/// all elements, sum_to over rows (bias gradients of dense layers), A^T @ v, the accumulations
+/// of row-tiled groups, conv2d's weight gradient; and matrix-matrix products, which BLAS
+/// computes on row blocks whose size depends on the thread count. At one thread, results are those of the single-threaded library.
 #pragma once
 
 namespace xgrad {
