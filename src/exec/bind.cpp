@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "plan.hpp"
+#include "xgrad/threads.hpp"
 
 namespace xgrad::exec {
 
@@ -46,7 +47,8 @@ void Plan<T>::bind(std::span<const Feed<T>> feeds) {
 template <class T>
 void Plan<T>::bind_and_plan(std::span<const Feed<T>> feeds) {
   for (Bound<T>& b : bound) b.given = false;
-  bool reshape = !planned;
+  // A new thread count re-plans too: row-tiled groups keep blocks and partial sums per thread.
+  bool reshape = !planned || threads != num_threads();
   if (graph_alive.expired()) {
     throw GraphError("run: the graph this Function was compiled from has been destroyed");
   }

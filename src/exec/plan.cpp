@@ -5,6 +5,7 @@
 #include "plan.hpp"
 
 #include "../topo.hpp"
+#include "xgrad/threads.hpp"
 
 namespace xgrad::exec {
 
@@ -102,6 +103,7 @@ Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options, std::vector<Upd
 template <class T>
 void Plan<T>::plan() {
   ++plans;
+  threads = num_threads();
   plan_shapes();
   units.clear();
   group_buffers.clear();

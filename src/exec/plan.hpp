@@ -173,6 +173,7 @@ struct Plan {
   std::vector<T> arena;
   std::size_t plans = 0;
   bool planned = false;
+  int threads = 0;  // num_threads() when planned: row-tiled groups keep blocks per thread
 
   /// Binds the feeds (and leaf values), re-planning when a shape changed (bind.cpp).
   void bind(std::span<const Feed<T>> feeds);

@@ -2,6 +2,7 @@
 // broadcasting and its adjoint, row gather/scatter (slices and joins: slicing.cpp).
 #include <cstring>
 
+#include "../exec/thread_pool.hpp"
 #include "common.hpp"
 
 namespace xgrad {
@@ -231,6 +232,30 @@ class SumToOp final : public Op<T> {
     // would otherwise lose digits), in a per-thread scratch buffer that only grows: a
     // run with unchanged shapes allocates nothing.
     thread_local std::vector<double> scratch;
+    if (is_row_of(out.shape, in[0].shape) && out.size) {
+      // The rows summed into one: each part of the rows into partial sums of its own, added
+      // in part order (exec::parts_for, as a row-tiled group's sum_to adds them).
+      const std::size_t m = out.size, rows = in[0].size / m, parts = exec::parts_for(rows);
+      if (scratch.size() < parts * m) scratch.resize(parts * m);
+      double* acc = scratch.data();
+      const T* x = in[0].data;
+      const bool concurrent =
+          static_cast<double>(in[0].size) >= exec::kMinPartWork * static_cast<double>(parts);
+      exec::parallel_for(rows, parts, concurrent, [&](std::size_t b, std::size_t e, std::size_t p) {
+        double* a = acc + p * m;
+        std::fill(a, a + m, 0.0);
+        for (std::size_t r = b; r < e; ++r) {
+          const T* xr = x + r * m;
+          for (std::size_t j = 0; j < m; ++j) a[j] += static_cast<double>(xr[j]);
+        }
+      });
+      for (std::size_t j = 0; j < m; ++j) {
+        double total = 0;
+        for (std::size_t p = 0; p < parts; ++p) total += acc[p * m + j];
+        out.data[j] = static_cast<T>(total);
+      }
+      return;
+    }
     if (scratch.size() < out.size) scratch.resize(out.size);
     double* acc = scratch.data();
     std::fill(acc, acc + out.size, 0.0);
