@@ -1,8 +1,11 @@
 // The thread pool behind xgrad/threads.hpp. Workers wait for a new generation number: they
 // spin for a short while (the next parallel region of a run usually follows within
 // microseconds) and then block in a futex wait (std::atomic::wait), so idle workers cost no
-// CPU. One caller at a time owns the pool; a caller that finds it owned, or that is itself
-// inside a part, runs its parts alone.
+// CPU. The parts of a region are claimed one at a time, by the workers and by the caller, so
+// a worker that the system has not scheduled yet (a loaded machine) delays nothing: the
+// caller runs the parts left. Which thread runs a part never changes what it computes. One
+// caller at a time owns the pool; a caller that finds it owned, or that is itself inside a
+// part, runs its parts alone.
 #include "thread_pool.hpp"
 
 #include <dlfcn.h>
@@ -119,15 +122,18 @@ class Pool {
     }
     fn_ = fn;
     count_ = count;
-    parts_ = parts;
     for (std::size_t p = 0; p < parts; ++p) errors_[p] = nullptr;
-    pending_.store(static_cast<std::uint32_t>(workers_.size()), std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    const std::uint64_t job = (++jobs_ & 0xFFFFFF) << 40 | std::uint64_t{parts} << 20;
+    claims_.store(job | 1, std::memory_order_release);  // part 0 is the caller's
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
     run_part(0);
-    for (std::uint32_t left; (left = pending_.load(std::memory_order_acquire)) != 0;) {
-      wait_change(pending_, left);
+    std::uint32_t done = done_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    while (claim_and_run()) {
     }
+    const auto all = static_cast<std::uint32_t>(parts);
+    while ((done = done_.load(std::memory_order_acquire)) != all) wait_change(done_, done);
     for (std::size_t p = 0; p < parts; ++p) {
       if (errors_[p]) std::rethrow_exception(errors_[p]);
     }
@@ -147,25 +153,47 @@ class Pool {
     if (outer) tl_in_part = false;
   }
 
+  std::size_t parts_now() const {
+    return static_cast<std::size_t>(claims_.load(std::memory_order_relaxed) >> 20 & 0xFFFFF);
+  }
+
   void run_part(std::size_t p) {
     tl_in_part = true;
     try {
-      fn_.call(fn_.ctx, part_begin(count_, parts_, p), part_begin(count_, parts_, p + 1), p);
+      fn_.call(fn_.ctx, part_begin(count_, parts_now(), p), part_begin(count_, parts_now(), p + 1),
+               p);
     } catch (...) {
       errors_[p] = std::current_exception();
     }
     tl_in_part = false;
   }
 
-  void worker(std::size_t index, std::uint32_t seen) {
+  /// Claims the next unclaimed part of the current region and runs it; false when none is
+  /// left. The claim word holds the region's number, its part count and the next part, so a
+  /// claim on a finished region fails; a region cannot finish while a claimed part runs, so
+  /// its fields stay valid for the claimant.
+  bool claim_and_run() {
+    std::uint64_t w = claims_.load(std::memory_order_acquire);
+    for (;;) {
+      const std::uint64_t parts = w >> 20 & 0xFFFFF, next = w & 0xFFFFF;
+      if (next >= parts) return false;
+      if (claims_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+        run_part(next);
+        const auto all = static_cast<std::uint32_t>(parts);
+        if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == all) done_.notify_one();
+        return true;
+      }
+    }
+  }
+
+  void worker(std::uint32_t seen) {
     for (;;) {
       wait_change(generation_, seen);
       seen = generation_.load(std::memory_order_acquire);
       if (stop_.load(std::memory_order_acquire)) return;
-      if (index < parts_) run_part(index);
-      // Every worker acknowledges every generation, so the job's fields stay unchanged
-      // until each has read them.
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+      while (claim_and_run()) {
+      }
     }
   }
 
@@ -178,8 +206,7 @@ class Pool {
     stop_.store(false, std::memory_order_relaxed);
     workers_.reserve(static_cast<std::size_t>(n - 1));
     const std::uint32_t g0 = generation_.load(std::memory_order_relaxed);
-    for (int i = 1; i < n; ++i)
-      workers_.emplace_back([this, i, g0] { worker(std::size_t(i), g0); });
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, g0] { worker(g0); });
     threads_.store(n, std::memory_order_release);
     set_blas_threads(n);
   }
@@ -213,11 +240,13 @@ class Pool {
   std::mutex use_;  // the caller owning the pool, and resizing
   std::atomic<int> threads_{0};
   std::vector<std::thread> workers_;
-  std::atomic<std::uint32_t> generation_{0};
-  std::atomic<std::uint32_t> pending_{0};
+  std::atomic<std::uint32_t> generation_{0};  // wakes the workers
+  std::atomic<std::uint64_t> claims_{0};      // region number << 40 | parts << 20 | next part
+  std::atomic<std::uint32_t> done_{0};        // parts finished in the current region
   std::atomic<bool> stop_{false};
+  std::uint64_t jobs_ = 0;
   PartFn fn_{};
-  std::size_t count_ = 0, parts_ = 0;
+  std::size_t count_ = 0;
   std::vector<std::exception_ptr> errors_;
   int blas_saved_ = 0;
 };
