@@ -32,10 +32,22 @@ inline std::size_t part_begin(std::size_t count, std::size_t parts, std::size_t 
   return p * (count / parts) + std::min(p, count % parts);
 }
 
-/// The part count of a range of `count` items: one per thread, at most one per item (1 for an
-/// empty range).
-inline std::size_t parts_for(std::size_t count) {
+/// The part count of a range of `count` items whose work is large per item (images of a
+/// convolution): one per thread, at most one per item (1 for an empty range).
+inline std::size_t parts_per_thread(std::size_t count) {
   return std::max<std::size_t>(1, std::min(static_cast<std::size_t>(num_threads()), count));
+}
+
+/// Rows a part of a partial-sum partition holds at least.
+inline constexpr std::size_t kMinPartRows = 64;
+
+/// The part count of a range of `count` rows whose partial results are summed: one per
+/// thread, but never fewer than kMinPartRows rows a part, so that a small problem (the
+/// seed's 4 x 3 regression) sums as in one thread whatever the thread count, and its
+/// printed figures do not depend on the machine. Depends on (threads, count) only, so a
+/// row-tiled group and the untiled run over the same rows use the same parts.
+inline std::size_t parts_for(std::size_t count) {
+  return std::max<std::size_t>(1, std::min(parts_per_thread(count), count / kMinPartRows));
 }
 
 /// The part count for `count` items that each cost about `item_work` elementary operations:
@@ -44,7 +56,7 @@ inline std::size_t parts_for(std::size_t count) {
 inline std::size_t parts_for_work(std::size_t count, double item_work, double min_work) {
   const double per = std::max(item_work, 1e-9);
   const auto by_work = static_cast<std::size_t>(static_cast<double>(count) * per / min_work);
-  return std::max<std::size_t>(1, std::min(parts_for(count), by_work));
+  return std::max<std::size_t>(1, std::min(parts_per_thread(count), by_work));
 }
 
 /// run_parts for any callable f(begin, end, part).

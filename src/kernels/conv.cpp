@@ -264,7 +264,7 @@ void conv2d_grad_bias(const T* dy, T* db, const ConvGeometry& g) {
 template <class T>
 void conv2d_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
   const std::size_t chw = g.c * g.h * g.w, ohw = g.oh * g.ow, m = g.o * g.c * g.kh * g.kw;
-  const std::size_t parts = exec::parts_for(g.n);
+  const std::size_t parts = exec::parts_per_thread(g.n);
   thread_local std::vector<T> partials;
   if (partials.size() < (parts - 1) * m) partials.resize((parts - 1) * m);
   T* partial = partials.data();
