@@ -115,6 +115,7 @@ Optimizer<T>::Optimizer(std::string name, std::vector<Expr<T>> params, Schedule 
   }
   check_options(name_, opts_);
   graph_alive_ = params_[0].graph().liveness();
+  for (const Expr<T>& p : params_) values_.push_back(&p.graph().value(p));
   state_.resize(params_.size());
   work_.resize(params_.size());
   checked_lr(0);
@@ -225,9 +226,8 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
   if (graph_alive_.expired()) {
     throw GraphError(name_ + ": step() after the graph of its parameters was destroyed");
   }
-  Graph<T>& g = params_[0].graph();
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    const auto& v = g.value(params_[i]);
+    const auto& v = *values_[i];
     if (!equal_shape(grads[i].shape(), v.shape())) {
       throw ShapeError(name_ + ": the gradient for parameter " + param_name(i) + " has shape " +
                        dims(grads[i].shape()) + " but the parameter has shape " + dims(v.shape()));
@@ -257,7 +257,7 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
   const T keep = static_cast<T>(1 - lr * opts_.decoupled_weight_decay);
 
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    xt::xarray<T>& value = g.value(params_[i]);
+    xt::xarray<T>& value = *values_[i];
     const xt::xarray<T>* grad = &grads[i];
     if (transform) {
       xt::xarray<T>& w = work_[i];

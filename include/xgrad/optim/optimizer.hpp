@@ -205,6 +205,9 @@ class Optimizer {
 
   std::string name_;
   std::vector<Expr<T>> params_;
+  // The parameters' values: a parameter's array lives as long as its graph and never
+  // moves, so step() reaches it without a node lookup per parameter.
+  std::vector<xt::xarray<T>*> values_;
   std::weak_ptr<const void> graph_alive_;  // expires with the parameters' graph
   Schedule schedule_;
   Options opts_;
