@@ -208,7 +208,12 @@ struct Plan {
   /// With check_finite: throws naming the step and the flat index (from `first`) of the
   /// first non-finite value among data[0, n).
   void check_values(const Step<T>& st, const T* data, std::size_t n, std::size_t first = 0) const {
-    if (!opts.check_finite) return;
+    if (opts.check_finite) find_nonfinite(st, data, n, first);
+  }
+
+ private:
+  // check_values() with the option on, out of the executor's loop.
+  void find_nonfinite(const Step<T>& st, const T* data, std::size_t n, std::size_t first) const {
     for (std::size_t i = 0; i < n; ++i) {
       if (!std::isfinite(data[i])) {
         throw ValueError("check_finite: " + g->describe(st.id) + " produced " +
@@ -217,7 +222,6 @@ struct Plan {
     }
   }
 
- private:
   void bind_and_plan(std::span<const Feed<T>> feeds);
   /// Binds feeds that repeat the last binding's inputs, dtypes and shapes; false (nothing
   /// bound) when they do not.
