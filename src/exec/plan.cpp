@@ -85,6 +85,7 @@ Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options, std::vector<Upd
     }
   }
   leaf_shapes.resize(leaves.size());
+  for (std::uint32_t p : leaves) leaf_values.push_back(&g->node(order[p]).value.get());
   pool.reserve(op_ranks);  // room for every run-time shape of the usual rank
   args.resize(max_in);
   operand_shapes.resize(max_in);
