@@ -3,19 +3,31 @@
 // NpyDataset + DataLoader + a compiled Function, with the plain update beta -= lr * grad.
 // Reports rows per second and peak resident memory of each phase (shuffle off, a full
 // shuffle, a shuffle in blocks of 64 rows) beside a plain sequential read() of the same
-// file.
+// file, and beside one pread() per row in the shuffled epoch's order (no loader): the
+// bound of a full shuffle that reads every row by itself.
 //
-//   stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--remove] [--no-reset]
+//   stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--workers W]
+//              [--shuffled-rows R] [--cache-mib M] [--remove] [--no-reset]
 //
 // The file (G GiB of float64, default 2) is generated in DIR (default $TMPDIR or /tmp) if
 // missing and kept for later runs unless --remove is given. Peak memory is measured per
 // phase (VmHWM, reset between phases); --no-reset keeps the kernel's whole-run peak
-// intact instead, for `/usr/bin/time -v stream_npy --no-reset`.
+// intact instead, for `/usr/bin/time -v stream_npy --no-reset`. --workers: the loader's
+// prefetching threads (LoaderOptions::workers, default 1). --shuffled-rows: stop the
+// fully shuffled phases after R rows (default: the whole epoch).
+//
+// --cache-mib M: the file does not fit in the page cache. Every phase starts with the
+// file dropped from the page cache, and a thread keeps at most about M MiB of it cached
+// (every 20 ms it counts the file's cached pages with mincore and drops them all with
+// posix_fadvise DONTNEED once there are more): what a memory limit below the file size
+// does to the cache, without a cgroup. Phases then read from the disk.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -24,6 +36,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 #include <xgrad/data/data.hpp>
 #include <xgrad/xgrad.hpp>
@@ -89,6 +102,57 @@ double generate(const std::string& path, std::size_t rows) {
   return peak;
 }
 
+// Keeps at most about `mib` MiB of the file in the page cache while it lives (see
+// --cache-mib); a no-op for mib 0. Dropping the file's pages also drops them for every
+// other reader of the file, so use a file of this program's own.
+class CacheLimit {
+ public:
+  CacheLimit(const std::string& path, double mib) {
+    if (!(mib > 0)) return;
+    fd_ = ::open(path.c_str(), O_RDONLY);
+    if (fd_ < 0) throw std::runtime_error("cannot open " + path);
+    size_ = std::size_t(::lseek(fd_, 0, SEEK_END));
+    const std::size_t page = std::size_t(::sysconf(_SC_PAGESIZE));
+    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);  // never touched: no RSS
+    if (map_ == MAP_FAILED) throw std::runtime_error("cannot map " + path);
+    resident_.resize((size_ + page - 1) / page);
+    limit_pages_ = std::size_t(mib * double(1 << 20)) / page;
+    drop();
+    thread_ = std::thread([this] {
+      while (!stop_.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (::mincore(map_, size_, resident_.data()) != 0) continue;
+        std::size_t n = 0;
+        for (unsigned char c : resident_) n += c & 1;
+        if (n > limit_pages_) drop();
+      }
+    });
+  }
+  ~CacheLimit() {
+    if (fd_ < 0) return;
+    stop_ = true;
+    thread_.join();
+    ::munmap(map_, size_);
+    ::close(fd_);
+  }
+  CacheLimit(const CacheLimit&) = delete;
+  CacheLimit& operator=(const CacheLimit&) = delete;
+  std::size_t drops() const { return drops_; }
+
+ private:
+  void drop() {
+    ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
+    ++drops_;
+  }
+  int fd_ = -1;
+  std::size_t size_ = 0, limit_pages_ = 0;
+  void* map_ = nullptr;
+  std::vector<unsigned char> resident_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::size_t> drops_{0};
+  std::thread thread_;
+};
+
 struct Phase {
   const char* name;
   std::size_t rows;
@@ -119,10 +183,36 @@ Phase sequential_read(const std::string& path, std::size_t rows) {
   return p;
 }
 
-// One SGD epoch over the file; beta starts at zero. shuffle_block > 1 shuffles runs of
-// that many rows, which the dataset reads in one piece each.
+// One pread() of a row per row, in the order of the shuffled epoch (Permutation(rows, 1,
+// 0), the loader's order for seed 1, epoch 0), for the first max_rows positions: what a
+// full shuffle costs when every row is read by itself, without the loader.
+Phase random_reads(const std::string& path, std::size_t rows, std::size_t max_rows) {
+  const std::uint64_t offset = xgrad::data::ArrayFile::open_npy(path).data_offset();
+  reset_peak();
+  const auto t0 = Clock::now();
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw std::runtime_error("cannot open " + path);
+  const xgrad::data::Permutation order(rows, 1, 0);
+  const std::size_t count = std::min(rows, max_rows);
+  double row[4], sum = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const off_t at = off_t(offset + order(i) * sizeof row);
+    if (::pread(fd, row, sizeof row, at) != ssize_t(sizeof row))
+      throw std::runtime_error("short read of " + path);
+    sum += row[3];
+  }
+  ::close(fd);
+  Phase p{"one pread per row, shuffled order (bound)", count, seconds_since(t0), peak_mib()};
+  if (sum == 42) std::printf(" ");  // keep the loop
+  return p;
+}
+
+// One SGD epoch over the file (its first max_rows rows, rounded up to a batch); beta
+// starts at zero. shuffle_block > 1 shuffles runs of that many rows, which the dataset
+// reads in one piece each. lr 0: the loader alone, its batches only summed.
 Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle,
-                std::size_t shuffle_block, std::size_t batch, double lr, const char* name) {
+                std::size_t shuffle_block, std::size_t batch, double lr, std::size_t workers,
+                std::size_t max_rows, const char* name) {
   reset_peak();
   const auto t0 = Clock::now();
   xgrad::Graph<double> g;
@@ -131,15 +221,29 @@ Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle,
   auto beta = g.parameter("beta", xt::zeros<double>({3}));
   auto loss = 0.5 * xgrad::mean(xgrad::square(y - xgrad::matmul(X, beta)));
   auto step = xgrad::compile({loss, xgrad::grad(loss, {beta})[0]});  // compiled once
-  xgrad::data::DataLoader loader(
-      data, {.batch_size = batch, .shuffle = shuffle, .seed = 1, .shuffle_block = shuffle_block});
+  xgrad::data::DataLoader loader(data, {.batch_size = batch,
+                                        .shuffle = shuffle,
+                                        .seed = 1,
+                                        .workers = workers,
+                                        .shuffle_block = shuffle_block});
   double last_loss = 0;
   std::size_t rows = 0;
+  if (lr == 0) {  // the loader alone: batches summed, no SGD step
+    for (const auto& b : loader.epoch(0)) {
+      last_loss += b.targets(0);
+      rows += b.size();
+      if (rows >= max_rows) break;
+    }
+    Phase p{name, rows, seconds_since(t0), peak_mib()};
+    if (last_loss == 42) std::printf(" ");  // keep the loop
+    return p;
+  }
   for (const auto& b : loader.epoch(0)) {
     const auto& out = step.run(b.feeds(X, y));
     g.value(beta) -= lr * out[1];
     last_loss = out[0]();
     rows += b.size();
+    if (rows >= max_rows) break;
   }
   Phase p{name, rows, seconds_since(t0), peak_mib()};
   const auto& bv = g.value(beta);
@@ -150,16 +254,16 @@ Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle,
 
 int usage() {
   std::fprintf(stderr,
-               "usage: stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--remove] "
-               "[--no-reset]\n");
+               "usage: stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--workers W] "
+               "[--shuffled-rows R] [--cache-mib M] [--remove] [--no-reset]\n");
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  double gib = 2.0, lr = 0.1;
-  std::size_t batch = 1024;
+  double gib = 2.0, lr = 0.1, cache_mib = 0;
+  std::size_t batch = 1024, workers = 1, shuffled_rows = SIZE_MAX;
   bool remove = false;
   const char* tmp = std::getenv("TMPDIR");
   std::string dir = tmp && *tmp ? tmp : "/tmp";
@@ -174,6 +278,12 @@ int main(int argc, char** argv) {
       batch = std::size_t(std::atoll(argv[++i]));
     } else if (a == "--lr" && has_value) {
       lr = std::atof(argv[++i]);
+    } else if (a == "--workers" && has_value) {
+      workers = std::size_t(std::atoll(argv[++i]));
+    } else if (a == "--shuffled-rows" && has_value) {
+      shuffled_rows = std::size_t(std::atoll(argv[++i]));
+    } else if (a == "--cache-mib" && has_value) {
+      cache_mib = std::atof(argv[++i]);
     } else if (a == "--remove") {
       remove = true;
     } else if (a == "--no-reset") {
@@ -182,7 +292,7 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  if (!(gib > 0) || batch == 0) return usage();
+  if (!(gib > 0) || batch == 0 || workers == 0 || shuffled_rows == 0) return usage();
   const auto rows = std::size_t(gib * double(1ull << 30) / 32);
   const std::string path = dir + "/xgrad_stream_linreg_" + std::to_string(rows) + ".npy";
   try {
@@ -200,40 +310,67 @@ int main(int argc, char** argv) {
       peak = generate(path, rows);
     }
     const double file_gib = double(rows) * 32 / (1 << 30);
-    std::printf("file %.2f GiB, batch %zu, lr %g; peak RSS per phase (VmHWM%s)\n", file_gib, batch,
-                lr, reset_peak() ? ", reset per phase" : ", since start");
-    // An untimed read first: every phase then reads from the page cache, whatever the
-    // kernel evicted since the file was written (a cold first phase measured the disk).
-    sequential_read(path, rows);
-    const Phase read = sequential_read(path, rows);
-    print(read);
-    xgrad::data::NpyDataset<double> data(path, {0, 1, 2}, {3});
-    const Phase seq = sgd_epoch(data, false, 1, batch, lr, "SGD epoch, shuffle off");
-    print(seq);
-    const Phase shuf = sgd_epoch(data, true, 1, batch, lr, "SGD epoch, shuffled");
-    print(shuf);
-    const Phase blocks =
-        sgd_epoch(data, true, 64, batch, lr, "SGD epoch, shuffled in blocks of 64 rows");
-    print(blocks);
-    const auto vs_read = [&](const Phase& p) {
-      return (double(p.rows) / p.secs) / (double(read.rows) / read.secs);
-    };
     std::printf(
-        "loader / plain read: %.2f (shuffle off), %.2f (shuffled), %.2f (shuffled in blocks of "
-        "64 rows)\n",
-        vs_read(seq), vs_read(shuf), vs_read(blocks));
-    for (const Phase* p : {&read, &seq, &shuf, &blocks}) peak = std::max(peak, p->peak);
+        "file %.2f GiB, batch %zu, lr %g, %zu loader worker(s); peak RSS per phase (VmHWM%s)\n",
+        file_gib, batch, lr, workers, reset_peak() ? ", reset per phase" : ", since start");
+    if (cache_mib > 0) {
+      std::printf(
+          "page cache for the file limited to about %.0f MiB (dropped at each phase's start)\n",
+          cache_mib);
+    } else {
+      // An untimed read first: every phase then reads from the page cache, whatever the
+      // kernel evicted since the file was written (a cold first phase measured the disk).
+      sequential_read(path, rows);
+    }
+    std::vector<Phase> phases;
+    auto run = [&](auto&& phase) {
+      const CacheLimit limit(path, cache_mib);
+      phases.push_back(phase());
+      print(phases.back());
+      if (cache_mib > 0) std::printf("  (page cache dropped %zu times)\n", limit.drops());
+    };
+    run([&] { return sequential_read(path, rows); });
+    xgrad::data::NpyDataset<double> data(path, {0, 1, 2}, {3});
+    run([&] {
+      return sgd_epoch(data, false, 1, batch, lr, workers, SIZE_MAX, "SGD epoch, shuffle off");
+    });
+    run([&] {
+      return sgd_epoch(data, true, 1, batch, lr, workers, shuffled_rows, "SGD epoch, shuffled");
+    });
+    run([&] { return random_reads(path, rows, shuffled_rows); });
+    run([&] {
+      return sgd_epoch(data, true, 64, batch, lr, workers, SIZE_MAX,
+                       "SGD epoch, shuffled in blocks of 64 rows");
+    });
+    run([&] {
+      return sgd_epoch(data, false, 1, batch, 0, workers, SIZE_MAX,
+                       "the loader alone, shuffle off (no SGD)");
+    });
+    const Phase &read = phases[0], &seq = phases[1], &shuf = phases[2], &bound = phases[3],
+                &blocks = phases[4];
+    const auto rate = [](const Phase& p) { return double(p.rows) / p.secs; };
+    std::printf(
+        "loader / plain read: %.2f (shuffle off), %.3f (shuffled), %.2f (shuffled in blocks of "
+        "64 rows); shuffled / one pread per row: %.2f\n",
+        rate(seq) / rate(read), rate(shuf) / rate(read), rate(blocks) / rate(read),
+        rate(shuf) / rate(bound));
+    for (const Phase& p : phases) peak = std::max(peak, p.peak);
     std::printf("peak RSS of the whole run: %.1f MiB, for a %.0f MiB file\n", peak,
                 file_gib * 1024);
     // Markdown rows for scripts/bench.sh: one run per phase (an epoch over a file of
     // gigabytes needs no repetitions to be stable).
-    for (const Phase* p : {&read, &seq, &shuf, &blocks}) {
-      const double rate = double(p->rows) / p->secs;
+    char setting[96] = "";
+    if (workers > 1) std::snprintf(setting, sizeof setting, ", %zu workers", workers);
+    if (cache_mib > 0) {
+      const std::size_t n = std::strlen(setting);
+      std::snprintf(setting + n, sizeof setting - n, ", page cache %.0f MiB", cache_mib);
+    }
+    for (const Phase& p : phases) {
       std::printf(
-          "MD | 5. .npy %.2f GiB, %zu rows x 4 f64, batch %zu | %s | %.2f s | %.2f M rows/s "
-          "| %.2f GB/s | %.2f | %.1f MiB |\n",
-          file_gib, p->rows, batch, p->name, p->secs, rate / 1e6, rate * 32 / 1e9,
-          rate / (double(read.rows) / read.secs), p->peak);
+          "MD | 5. .npy %.2f GiB, %zu rows x 4 f64, batch %zu%s | %s | %.2f s | %.2f M rows/s "
+          "| %.2f GB/s | %.3f | %.1f MiB |\n",
+          file_gib, p.rows, batch, setting, p.name, p.secs, rate(p) / 1e6, rate(p) * 32 / 1e9,
+          rate(p) / rate(read), p.peak);
     }
     if (remove) std::remove(path.c_str());
   } catch (const std::exception& e) {

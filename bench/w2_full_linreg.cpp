@@ -13,12 +13,19 @@
 //                      graph that reads X once per step through BLAS)
 //   kernels by hand    the same with xgrad's own kernels (xgrad/kernels.hpp), in 40 KiB
 //                      and in 8-row blocks: xgrad's row-tiled executor minus its overhead
-// Also: a plain read of X (OpenBLAS dasum) for the memory bandwidth, and GB/s of each
-// variant counted as bytes of X per step / time per step.
+// xgrad and its kernels by hand run twice: with the kernels the CPU allows (AVX-512 where
+// present) and capped at AVX2 (kernels::gemv_limit_isa(1)).
+// Also the memory bandwidth, by reading X once per step: STREAM-style sums of X with 8
+// independent vector accumulators (AVX-512 and AVX2, one core), the limit of a step that
+// reads X once; and OpenBLAS dasum, twice per step. GB/s of each variant counted as bytes
+// of X per step / time per step, and each variant's GB/s as a share of the read limit.
 //
 //   w2_full_linreg [ROWS] [COLS] [STEPS]
 #include <cmath>
 #include <random>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <xgrad/kernels.hpp>  // the library's own matrix-vector kernels, for the limits
 #include <xgrad/xgrad.hpp>
 #include <xtensor-blas/xblas.hpp>
@@ -34,6 +41,59 @@ void gemv(bool trans, std::size_t rows, std::size_t cols, double alpha, const do
                    trans ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans,
                    static_cast<I>(rows), static_cast<I>(cols), alpha, A, static_cast<I>(cols), x, 1,
                    beta, y, 1);
+}
+
+// Sum of p[0, n): a STREAM-style read with 8 independent accumulators, so that the
+// additions never wait for one another and the loads alone set the pace.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx512f"))) double read_avx512(const double* p, std::size_t n) {
+  __m512d a[8];
+  for (auto& v : a) v = _mm512_setzero_pd();
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) a[k] = _mm512_add_pd(a[k], _mm512_loadu_pd(p + i + 8 * k));
+  }
+  alignas(64) double t[8];
+  __m512d s = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(a[0], a[1]), _mm512_add_pd(a[2], a[3])),
+                            _mm512_add_pd(_mm512_add_pd(a[4], a[5]), _mm512_add_pd(a[6], a[7])));
+  _mm512_store_pd(t, s);
+  double r = 0;
+  for (double v : t) r += v;
+  for (; i < n; ++i) r += p[i];
+  return r;
+}
+__attribute__((target("avx2"))) double read_avx2(const double* p, std::size_t n) {
+  __m256d a[8];
+  for (auto& v : a) v = _mm256_setzero_pd();
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) a[k] = _mm256_add_pd(a[k], _mm256_loadu_pd(p + i + 4 * k));
+  }
+  alignas(32) double t[4];
+  __m256d s = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(a[0], a[1]), _mm256_add_pd(a[2], a[3])),
+                            _mm256_add_pd(_mm256_add_pd(a[4], a[5]), _mm256_add_pd(a[6], a[7])));
+  _mm256_store_pd(t, s);
+  double r = t[0] + t[1] + t[2] + t[3];
+  for (; i < n; ++i) r += p[i];
+  return r;
+}
+bool have(bool wide) {
+  return wide ? __builtin_cpu_supports("avx512f") : __builtin_cpu_supports("avx2");
+}
+#else
+double read_avx512(const double*, std::size_t) { return 0; }
+double read_avx2(const double*, std::size_t) { return 0; }
+bool have(bool) { return false; }
+#endif
+
+// Runs f with xgrad's matrix-vector kernels capped at AVX2, then restores the cap.
+template <class F>
+void with_avx2(F&& f) {
+  const int before = xgrad::kernels::gemv_limit_isa(1);
+  f();
+  xgrad::kernels::gemv_limit_isa(before);
 }
 
 }  // namespace
@@ -84,6 +144,15 @@ int main(int argc, char** argv) {
                   xgrad_steps(steps);
                 }});
   vs.back().steps = xgrad_steps;
+  const bool avx2_too = xgrad::kernels::gemv_isa() == 2;  // an AVX-512 machine
+  if (avx2_too) {
+    vs.push_back({"xgrad, kernels capped at AVX2", "xgrad", [&] {
+                    with_avx2([&] {
+                      g.value(beta).fill(0);
+                      xgrad_steps(steps);
+                    });
+                  }});
+  }
 
 #ifdef XGRAD_BENCH_HAVE_TORCH
   auto tX =
@@ -168,10 +237,26 @@ int main(int argc, char** argv) {
     vs.push_back(
         {"xgrad's kernels by hand, 40 KiB blocks", "limit", [&] { one_pass(block, true); }});
     vs.push_back({"xgrad's kernels by hand, 8-row blocks", "limit", [&] { one_pass(8, true); }});
+    if (avx2_too) {
+      vs.push_back({"xgrad's kernels by hand, 8-row blocks, AVX2", "limit",
+                    [&] { with_avx2([&] { one_pass(8, true); }); }});
+    }
+  }
+
+  // ---- the memory bandwidth: X read once per step, STREAM-style (the limit)
+  double sink = 0;
+  std::vector<std::string> reads;  // names of the STREAM-style variants
+  for (const bool wide : {true, false}) {
+    if (!have(wide)) continue;
+    reads.push_back(wide ? "STREAM-style read of X, AVX-512, 8 accumulators"
+                         : "STREAM-style read of X, AVX2, 8 accumulators");
+    vs.push_back({reads.back(), "read", [&, wide] {
+                    for (int it = 0; it < steps; ++it)
+                      sink += wide ? read_avx512(X.data(), n * k) : read_avx2(X.data(), n * k);
+                  }});
   }
 
   // ---- a plain read of X (OpenBLAS dasum: vectorised, one pass), twice per step
-  double sink = 0;
   vs.push_back({"plain read of X (dasum), x2 per step", "read", [&] {
                   using I = xt::blas_index_t;
                   for (int it = 0; it < 2 * steps; ++it) {
@@ -202,10 +287,28 @@ int main(int argc, char** argv) {
     return 1;
   }
 #endif
+  // The read limit: the faster STREAM-style read (X once per step); every variant's GB/s
+  // of X (per step) as a share of it.
+  double limit = 0;
+  std::string limit_name;
   for (const auto& v : vs) {
-    if (v.kind != "read") continue;
-    bench::note("%s: %.1f GB/s (two passes over X per step, so twice the column's figure)",
-                v.name.c_str(), 2 * bytes_x * steps / v.median() / 1e9);
+    const double gbs = bytes_x * steps / v.median() / 1e9;
+    if (v.name.rfind("STREAM", 0) == 0 && gbs > limit) limit = gbs, limit_name = v.name;
+    if (v.name.rfind("plain read", 0) == 0) {
+      bench::note("%s: %.1f GB/s (two passes over X per step, so twice the column's figure)",
+                  v.name.c_str(), 2 * gbs);
+    }
+  }
+  if (limit > 0) {
+    bench::note(
+        "read limit: %.1f GB/s (%s, median); GB/s of X per step against it (target >= "
+        "0.70 for every path that reads X once per step):",
+        limit, limit_name.c_str());
+    for (const auto& v : vs) {
+      if (v.kind == "read") continue;
+      const double gbs = bytes_x * steps / v.median() / 1e9;
+      bench::note("  %s: %.1f GB/s, %.2f of the limit", v.name.c_str(), gbs, gbs / limit);
+    }
   }
   return 0;
 }

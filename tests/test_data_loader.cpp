@@ -627,7 +627,8 @@ long long read_syscalls() {
   return at ? std::atoll(at + 7) : -1;
 }
 
-// Runs of adjacent rows in a batch: the reads NpyDataset makes for it.
+// Runs of adjacent rows in a batch: NpyDataset reads a batch with at most this many reads
+// (fewer where runs lie within a page of each other).
 std::size_t runs(std::vector<std::size_t> idx) {
   std::sort(idx.begin(), idx.end());
   std::size_t r = 0;
@@ -665,7 +666,7 @@ TEST(LoaderBlockShuffle, NpyBatchesNeedAboutBatchOverBlockReads) {
       for (std::size_t k = 0; k < idx.size(); ++k)
         ASSERT_EQ(batch.targets(k), double(4 * idx[k] + 3));
       if (counted) {
-        EXPECT_EQ(reads, static_cast<long long>(runs(idx))) << "batch " << b;
+        EXPECT_LE(reads, static_cast<long long>(runs(idx))) << "batch " << b;
       }
       (loader == &blocked ? blocked_reads : full_reads) += runs(idx);
       if (loader != &blocked) continue;

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -284,6 +285,71 @@ TEST(NpyDataset, TwoFilesOrColumnsOfOneFile) {
     }
   }
   for (int s : seen) EXPECT_EQ(s, 1);
+}
+
+// Rows gathered in any order, with repeats, runs, neighbours a few rows apart (read
+// together) and rows far apart, from rows narrower and wider than a page; from the page
+// cache and from a file just dropped from it (read after asking the kernel for every
+// span at once); and a visitor that reads rows of another file while it visits.
+TEST(NpyDataset, GathersAnyRowsInAnyOrderCachedOrNot) {
+  TempDir dir;
+  std::mt19937_64 rng(11);
+  for (const std::size_t cols : {std::size_t{4}, std::size_t{1000}}) {
+    SCOPED_TRACE("row of " + std::to_string(cols) + " float64");
+    const std::size_t n = cols == 4 ? 20000 : 300;
+    xt::xarray<double> a = xt::xarray<double>::from_shape({n, cols});
+    for (std::size_t i = 0; i < a.size(); ++i) a.data()[i] = double(i);
+    const std::string path = dir.file("rows" + std::to_string(cols) + ".npy");
+    xgrad::data::save_npy(path, a);
+    const ArrayFile f = ArrayFile::open_npy(path);
+    for (int round = 0; round < 40; ++round) {
+      if (round % 10 == 0) {  // out of the page cache (clean pages only: sync first)
+        const int fd = ::open(path.c_str(), O_RDONLY);
+        ASSERT_GE(fd, 0);
+        ::fdatasync(fd);
+        ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        ::close(fd);
+      }
+      std::vector<std::size_t> idx;
+      const std::size_t m = 1 + rng() % 300;
+      while (idx.size() < m) {
+        const std::size_t r = rng() % n;
+        switch (rng() % 4) {
+          case 0:  // a run
+            for (std::size_t t = 0; t < 1 + rng() % 9 && r + t < n; ++t) idx.push_back(r + t);
+            break;
+          case 1:  // a repeat of an earlier row, or a close neighbour of it
+            idx.push_back(idx.empty() ? r : std::min(n - 1, idx[rng() % idx.size()] + rng() % 3));
+            break;
+          default:
+            idx.push_back(r);
+        }
+      }
+      std::vector<double> got(idx.size() * cols, -1);
+      f.gather<double>(idx, got.data());
+      for (std::size_t k = 0; k < idx.size(); ++k) {
+        for (std::size_t c = 0; c < cols; c += cols / 4) {
+          ASSERT_EQ(got[k * cols + c], double(idx[k] * cols + c)) << "k " << k << " row " << idx[k];
+        }
+      }
+    }
+  }
+  const ArrayFile small = ArrayFile::open_npy(dir.file("rows4.npy"));
+  const ArrayFile wide = ArrayFile::open_npy(dir.file("rows1000.npy"));
+  const std::vector<std::size_t> outer = {5, 6, 7, 100, 2}, inner = {299, 0, 1};
+  std::size_t visited = 0;
+  small.visit_rows(outer, [&](std::size_t k, const std::byte* row) {
+    double v;
+    std::memcpy(&v, row, sizeof v);
+    EXPECT_EQ(v, double(outer[k] * 4));
+    std::vector<double> w(inner.size() * 1000);
+    wide.gather<double>(inner, w.data());
+    for (std::size_t j = 0; j < inner.size(); ++j) EXPECT_EQ(w[j * 1000], double(inner[j] * 1000));
+    std::memcpy(&v, row, sizeof v);  // the outer row is intact after the nested read
+    EXPECT_EQ(v, double(outer[k] * 4));
+    ++visited;
+  });
+  EXPECT_EQ(visited, outer.size());
 }
 
 TEST(NpyDataset, ReadsOnlyTheRequestedRowsOfAHugeFile) {

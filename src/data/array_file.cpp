@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <numeric>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -177,6 +177,54 @@ std::size_t convert_any(StoredFormat f, const std::byte* src, std::size_t n, U* 
   return n;
 }
 
+// --- row reads ---------------------------------------------------------------------------
+
+// Rows rows[k, k + count) are first, first + 1, ...
+struct Run {
+  std::size_t first, count, k;
+};
+// Rows [first, first + count) of the file, read at once: runs [run_begin, run_end).
+struct Span {
+  std::size_t first, count, run_begin, run_end;
+};
+
+// What visit_rows needs per call, kept per thread so that a steady stream of batches
+// allocates nothing; the buffer is not zeroed (every byte used is read first).
+struct ReadScratch {
+  std::vector<Run> runs;
+  std::vector<Span> spans;
+  std::vector<std::size_t> missed;
+  std::unique_ptr<std::byte[]> buf;
+  std::size_t capacity = 0;
+  bool busy = false;
+
+  std::byte* buffer(std::size_t n) {
+    if (capacity < n) {
+      buf.reset();
+      buf.reset(new std::byte[n]);
+      capacity = n;
+    }
+    return buf.get();
+  }
+};
+
+// The thread's scratch, or `fallback` when a visitor reads rows itself (nested calls).
+class ScratchLease {
+ public:
+  explicit ScratchLease(ReadScratch& fallback) {
+    thread_local ReadScratch mine;
+    s_ = mine.busy ? &fallback : &mine;
+    s_->busy = true;
+  }
+  ~ScratchLease() { s_->busy = false; }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  ReadScratch& get() { return *s_; }
+
+ private:
+  ReadScratch* s_;
+};
+
 }  // namespace
 
 // --- ArrayFile ---------------------------------------------------------------------------
@@ -254,26 +302,68 @@ void ArrayFile::visit_rows_impl(std::span<const std::size_t> rows, Visitor visit
     for (std::size_t k = 0; k < m; ++k) visit(ctx, k, f.memory.data() + f.offset + rows[k] * rb);
     return;
   }
-  // Visit in file order so that adjacent rows are read together.
-  std::vector<std::size_t> order(m);
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  if (!std::is_sorted(rows.begin(), rows.end())) {
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return rows[a] < rows[b]; });
+  // Runs of consecutive rows in the requested order (a block shuffle's blocks, a whole
+  // batch in file order), sorted by first row and read as spans: runs that touch or lie
+  // within kGap bytes of each other share one read of at most max(4 MiB, one row).
+  constexpr std::size_t kGap = 4096, kSpan = std::size_t{4} << 20;
+  const std::size_t gap_rows = kGap / rb, cap_rows = std::max<std::size_t>(1, kSpan / rb);
+  ReadScratch local;
+  ScratchLease lease(local);
+  ReadScratch& s = lease.get();
+  s.runs.clear();
+  for (std::size_t k = 0; k < m; ++k) {
+    if (k > 0 && rows[k] == rows[k - 1] + 1 && s.runs.back().count < cap_rows) {
+      ++s.runs.back().count;
+    } else {
+      s.runs.push_back({rows[k], 1, k});
+    }
   }
-  const std::size_t cap_rows = std::max<std::size_t>(1, (std::size_t{4} << 20) / rb);
-  std::vector<std::byte> buf;
-  for (std::size_t i = 0; i < m;) {
-    const std::size_t first = rows[order[i]];
-    std::size_t j = i + 1;
-    while (j < m && rows[order[j]] - rows[order[j - 1]] <= 1 && rows[order[j]] - first < cap_rows)
+  std::sort(s.runs.begin(), s.runs.end(),
+            [](const Run& a, const Run& b) { return a.first < b.first; });
+  s.spans.clear();
+  std::size_t longest = 0;
+  for (std::size_t i = 0; i < s.runs.size();) {
+    const std::size_t lo = s.runs[i].first;
+    std::size_t hi = lo + s.runs[i].count, j = i + 1;
+    while (j < s.runs.size() && s.runs[j].first <= hi + gap_rows &&
+           std::max(hi, s.runs[j].first + s.runs[j].count) - lo <= cap_rows) {
+      hi = std::max(hi, s.runs[j].first + s.runs[j].count);
       ++j;
-    const std::size_t count = rows[order[j - 1]] - first + 1;
-    if (buf.size() < count * rb) buf.resize(count * rb);
-    f.read(f.offset + std::uint64_t{first} * rb, count * rb, buf.data());
-    for (std::size_t t = i; t < j; ++t)
-      visit(ctx, order[t], buf.data() + (rows[order[t]] - first) * rb);
+    }
+    s.spans.push_back({lo, hi - lo, i, j});
+    longest = std::max(longest, hi - lo);
     i = j;
+  }
+  std::byte* buf = s.buffer(longest * rb);
+  auto visit_span = [&](const Span& sp) {
+    for (std::size_t r = sp.run_begin; r < sp.run_end; ++r) {
+      const Run& run = s.runs[r];
+      const std::byte* p = buf + (run.first - sp.first) * rb;
+      for (std::size_t t = 0; t < run.count; ++t) visit(ctx, run.k + t, p + t * rb);
+    }
+  };
+  // Spans in the page cache are read and visited at once; for the others the kernel is
+  // asked to fetch them all in the background before they are read one by one, so that a
+  // batch not in the cache waits for the disk about once rather than once per span.
+  s.missed.clear();
+  for (std::size_t i = 0; i < s.spans.size(); ++i) {
+    const Span& sp = s.spans[i];
+    if (detail::pread_cached(f.fd.get(), f.offset + std::uint64_t{sp.first} * rb, sp.count * rb,
+                             buf)) {
+      visit_span(sp);
+    } else {
+      s.missed.push_back(i);
+    }
+  }
+  if (s.missed.size() > 1) {
+    for (std::size_t i : s.missed)
+      detail::will_need(f.fd.get(), f.offset + std::uint64_t{s.spans[i].first} * rb,
+                        s.spans[i].count * rb);
+  }
+  for (std::size_t i : s.missed) {
+    const Span& sp = s.spans[i];
+    f.read(f.offset + std::uint64_t{sp.first} * rb, sp.count * rb, buf);
+    visit_span(sp);
   }
 }
 

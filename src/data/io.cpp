@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -70,6 +72,27 @@ void pread_exact(int fd, const std::string& path, std::uint64_t offset, std::siz
     }
     done += static_cast<std::size_t>(r);
   }
+}
+
+bool pread_cached(int fd, std::uint64_t offset, std::size_t n, void* dst) {
+#ifdef RWF_NOWAIT
+  // Off for good once the kernel or file system refuses the flag.
+  static std::atomic<bool> supported{true};
+  if (!supported.load(std::memory_order_relaxed)) return false;
+  iovec v{dst, n};
+  const ssize_t r = ::preadv2(fd, &v, 1, static_cast<off_t>(offset), RWF_NOWAIT);
+  if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) {
+    supported.store(false, std::memory_order_relaxed);
+  }
+  return r >= 0 && static_cast<std::size_t>(r) == n;
+#else
+  (void)fd, (void)offset, (void)n, (void)dst;
+  return false;
+#endif
+}
+
+void will_need(int fd, std::uint64_t offset, std::size_t n) {
+  (void)::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(n), POSIX_FADV_WILLNEED);
 }
 
 bool is_gzip(const std::byte* head, std::size_t n) {

@@ -49,6 +49,13 @@ Fd open_read(const std::string& path, std::uint64_t& size);
 /// Reads exactly n bytes at offset (retrying short reads); DataError naming the byte
 /// offset when the file ends early or the read fails.
 void pread_exact(int fd, const std::string& path, std::uint64_t offset, std::size_t n, void* dst);
+/// Reads exactly n bytes at offset if they are all in the page cache, without waiting for
+/// the disk (preadv2 with RWF_NOWAIT); false when some are not, the kernel cannot tell,
+/// or the read fails (pread_exact then reads them and reports errors).
+bool pread_cached(int fd, std::uint64_t offset, std::size_t n, void* dst);
+/// Asks the kernel to start reading bytes [offset, offset + n) into the page cache in the
+/// background (posix_fadvise WILLNEED), so that many reads can be in flight at once.
+void will_need(int fd, std::uint64_t offset, std::size_t n);
 /// True when the first bytes are the gzip magic number 1f 8b.
 bool is_gzip(const std::byte* head, std::size_t n);
 /// The whole decompressed content of a gzip file (one or more members), inflated in-process

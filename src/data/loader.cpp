@@ -1,5 +1,5 @@
 // DataLoader and its epochs (see include/xgrad/data/loader.hpp): the order of each epoch,
-// and the worker thread that gathers batches ahead of the consumer.
+// and the worker threads that gather batches ahead of the consumer.
 #include "xgrad/data/loader.hpp"
 
 #include <cxxabi.h>
@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -15,6 +14,7 @@
 #include <thread>
 #include <typeinfo>
 #include <utility>
+#include <vector>
 
 #include "instantiate.hpp"
 
@@ -38,12 +38,20 @@ PositionRange shard_batch_positions(std::size_t n, std::size_t batch_size, std::
   return {b * batch_size * shards + shard * c, c};
 }
 
+namespace {
+constexpr std::size_t kMaxWorkers = 256;  // LoaderOptions::workers; more is a mistake
+}  // namespace
+
 template <Element T, Element L>
 DataLoader<T, L>::DataLoader(const Dataset<T, L>& data, const LoaderOptions& options)
     : data_(&data), n_(data.size()), opts_(options) {
   if (opts_.batch_size == 0) throw DataError("DataLoader: batch_size 0: expected at least 1");
   if (opts_.shuffle_block == 0) {
     throw DataError("DataLoader: shuffle_block 0: expected at least 1 row per block");
+  }
+  if (opts_.workers == 0 || opts_.workers > kMaxWorkers) {
+    throw DataError("DataLoader: workers " + std::to_string(opts_.workers) + ": expected 1 to " +
+                    std::to_string(kMaxWorkers) + " prefetching threads (prefetch = 0 for none)");
   }
   if (n_ == 0) throw DataError("DataLoader: the data set is empty: expected at least 1 example");
   if (opts_.shards == 0 || opts_.shard >= opts_.shards || opts_.shards > n_) {
@@ -108,69 +116,101 @@ Batch<T, L> DataLoader<T, L>::batch(std::size_t epoch, std::size_t b) const {
   return out;
 }
 
-// Gathers the epoch's batches in order into a queue it keeps at most `prefetch` long; a
-// gather that throws ends the work, and its exception is queued for the consumer.
+// Gathers the epoch's batches ahead of the consumer on min(workers, prefetch) threads.
+// Batches are claimed in order, at most `prefetch` claimed and not yet taken by the
+// consumer; batch b is gathered into slot b mod prefetch, which batch b - prefetch has
+// left by then, so the consumer takes them in order whatever thread finishes first. A
+// gather that throws stores its exception in its slot and no batch after it is claimed:
+// the consumer receives the batches before it, then the exception.
 template <Element T, Element L>
-struct DataLoader<T, L>::Epoch::Worker {
-  struct Item {
+struct DataLoader<T, L>::Epoch::Workers {
+  struct Slot {
     Batch<T, L> batch;
     std::exception_ptr error;
+    bool ready = false;
   };
 
-  Worker(const DataLoader& loader, std::size_t epoch, std::size_t first, std::size_t count)
-      : loader(loader), epoch(epoch), first(first), count(count), thread([this] { work(); }) {}
-  ~Worker() {
+  Workers(const DataLoader& loader, std::size_t epoch, std::size_t first, std::size_t count)
+      : loader(loader),
+        epoch(epoch),
+        count(count),
+        slots(loader.opts_.prefetch),
+        claimed(first),
+        taken(first),
+        failed(count) {
+    const std::size_t n = std::min(loader.opts_.workers, loader.opts_.prefetch);
+    threads.reserve(n);
+    try {
+      for (std::size_t i = 0; i < n; ++i) threads.emplace_back([this] { work(); });
+    } catch (...) {
+      stop_and_join();
+      throw;
+    }
+  }
+  ~Workers() { stop_and_join(); }
+
+  void stop_and_join() {
     {
       std::lock_guard<std::mutex> lock(mutex);
       stop = true;
     }
-    cv.notify_all();
-    thread.join();
+    can_claim.notify_all();
+    for (std::thread& t : threads) t.join();
   }
 
-  // The next batch, waiting for the worker if need be.
-  Item pop() {
-    Item item;
+  // Moves the next batch (or its gather's exception) out of its slot into out, waiting
+  // for it if need be; out's previous arrays are freed outside the lock.
+  void take(Batch<T, L>& out, std::exception_ptr& error) {
+    Batch<T, L> next;
     {
       std::unique_lock<std::mutex> lock(mutex);
-      cv.wait(lock, [this] { return !queue.empty(); });
-      item = std::move(queue.front());
-      queue.pop_front();
+      Slot& s = slots[taken % slots.size()];
+      is_ready.wait(lock, [&] { return s.ready; });
+      std::swap(next, s.batch);
+      std::swap(error, s.error);
+      s.ready = false;
+      ++taken;
     }
-    cv.notify_all();
-    return item;
+    can_claim.notify_one();  // a slot is free
+    out = std::move(next);
   }
 
   void work() {
-    for (std::size_t b = first; b < count; ++b) {
-      {
-        std::unique_lock<std::mutex> lock(mutex);
-        cv.wait(lock, [this] { return stop || queue.size() < loader.opts_.prefetch; });
-        if (stop) return;
-      }
-      Item item;
+    std::unique_lock<std::mutex> lock(mutex);
+    for (;;) {
+      can_claim.wait(lock, [this] {
+        return stop || claimed >= count || claimed > failed || claimed < taken + slots.size();
+      });
+      if (stop || claimed >= count || claimed > failed) return;
+      const std::size_t b = claimed++;
+      lock.unlock();
+      Batch<T, L> batch;
+      std::exception_ptr error;
       try {
-        item.batch = loader.batch(epoch, b);
+        batch = loader.batch(epoch, b);
       } catch (...) {
-        item.error = std::current_exception();
+        error = std::current_exception();
       }
-      const bool failed = static_cast<bool>(item.error);
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        queue.push_back(std::move(item));
-      }
-      cv.notify_all();
-      if (failed) return;
+      lock.lock();
+      Slot& s = slots[b % slots.size()];
+      s.batch = std::move(batch);
+      s.error = std::move(error);
+      s.ready = true;
+      if (s.error) failed = std::min(failed, b);
+      is_ready.notify_one();  // one consumer
     }
   }
 
   const DataLoader& loader;
-  const std::size_t epoch, first, count;
+  const std::size_t epoch, count;
   std::mutex mutex;
-  std::condition_variable cv;
-  std::deque<Item> queue;
+  std::condition_variable can_claim, is_ready;
+  std::vector<Slot> slots;  // one per batch in flight
+  std::size_t claimed;      // the next batch to claim
+  std::size_t taken;        // the next batch the consumer takes
+  std::size_t failed;       // the first batch whose gather threw (count: none)
   bool stop = false;
-  std::thread thread;  // last: starts once everything it reads is constructed
+  std::vector<std::thread> threads;  // last: started once everything they read exists
 };
 
 template <Element T, Element L>
@@ -189,8 +229,8 @@ template <Element T, Element L>
 typename DataLoader<T, L>::Epoch::iterator DataLoader<T, L>::Epoch::begin() {
   if (started_) throw DataError("DataLoader::Epoch: begin() called twice: an epoch is single-pass");
   started_ = true;
-  if (loader_->opts_.prefetch > 0)
-    worker_ = std::make_unique<Worker>(*loader_, epoch_, next_, count_);
+  if (loader_->opts_.prefetch > 0 && next_ < count_)
+    workers_ = std::make_unique<Workers>(*loader_, epoch_, next_, count_);
   advance();
   return iterator(this);
 }
@@ -203,16 +243,17 @@ void DataLoader<T, L>::Epoch::advance() {
     current_ = {};
     return;
   }
-  if (!worker_) {
+  if (!workers_) {
     current_ = loader_->batch(epoch_, next_++);
     return;
   }
-  typename Worker::Item item = worker_->pop();
-  if (item.error) {
+  std::exception_ptr error;
+  workers_->take(current_, error);
+  if (error) {
     done_ = true;
-    std::rethrow_exception(item.error);
+    current_ = {};
+    std::rethrow_exception(error);
   }
-  current_ = std::move(item.batch);
   ++next_;
 }
 

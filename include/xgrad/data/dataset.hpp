@@ -99,8 +99,9 @@ struct Batch {
 };
 
 /// A data set: a number of examples and a way to gather any of them into a Batch.
-/// gather() is called from the loader's worker thread, so it must not modify shared
-/// state without its own locking (every built-in data set is safe for that).
+/// gather() is called from the loader's worker threads, several at once with
+/// LoaderOptions::workers > 1, so it must not modify shared state without its own
+/// locking (every built-in data set is safe for that).
 template <Element T, Element L = T>
 class Dataset {
  public:

@@ -1,6 +1,6 @@
 /// @file loader.hpp
-/// @brief DataLoader: shuffled, non-overlapping minibatches every epoch, prefetched by a
-/// background thread, ready to bind to a compiled Function.
+/// @brief DataLoader: shuffled, non-overlapping minibatches every epoch, prefetched by
+/// background threads, ready to bind to a compiled Function.
 ///
 /// @code
 /// xgrad::data::NpyDataset<double> data("X.npy", "y.npy");
@@ -36,9 +36,18 @@ struct LoaderOptions {
   std::uint64_t seed = 0;
   /// Drop the last batch of an epoch when it would hold fewer than batch_size examples.
   bool drop_last = false;
-  /// Batches a background thread gathers ahead of the consumer (0: every batch is
-  /// gathered in the consumer's thread, when it is reached).
+  /// Batches gathered ahead of the consumer by background threads, at most this many at
+  /// a time, ready or in progress (0: every batch is gathered in the consumer's thread,
+  /// when it is reached).
   std::size_t prefetch = 2;
+  /// Threads that gather the prefetched batches, 1 to 256 (min(workers, prefetch) are
+  /// started; none with prefetch 0). More than one pays where a gather waits on slow
+  /// reads (a file not in the page cache, a network file system, decoding) while
+  /// another could run: each thread gathers whole batches, which the consumer still
+  /// receives in order, with the same contents whatever the number of threads. With
+  /// several threads the data set's gather() is called from several threads at once
+  /// (every built-in data set allows that).
+  std::size_t workers = 1;
   /// Shuffle runs of this many consecutive examples instead of single examples (1: a
   /// full shuffle): epoch e visits the runs in a seeded order and the examples of a run
   /// in their natural order (Permutation(n, seed, e, shuffle_block)). What it buys: a
@@ -93,8 +102,8 @@ class DataLoader {
   class Epoch;
 
   /// A loader over data with these settings. Throws DataError for a batch size or a
-  /// shuffle block of 0, an empty data set, or drop_last with fewer examples than one
-  /// batch.
+  /// shuffle block of 0, workers outside 1 to 256, an empty data set, or drop_last with
+  /// fewer examples than one batch.
   DataLoader(const Dataset<T, L>& data, const LoaderOptions& options);
   /// A loader over data in shuffled batches of batch_size, with the other settings at
   /// their defaults (LoaderOptions).
@@ -125,14 +134,15 @@ class DataLoader {
   std::vector<std::size_t> batch_indices(std::size_t epoch, std::size_t b) const;
   /// Batch b of epoch e, gathered now in the calling thread (random access to batches).
   Batch<T, L> batch(std::size_t epoch, std::size_t b) const;
-  /// The batches of epoch e as a range for range-for; with prefetch > 0 a worker thread
-  /// gathers ahead, and an exception it raises is rethrown in the consumer.
+  /// The batches of epoch e as a range for range-for; with prefetch > 0 worker threads
+  /// gather ahead, and an exception one raises is rethrown in the consumer when it
+  /// reaches that batch (the batches before it are delivered first).
   Epoch epoch(std::size_t e) const { return Epoch(*this, e); }
   /// The batches of epoch e from batch `first` on: where a run resumed from a checkpoint
   /// taken in the middle of an epoch continues (the batches are those of epoch(e)).
   Epoch epoch(std::size_t e, std::size_t first) const { return Epoch(*this, e, first); }
 
-  /// One epoch's batches, a single-pass range. Owns the worker thread, which it stops and
+  /// One epoch's batches, a single-pass range. Owns the worker threads, which it stops and
   /// joins when destroyed (also when the loop is left early). Neither copyable nor movable.
   class Epoch {
    public:
@@ -168,7 +178,7 @@ class DataLoader {
     Epoch(const DataLoader& loader, std::size_t e, std::size_t first = 0);
     Epoch(const Epoch&) = delete;
     Epoch& operator=(const Epoch&) = delete;
-    /// Stops and joins the worker.
+    /// Stops and joins the workers (after the gathers in progress return).
     ~Epoch();
 
     /// Starts the epoch and returns an iterator at its first batch; callable once.
@@ -181,7 +191,7 @@ class DataLoader {
     std::size_t number() const { return epoch_; }
 
    private:
-    struct Worker;  // the prefetching thread and its queue (src/data/loader.cpp)
+    struct Workers;  // the prefetching threads and their slots (src/data/loader.cpp)
     void advance();
 
     const DataLoader* loader_;
@@ -189,7 +199,7 @@ class DataLoader {
     std::size_t next_ = 0;
     bool started_ = false, done_ = false;
     Batch<T, L> current_;
-    std::unique_ptr<Worker> worker_;
+    std::unique_ptr<Workers> workers_;
   };
 
  private:
