@@ -56,10 +56,9 @@ std::vector<std::size_t> shape_of(const A& a) {
   throw data::DataError(path + ": " + what);
 }
 
-}  // namespace
-
+// The archive itself (save_checkpoint decides which process writes it).
 template <class T>
-void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras& extras) {
+void write_checkpoint(const Trainer<T>& t, const std::string& path, const Extras& extras) {
   data::NpzWriter w(path);
   json state = json::array();
   for (const auto& s : t.state()) {
@@ -94,6 +93,7 @@ void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras&
       {"format", kFormat},
       {"version", checkpoint_version},
       {"dtype", dtype_text<T>()},
+      {"processes", t.processes()},
       {"position",
        {{"epoch", t.epoch()},
         {"batch", t.batch()},
@@ -111,6 +111,15 @@ void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras&
   };
   w.add_text(kJson, doc.dump(1));
   w.commit();
+}
+
+}  // namespace
+
+template <class T>
+void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras& extras) {
+  if (t.is_root()) write_checkpoint(t, path, extras);
+  // No process goes on (and might read the file) before it is complete.
+  if (Replicas<T>* r = t.replicas()) r->barrier();
 }
 
 template <class T>
@@ -133,6 +142,15 @@ Extras load_checkpoint(Trainer<T>& t, const std::string& path) {
     if (doc.at("dtype").get<std::string>() != dtype_text<T>()) {
       fail(path, "a " + doc.at("dtype").get<std::string>() + " checkpoint, the trainer is " +
                      dtype_text<T>());
+    }
+    // Each process's shard of every epoch depends on their number: the run continues
+    // exactly only on as many.
+    const std::size_t processes = doc.value("processes", std::size_t{1});
+    if (processes != t.processes()) {
+      fail(path, "checkpoint of a run on " + std::to_string(processes) +
+                     " processes, this run has " + std::to_string(t.processes()) +
+                     ": resume it on " + std::to_string(processes) +
+                     " (the data's shards depend on the number of processes)");
     }
 
     // Every difference from the trainer's model, all listed before anything is written.
@@ -245,7 +263,8 @@ ModelCheckpoint<T>::ModelCheckpoint(CheckpointOptions options)
       best_(std::numeric_limits<double>::quiet_NaN()) {}
 
 template <class T>
-void ModelCheckpoint<T>::on_train_begin(Trainer<T>&) {
+void ModelCheckpoint<T>::on_train_begin(Trainer<T>& t) {
+  if (!t.is_root()) return;
   std::error_code ec;
   fs::create_directories(opts_.directory, ec);
   if (ec) {
@@ -263,7 +282,7 @@ void ModelCheckpoint<T>::write(Trainer<T>& t) {
   if (kept_.empty() || kept_.back() != path) kept_.push_back(path);
   while (opts_.keep_last > 0 && kept_.size() > opts_.keep_last) {
     std::error_code ec;
-    fs::remove(kept_.front(), ec);
+    if (t.is_root()) fs::remove(kept_.front(), ec);
     kept_.erase(kept_.begin());
   }
 }
