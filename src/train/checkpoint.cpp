@@ -56,6 +56,11 @@ std::vector<std::size_t> shape_of(const A& a) {
   throw data::DataError(path + ": " + what);
 }
 
+// "1 process", "3 processes".
+std::string processes_text(std::size_t n) {
+  return std::to_string(n) + (n == 1 ? " process" : " processes");
+}
+
 // The archive itself (save_checkpoint decides which process writes it).
 template <class T>
 void write_checkpoint(const Trainer<T>& t, const std::string& path, const Extras& extras) {
@@ -147,10 +152,9 @@ Extras load_checkpoint(Trainer<T>& t, const std::string& path) {
     // exactly only on as many.
     const std::size_t processes = doc.value("processes", std::size_t{1});
     if (processes != t.processes()) {
-      fail(path, "checkpoint of a run on " + std::to_string(processes) +
-                     " processes, this run has " + std::to_string(t.processes()) +
-                     ": resume it on " + std::to_string(processes) +
-                     " (the data's shards depend on the number of processes)");
+      fail(path, "checkpoint of a run on " + processes_text(processes) + ", this run has " +
+                     processes_text(t.processes()) + ": resume it on " + processes_text(processes) +
+                     " (each process's shard of the data depends on their number)");
     }
 
     // Every difference from the trainer's model, all listed before anything is written.

@@ -66,8 +66,7 @@ void check_same_batches(Replicas<T>* replicas, const data::DataLoader<T, L>& loa
   if (!replicas) return;
   replicas->check_same(std::string(what) + ": the batch size", loader.options().batch_size);
   replicas->check_same(std::string(what) + ": the batches per epoch", loader.num_batches());
-  replicas->check_same(std::string(what) + ": the examples per epoch",
-                       loader.examples_per_epoch());
+  replicas->check_same(std::string(what) + ": the examples per epoch", loader.examples_per_epoch());
 }
 
 // Runs f over a loader's batches (epoch 0) and feeds the metrics their statistics (outputs

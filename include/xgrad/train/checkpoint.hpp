@@ -61,7 +61,8 @@ std::string latest_checkpoint(const std::string& directory);
 
 /// Options of ModelCheckpoint.
 struct CheckpointOptions {
-  /// Folder of the checkpoints (created if missing): step-NNNNNNNNN.npz (the step count) and best.npz.
+  /// Folder of the checkpoints (created if missing): step-NNNNNNNNN.npz (the step count) and
+  /// best.npz.
   std::string directory = "checkpoints";
   /// Write after every this many epochs (0: never at epoch ends).
   std::size_t every_epochs = 1;
