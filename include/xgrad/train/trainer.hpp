@@ -14,7 +14,9 @@
 /// const auto& history = trainer.fit(loader, {.epochs = 10, .validation = &val_loader});
 /// @endcode
 /// What fit runs per batch is exactly the explicit loop: `out = step.run(batch.feeds(x,
-/// y)); opt.step(out, first_grad);`, plus a sum per metric statistic.
+/// y)); opt.step(out, first_grad);`, plus a sum per metric statistic. On several
+/// processes (TrainerOptions::replicas, train/replicas.hpp) `out` is first combined over
+/// them, as `avg.average(step.run(...))` is in xgrad::dist's explicit loop.
 #pragma once
 
 #include <chrono>
