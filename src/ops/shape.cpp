@@ -350,8 +350,16 @@ class ScatterOp final : public Op<T> {
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
     if (in[1].size() != 1)
       throw std::invalid_argument("indices must be 1-d, got " + shape_str(in[1]));
-    if (in[0].size() != in[2].size() || in[0].empty()) {
+    auto differ = [](Dim a, Dim b) { return a != b && a != open && b != open; };
+    bool fits = in[0].size() == in[2].size() && !in[0].empty();
+    for (std::size_t i = 1; fits && i < in[0].size(); ++i) fits = !differ(in[0][i], in[2][i]);
+    if (!fits) {
       throw std::invalid_argument("rows " + shape_str(in[0]) + " do not fit " + shape_str(in[2]));
+    }
+    // One row per index: forward reads in[0] row k for index k.
+    if (differ(in[0][0], in[1][0])) {
+      throw std::invalid_argument("rows " + shape_str(in[0]) + " and indices " + shape_str(in[1]) +
+                                  " differ in count");
     }
     return in[2];
   }
