@@ -180,18 +180,16 @@ std::vector<double> fingerprint(const std::vector<xt::xarray<double>>& values,
 }
 
 // True on every rank when every rank's vector has rank 0's bytes.
-bool same_on_all_ranks(const dist::Session& mpi, const std::vector<double>& mine) {
+bool same_on_all_ranks(const std::vector<double>& mine) {
   std::vector<double> root = mine;
   MPI_Bcast(root.data(), static_cast<int>(root.size()), MPI_DOUBLE, 0, MPI_COMM_WORLD);
   int same = std::memcmp(root.data(), mine.data(), mine.size() * sizeof(double)) == 0;
   MPI_Allreduce(MPI_IN_PLACE, &same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  (void)mpi;
   return same == 1;
 }
 
 // The largest value over the ranks (NaN counts as infinite).
-double worst(const dist::Session& mpi, double local) {
-  (void)mpi;
+double worst(double local) {
   double w = std::isnan(local) ? INFINITY : local;
   MPI_Allreduce(MPI_IN_PLACE, &w, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return w;
@@ -224,8 +222,8 @@ void check_equal_to_one_process(const dist::Session& mpi, const Sets& sets) {
   data::DataLoader<double> val(sets.val, mpi.shard({.batch_size = 7, .shuffle = false}));
   many.trainer->fit(loader, {.epochs = epochs, .validation = &val});
 
-  const double dp = worst(mpi, max_abs_diff(many.values(), one.values()));
-  const double dh = worst(mpi, history_diff(many.trainer->history(), one.trainer->history()));
+  const double dp = worst(max_abs_diff(many.values(), one.values()));
+  const double dh = worst(history_diff(many.trainer->history(), one.trainer->history()));
   mpi.log() << "fit, " << R << " ranks x batch " << kGlobalBatch / R << " vs 1 process x batch "
             << kGlobalBatch << ", " << epochs << " epochs of Adam: max |parameter difference| "
             << dp << ", max relative history difference " << dh << "\n";
@@ -235,7 +233,7 @@ void check_equal_to_one_process(const dist::Session& mpi, const Sets& sets) {
         "history has the metrics and the validation columns");
   check(mpi, replicas->averager().steps() == epochs * kTrain / kGlobalBatch,
         "one combine per training step");
-  check(mpi, same_on_all_ranks(mpi, fingerprint(many.values(), many.trainer->history())),
+  check(mpi, same_on_all_ranks(fingerprint(many.values(), many.trainer->history())),
         "parameters and history bit-identical across ranks");
 
   // Trainer::evaluate on every rank's shard: the figures of the whole validation set.
@@ -262,7 +260,7 @@ void check_classification(const dist::Session& mpi, const Sets& sets) {
   data::DataLoader<double, std::int64_t> vr(sets.val_classes,
                                             mpi.shard({.batch_size = 16 / R, .shuffle = false}));
   many.trainer->fit(lr, {.epochs = 3, .validation = &vr});
-  const double dh = worst(mpi, history_diff(many.trainer->history(), one.trainer->history()));
+  const double dh = worst(history_diff(many.trainer->history(), one.trainer->history()));
   check(mpi, dh < 1e-12, "classifier: history (loss, accuracy, val_accuracy) as in one process");
 
   train::ConfusionMatrix<double> cm1(3), cmr(3);
@@ -298,7 +296,7 @@ void check_early_stopping(const dist::Session& mpi, const Sets& sets) {
   check(mpi, one.trainer->history().size() < 60, "early stopping stops the one-process run");
   check(mpi, epochs == one.trainer->history().size(), "early stopping at the one-process epoch");
   check(mpi, mpi.sum(double(epochs)) == double(epochs * R), "early stopping: same epoch on all");
-  check(mpi, same_on_all_ranks(mpi, fingerprint(many.values(), {})),
+  check(mpi, same_on_all_ranks(fingerprint(many.values(), {})),
         "restored best weights equal on all ranks");
 }
 
@@ -404,7 +402,6 @@ void check_rank0_output(const dist::Session& mpi, const Sets& sets) {
 
 // Fails on one rank at its 3rd batch inside fit: an exception, or a NaN in its data.
 void fail_in_fit(const dist::Session& mpi, Sets sets, bool nan) {
-  const std::size_t R = mpi.size();
   const int bad = nan ? mpi.size() - 1 : 1;
   data::DataLoader<double> probe(sets.train, mpi.shard({.batch_size = 4, .seed = 5}));
   if (nan && mpi.rank() == bad) {  // a NaN target in this rank's 3rd batch
@@ -421,7 +418,6 @@ void fail_in_fit(const dist::Session& mpi, Sets sets, bool nan) {
   Regression model(0, std::make_shared<dist::DataParallel<double>>(mpi));
   if (!nan && mpi.rank() == bad) model.trainer->add(std::make_shared<Throw>());
   model.trainer->fit(loader, {.epochs = 100});
-  (void)R;
 }
 
 }  // namespace
