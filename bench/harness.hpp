@@ -3,10 +3,13 @@
 // rows for scripts/bench.sh, and counting of heap allocations.
 //
 // Threads: XGRAD_THREADS, else OPENBLAS_NUM_THREADS, else 1, capped at the number of
-// hardware threads. It is applied to OpenBLAS (openblas_set_num_threads, shared by xgrad
-// and LibTorch, which links the same libopenblas) and to LibTorch's intra-op pool
-// (torch::set_num_threads) with one inter-op thread, so no variant gets more cores than
-// another and the machine is never oversubscribed.
+// hardware threads. It is applied to xgrad (xgrad::set_num_threads: its own pool, which keeps
+// OpenBLAS at one thread and splits the products itself) and to LibTorch's intra-op pool
+// (torch::set_num_threads) with one inter-op thread. LibTorch and the hand-written limits
+// call OpenBLAS (the same libopenblas as xgrad) for their products, so while a variant of
+// another kind than "xgrad" runs, OpenBLAS gets the same number of threads (and one again
+// for xgrad's variants): no variant gets more cores than another and the machine is never
+// oversubscribed.
 //
 // Repetitions: XGRAD_BENCH_REPS (default per program), after one warm-up run of every
 // variant. Each repetition runs every variant once, in a fixed order (A B C A B C ...),
@@ -33,6 +36,8 @@
 #ifdef XGRAD_BENCH_HAVE_TORCH
 #include <torch/torch.h>
 #endif
+
+#include <xgrad/threads.hpp>
 
 #include "counting.hpp"  // tests/alloc/counting.hpp
 
@@ -75,18 +80,38 @@ inline int thread_setting() {
   return std::clamp(n, 1, hw);
 }
 
-/// Applies the thread setting to OpenBLAS and LibTorch; prints it. Call first in main.
+/// The thread setting applied by setup_threads.
+inline int& threads_in_use() {
+  static int n = 1;
+  return n;
+}
+
+/// OpenBLAS's threads while a variant of this kind runs: xgrad's own variants leave it at
+/// xgrad's setting (one thread beside xgrad's pool), every other kind gets all the threads.
+inline void blas_threads_for(const std::string& kind) {
+  const int n = threads_in_use();
+  if (n > 1) openblas_set_num_threads(kind == "xgrad" ? 1 : n);
+}
+
+/// Applies the thread setting to xgrad, OpenBLAS and LibTorch; prints it. Call first in main.
 inline int setup_threads(const char* program) {
   int n = thread_setting();
-  openblas_set_num_threads(n);
+  threads_in_use() = n;
+  xgrad::set_num_threads(n);
+  if (n == 1) openblas_set_num_threads(1);
 #ifdef XGRAD_BENCH_HAVE_TORCH
   torch::set_num_threads(n);
   torch::set_num_interop_threads(1);
-  std::printf("%s: threads %d (OpenBLAS %d, core %s; LibTorch %d intra-op, 1 inter-op)\n", program,
-              n, openblas_get_num_threads(), openblas_get_corename(), torch::get_num_threads());
+  std::printf(
+      "%s: threads %d (xgrad %d, OpenBLAS %d beside xgrad and %d for the others, core %s; "
+      "LibTorch %d intra-op, 1 inter-op)\n",
+      program, n, xgrad::num_threads(), openblas_get_num_threads(), n, openblas_get_corename(),
+      torch::get_num_threads());
 #else
-  std::printf("%s: threads %d (OpenBLAS %d, core %s; LibTorch not built)\n", program, n,
-              openblas_get_num_threads(), openblas_get_corename());
+  std::printf(
+      "%s: threads %d (xgrad %d, OpenBLAS %d beside xgrad and %d for the others, core %s; "
+      "LibTorch not built)\n",
+      program, n, xgrad::num_threads(), openblas_get_num_threads(), n, openblas_get_corename());
 #endif
   return n;
 }
@@ -127,11 +152,13 @@ struct Variant {
 inline void count_step_allocations(std::vector<Variant>& vs, int k) {
   for (Variant& v : vs) {
     if (!v.steps) continue;
+    blas_threads_for(v.kind);
     AllocCount a = count_allocations([&] { v.steps(k); });
     if (a.own < 0) continue;
     v.allocs_own = static_cast<double>(a.own) / k;
     v.allocs_foreign = static_cast<double>(a.foreign) / k;
   }
+  blas_threads_for("xgrad");
 }
 
 /// What a run moves or computes, for the throughput column: `amount` per run in `unit`
@@ -170,10 +197,17 @@ inline void compare(std::vector<Variant>& vs, int repetitions) {
       std::exit(2);
     }
   }
-  for (Variant& v : vs) v.run();
-  for (int r = 0; r < repetitions; ++r) {
-    for (Variant& v : vs) v.seconds.push_back(seconds_of(v.run));
+  for (Variant& v : vs) {
+    blas_threads_for(v.kind);
+    v.run();
   }
+  for (int r = 0; r < repetitions; ++r) {
+    for (Variant& v : vs) {
+      blas_threads_for(v.kind);
+      v.seconds.push_back(seconds_of(v.run));
+    }
+  }
+  blas_threads_for("xgrad");
 }
 
 /// "1.23 ms"-style rendering of a duration.

@@ -10,8 +10,11 @@
 # docs/benchmarks.md (--no-doc: print only). --quick: fewer repetitions and a smaller
 # streaming file, for a smoke test.
 #
-# Environment: XGRAD_THREADS (default 1) is the one thread setting, applied to OpenBLAS and
-# LibTorch alike (OPENBLAS_NUM_THREADS and OMP_NUM_THREADS are set from it);
+# Threads: every workload runs at 1 thread and at 2 (XGRAD_BENCH_THREADS="1 2" by default),
+# each count applied to xgrad (xgrad::set_num_threads), LibTorch (torch::set_num_threads) and
+# the OpenBLAS calls of LibTorch and the limits alike (XGRAD_THREADS, OPENBLAS_NUM_THREADS and
+# OMP_NUM_THREADS are set from it; see bench/harness.hpp); the tables have a thread column.
+# Environment:
 # XGRAD_BENCH_REPS overrides every program's repetition count; XGRAD_BENCH_BUILD_DIR
 # (default build-bench) is the build directory; XGRAD_BENCH_TORCH=OFF skips LibTorch.
 set -euo pipefail
@@ -53,7 +56,8 @@ cmake --build "$build" -j"$(nproc)" --target "${programs[@]}"
 
 export LC_ALL=C
 cores=$(nproc --all)  # before OMP_NUM_THREADS is set: nproc honours it
-export XGRAD_THREADS=${XGRAD_THREADS:-1}
+thread_counts=(${XGRAD_BENCH_THREADS:-1 2})
+export XGRAD_THREADS=${thread_counts[0]}
 export OPENBLAS_NUM_THREADS=$XGRAD_THREADS OMP_NUM_THREADS=$XGRAD_THREADS
 # OpenBLAS 0.3.21 does not know the newest AVX-512 Xeons (family 6, model 207) and falls back
 # to its Prescott kernels; name the AVX-512 ones (xgrad and LibTorch share this library).
@@ -70,12 +74,22 @@ fi
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
+# The workloads at every thread count; the others once, at the first.
+threaded=" w1_seed_linreg w2_full_linreg w3_mlp w4_tanh_chain w6_cnn "
 for p in "${programs[@]}"; do
-  echo
-  echo "===== $p ====="
-  args=()
-  [ "$p" = stream_npy ] && args=("${stream_args[@]}")
-  "$build/bench/$p" "${args[@]}" | tee "$log/$p.txt"
+  counts=("${thread_counts[0]}")
+  [[ "$threaded" == *" $p "* ]] && counts=("${thread_counts[@]}")
+  for t in "${counts[@]}"; do
+    echo
+    echo "===== $p ($t thread(s)) ====="
+    args=()
+    [ "$p" = stream_npy ] && args=("${stream_args[@]}")
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >"$log/$p.t$t.txt"
+    XGRAD_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$build/bench/$p" "${args[@]}" |
+      tee -a "$log/$p.t$t.txt"
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$log/$p.t$t.txt"
+    [ "$t" = "${thread_counts[0]}" ] && cp "$log/$p.t$t.txt" "$log/$p.txt"
+  done
 done
 # W5 again with two prefetching threads (LoaderOptions::workers).
 echo
@@ -110,10 +124,33 @@ fi
 [ "$write_doc" = 1 ] || exit 0
 
 # ---------------------------------------------------------------- docs/benchmarks.md
-md_rows() {  # the Markdown table of one program
-  echo "| workload | variant | min | median | max | median per unit | throughput (median) | heap allocations per unit | LibTorch / this (median; min) |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-  grep '^MD |' "$log/$1.txt" | sed 's/^MD //'
+md_rows() {  # the Markdown table of one program: a row per variant and thread count
+  echo "| threads | workload | variant | min | median | max | median per unit | throughput (median) | heap allocations per unit | LibTorch / this (median; min) |"
+  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  local f t
+  for f in "$log/$1".t*.txt; do
+    [ -e "$f" ] || f="$log/$1.txt"
+    t=${f##*.t}
+    t=${t%.txt}
+    grep '^MD |' "$f" | sed "s/^MD | /| $t | /"
+  done
+}
+md_loads() {  # the load averages around each run of one program
+  local f t
+  for f in "$log/$1".t*.txt; do
+    t=${f##*.t}
+    t=${t%.txt}
+    echo "- $t thread(s): $(grep '^load average before' "$f" | sed 's/^load //'), $(grep '^load average after' "$f" | sed 's/^load //')"
+  done
+}
+md_speedup() {  # xgrad's first variant, 1 thread over 2 threads (median), when both ran
+  local a b
+  a=$(grep -m1 '^MD |' "$log/$1.t1.txt" 2>/dev/null | awk -F'|' '{print $5}')
+  b=$(grep -m1 '^MD |' "$log/$1.t2.txt" 2>/dev/null | awk -F'|' '{print $5}')
+  [ -n "$a" ] && [ -n "$b" ] || return 0
+  awk -v a="$a" -v b="$b" 'function s(x, v, u) { split(x, v, " "); u = v[2];
+      return v[1] * (u == "s" ? 1 : u == "ms" ? 1e-3 : u == "us" ? 1e-6 : 1e-9) }
+    BEGIN { printf "- xgrad (%s), 2 threads against 1: **%.2fx** the speed (medians)\n", "first variant", s(a) / s(b) }'
 }
 md_stream() {  # the streaming tables (one run per phase), 1 and 2 loader workers
   echo "| workload | variant | time | rows/s | GB/s | / plain read | peak RSS |"
@@ -149,7 +186,7 @@ their effect" at the end is kept by hand and survives regeneration.
 | cores | $cores |
 | OpenBLAS core | $(fact openblas_core) |
 | OpenBLAS build | $(fact openblas_config) |
-| threads | $(fact threads) for OpenBLAS (xgrad's matrix products) and LibTorch (intra-op; 1 inter-op); XGRAD_THREADS=$XGRAD_THREADS |
+| threads | ${thread_counts[*]}: each workload once per count, applied to xgrad (its own pool; OpenBLAS at 1 thread beside it), LibTorch (intra-op; 1 inter-op) and OpenBLAS for LibTorch and the limits |
 | LibTorch | $(fact libtorch) |
 | compiler | $(c++ --version | head -1) |
 | xgrad commit | $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)') |
@@ -165,7 +202,12 @@ Targets: LibTorch / xgrad >= 35; xgrad within 50x of the hand-written loop.
 
 $(md_rows w1_seed_linreg)
 
+$(md_speedup w1_seed_linreg)
 $(md_notes w1_seed_linreg)
+
+Load averages:
+
+$(md_loads w1_seed_linreg)
 
 ## 2. Full-batch linear regression (memory-bound)
 
@@ -175,7 +217,12 @@ kernel path that reads X once per step (xgrad's kernels at AVX-512 and at AVX2, 
 
 $(md_rows w2_full_linreg)
 
+$(md_speedup w2_full_linreg)
 $(md_notes w2_full_linreg)
+
+Load averages:
+
+$(md_loads w2_full_linreg)
 
 ## 3. MLP on Fashion-MNIST (GEMM-bound)
 
@@ -183,7 +230,12 @@ Target: LibTorch / xgrad >= 1.0; GFLOP/s against the same products on OpenBLAS d
 
 $(md_rows w3_mlp)
 
+$(md_speedup w3_mlp)
 $(md_notes w3_mlp)
+
+Load averages:
+
+$(md_loads w3_mlp)
 
 ## 4. Chain of 100000 scalar tanh steps (graph building)
 
@@ -192,7 +244,12 @@ included (both sides build, differentiate, run and free the whole chain every ru
 
 $(md_rows w4_tanh_chain)
 
+$(md_speedup w4_tanh_chain)
 $(md_notes w4_tanh_chain)
+
+Load averages:
+
+$(md_loads w4_tanh_chain)
 
 ## 5. Streaming a .npy file through the DataLoader
 
@@ -216,7 +273,12 @@ on OpenBLAS directly; no allocation per steady-state step.
 
 $(md_rows w6_cnn)
 
+$(md_speedup w6_cnn)
 $(md_notes w6_cnn)
+
+Load averages:
+
+$(md_loads w6_cnn)
 
 ## 7. Workload 3 data-parallel over MPI (xgrad::dist)
 

@@ -85,7 +85,8 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     NodeId id = *it;
     if (!(flag[id] & kRel)) continue;
-    if (auto m = more.find(id); m != more.end()) {
+    // Most graphs have few nodes with several contributions: no hash per node then.
+    if (auto m = more.empty() ? more.end() : more.find(id); m != more.end()) {
       m->second.insert(m->second.begin(), Expr<T>(&g, adj[id]));
       adj[id] = total(m->second).id();
       more.erase(m);

@@ -17,6 +17,12 @@
 
 namespace xgrad {
 
+void detail::throw_invalid_expr() {
+  throw GraphError(
+      "use of an invalid (empty) Expr handle (default-constructed, or a gradient that does "
+      "not exist)");
+}
+
 std::string shape_str(std::span<const Dim> shape) {
   std::string s = "(";
   for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -216,12 +222,6 @@ std::string Graph<T>::describe(NodeId id) const {
 }
 
 template <class T>
-bool Graph<T>::is_scalar_constant(NodeId id, T v) const {
-  const Node<T>& n = node(id);
-  return n.kind == NodeKind::constant && n.shape.empty() && n.value.data()[0] == v;
-}
-
-template <class T>
 bool Graph<T>::same_runtime_shape(NodeId a, NodeId b) const {
   const Shape& sa = node(a).shape;
   const Shape& sb = node(b).shape;
@@ -304,12 +304,20 @@ Expr<T> Graph<T>::scalar(T v) {
   // identical expressions over it merge. A scalar renamed since is not reused.
   std::uint64_t bits = 0;
   std::memcpy(&bits, &v, sizeof(T));
+  // The scalars used last (a chain's 0.9 and 0.1) are found without hashing.
+  RecentScalar& recent = recent_scalars_[(bits * 0x9E3779B97F4A7C15ull) >> (64 - kRecentBits)];
+  if (recent.id != kNone && recent.bits == bits && at(recent.id).name.empty()) {
+    return Expr<T>(this, recent.id);
+  }
   auto [it, fresh] = scalars_.try_emplace(bits, kNone);
-  if (!fresh && at(it->second).name.empty()) return Expr<T>(this, it->second);
-  Node<T>& n = new_node();
-  n.kind = NodeKind::constant;
-  n.value = xt::xarray<T>(v);
-  it->second = static_cast<NodeId>(size_ - 1);
+  if (fresh || !at(it->second).name.empty()) {
+    Node<T>& n = new_node();
+    n.kind = NodeKind::constant;
+    n.value = xt::xarray<T>(v);
+    it->second = static_cast<NodeId>(size_ - 1);
+  }
+  recent.bits = bits;
+  recent.id = it->second;
   return Expr<T>(this, it->second);
 }
 
@@ -403,7 +411,7 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
   if (in_ids_.size() + inputs.size() >= kNone) {
     throw GraphError("graph is full (too many operand references)");
   }
-  in_ids_.insert(in_ids_.end(), inputs.begin(), inputs.end());
+  for (NodeId i : inputs) in_ids_.push_back(i);  // (a range insert calls memmove)
   for (NodeId i : inputs) {
     if (uses_.size() >= kNone) throw GraphError("graph is full (too many operand references)");
     uses_.push_back({id, uses_of_[i].first});

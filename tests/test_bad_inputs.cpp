@@ -192,6 +192,18 @@ std::vector<Case> silent_results() {
        XGRAD_KIND(ShapeError),
        empty_run([](Graph<double>&, Expr<double> x) { return mse(x, 2.0 * x); }, {0}),
        {"mean", "empty", "(0,)"}},
+      {"rmse_of_empty_batch",
+       XGRAD_KIND(ShapeError),
+       empty_run([](Graph<double>&, Expr<double> x) { return rmse(x, 2.0 * x); }, {0}),
+       {"rmse", "no elements", "(0,)"}},
+      {"rmse_of_static_empty",
+       XGRAD_KIND(ShapeError),
+       [] {
+         Graph<double> g;
+         auto e = g.parameter("e", xt::xarray<double>::from_shape({0}));
+         rmse(e, g.constant(xt::xarray<double>::from_shape({0})));
+       },
+       {"rmse", "no elements", "'e'", "(0,)"}},
       {"cross_entropy_of_empty_batch",
        XGRAD_KIND(ShapeError),
        [] {

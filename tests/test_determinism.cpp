@@ -1,7 +1,8 @@
 // Determinism: tutorial 5's training (an MLP, Adam with a cosine schedule, shuffled
 // minibatches from the DataLoader; reduced here to synthetic data and a small network)
 // gives the same parameters to the last bit whether the loader prefetches batches in its
-// worker thread or gathers them in the training thread, and from run to run.
+// worker thread or gathers them in the training thread, and from run to run; with xgrad on
+// two threads (products split across them) too.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -68,12 +69,14 @@ struct Trained {
   double first_loss = 0, last_loss = 0;
 };
 
-// 300 Adam steps over shuffled batches of 32 (tutorial 5's loop), with this prefetch.
-Trained train(const data::Dataset<float, std::int64_t>& set, std::size_t prefetch) {
+// 300 Adam steps over shuffled batches of 32 (tutorial 5's loop), with this prefetch and
+// these layer sizes.
+Trained train(const data::Dataset<float, std::int64_t>& set, std::size_t prefetch,
+              const std::vector<std::size_t>& sizes = {12, 32, 16, 4}) {
   xgrad::Graph<float> g;
   auto x = g.input("x", {xgrad::open, 12});
   auto labels = g.input("labels", {xgrad::open}, xgrad::DType::int64);
-  Mlp model(g, {12, 32, 16, 4}, /*seed=*/42);
+  Mlp model(g, sizes, /*seed=*/42);
   auto loss = xgrad::cross_entropy(model(x), labels);
   const auto& params = model.parameters();
   std::vector<xgrad::Expr<float>> outputs{loss};
@@ -112,6 +115,22 @@ TEST(Determinism, TrainingIsBitIdenticalWithPrefetchOnAndOff) {
     EXPECT_TRUE(on.bytes[k] == again.bytes[k]) << "parameter " << k << " differs run to run";
   }
   EXPECT_EQ(off.last_loss, on.last_loss);
+}
+
+// At two threads, with layers wide enough that the matrix products are split between the
+// threads (and the sums taken in two parts), two trainings give the same bytes.
+TEST(Determinism, TrainingIsBitIdenticalRunToRunAtTwoThreads) {
+  const int old = xgrad::num_threads();
+  xgrad::set_num_threads(2);
+  const auto set = synthetic();
+  const std::vector<std::size_t> wide{12, 384, 192, 4};
+  const Trained a = train(set, 0, wide), b = train(set, 2, wide);
+  xgrad::set_num_threads(old);
+  EXPECT_LT(a.last_loss, 0.5 * a.first_loss) << a.first_loss << " -> " << a.last_loss;
+  ASSERT_EQ(a.bytes.size(), 6u);
+  for (std::size_t k = 0; k < a.bytes.size(); ++k)
+    EXPECT_TRUE(a.bytes[k] == b.bytes[k]) << "parameter " << k << " differs run to run";
+  EXPECT_EQ(a.last_loss, b.last_loss);
 }
 
 }  // namespace

@@ -214,6 +214,62 @@ TEST(ErrorsBinding, FailedBindingDoesNotCorruptThePlan) {
   EXPECT_DOUBLE_EQ(r[1](), 30.0);
 }
 
+// Runs that repeat the last binding's inputs skip the checks that binding passed: every
+// check must still fire when anything about the feeds differs from the good runs before.
+TEST(ErrorsBinding, ChecksStillRunAfterGoodRuns) {
+  Graph<double> g, other;
+  auto x = g.input("x", {xgrad::open, 2});
+  auto s = g.input("s", {});
+  auto unused = g.input("unused", {1});
+  auto y = xgrad::sum(x) * s;
+  auto f = xgrad::compile({y});
+  auto ox = other.input("x", {xgrad::open, 2});
+  xt::xarray<double> x12 = {{1.0, 2.0}}, x22 = {{1.0, 2.0}, {3.0, 4.0}}, u = {0.0};
+  xt::xarray<double, xt::layout_type::column_major> cm = {{1, 2}, {3, 4}};
+  xt::xarray<float> xf = {{1.f, 2.f}};
+  auto good = [&] {
+    EXPECT_DOUBLE_EQ(f.run({{x, x12}, {s, 2.0}})[0](), 6.0);
+    EXPECT_DOUBLE_EQ(f.run({{x, x12}, {s, 2.0}})[0](), 6.0);
+  };
+  good();
+  EXPECT_THROW(f.run({{x, xf}, {s, 2.0}}), xgrad::BindingError);  // dtype
+  good();
+  EXPECT_TRUE(HasSubstr(message_of<xgrad::BindingError>([&] {
+                          f.run({{x, cm}, {s, 2.0}});
+                        }),
+                        "row-major"));
+  good();
+  EXPECT_THROW(f.run({{x, x12}, {s, 2.0f}}), xgrad::BindingError);  // dtype of the scalar
+  good();
+  EXPECT_THROW(f.run({{ox, x12}, {s, 2.0}}), xgrad::BindingError);  // another graph
+  good();
+  EXPECT_THROW(f.run({{x, x12}, {x, x12}}), xgrad::BindingError);  // bound twice
+  good();
+  EXPECT_THROW(f.run({{x, x12}, {xgrad::Expr<double>(), 2.0}}), xgrad::BindingError);  // invalid
+  good();
+  EXPECT_THROW(f.run({{x, x12}}), xgrad::BindingError);  // s unbound
+  good();
+  EXPECT_THROW(f.run({{x, u}, {s, 2.0}}), xgrad::BindingError);  // rank
+  good();
+  // Same inputs in another order, an extra input the outputs do not read, a new shape.
+  EXPECT_DOUBLE_EQ(f.run({{s, 3.0}, {x, x12}})[0](), 9.0);
+  EXPECT_DOUBLE_EQ(f.run({{s, 3.0}, {unused, u}, {x, x22}})[0](), 30.0);
+  EXPECT_DOUBLE_EQ(f.run({{s, 3.0}, {unused, u}, {x, x22}})[0](), 30.0);
+  EXPECT_THROW(f.run({{s, 3.0}, {unused, u}, {x, xf}}), xgrad::BindingError);
+  good();
+
+  // Integer inputs convert the new values every run, whichever integer type they come in.
+  auto labels = g.input("labels", {2}, xgrad::DType::int64);
+  auto fl = xgrad::compile({xgrad::sum(labels * 1.5)});
+  std::vector<std::int64_t> l64 = {1, 2};
+  std::vector<std::int32_t> l32 = {3, 4};
+  EXPECT_DOUBLE_EQ(fl.run({{labels, l64}})[0](), 4.5);
+  l64 = {2, 2};
+  EXPECT_DOUBLE_EQ(fl.run({{labels, l64}})[0](), 6.0);
+  EXPECT_DOUBLE_EQ(fl.run({{labels, l32}})[0](), 10.5);
+  EXPECT_DOUBLE_EQ(fl.run({{labels, l64}})[0](), 6.0);
+}
+
 TEST(ErrorsBinding, ColumnMajorValueIsRejected) {
   Graph<double> g;
   auto x = g.input("x", {2, 2});

@@ -82,4 +82,23 @@ TEST(FuzzFindings, BroadcastLikeOfAnEmptyBatchIsAShapeError) {
   EXPECT_THROW(f.run({{x, empty}}), xgrad::ShapeError);
 }
 
+// fuzz_graph (tests/fuzz/findings/graph-scatter_add_rows-row-count): scatter_add_rows
+// checked only the ranks of its rows and reference, so rows narrower than the reference's
+// rows, or fewer rows than indices, were read past their end.
+TEST(FuzzFindings, ScatterAddRowsRefusesRowsThatDoNotFit) {
+  xgrad::Graph<double> g;
+  auto ref = g.parameter("ref", xt::zeros<double>({4, 3}));
+  auto idx = g.constant(xt::xarray<double>{0, 2});
+  EXPECT_THROW(xgrad::scatter_add_rows(g.parameter("narrow", xt::zeros<double>({2, 2})), idx, ref),
+               xgrad::ShapeError);
+  EXPECT_THROW(xgrad::scatter_add_rows(g.parameter("few", xt::zeros<double>({1, 3})), idx, ref),
+               xgrad::ShapeError);
+  auto x = g.input("x", {xgrad::open, 3});
+  auto f = xgrad::compile({xgrad::scatter_add_rows(x, idx, ref)});
+  EXPECT_THROW(f.run({{x, xt::xarray<double>(xt::zeros<double>({1, 3}))}}), xgrad::ShapeError);
+  const auto& out = f.run({{x, xt::xarray<double>(xt::ones<double>({2, 3}))}});
+  EXPECT_EQ(out[0](2, 1), 1.0);
+  EXPECT_EQ(out[0](1, 1), 0.0);
+}
+
 }  // namespace

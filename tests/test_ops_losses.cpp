@@ -234,7 +234,9 @@ TEST(LossShapes, ColumnPredictionAgainstVectorTargetIsRefused) {
       {"binary_cross_entropy_with_logits",
        [](E p, E t) { return xgrad::binary_cross_entropy_with_logits(p, t); }},
   };
-  for (const auto& [name, loss] : losses) {
+  for (const auto& entry : losses) {
+    const std::string& name = entry.first;  // not bound: captured below (Clang 14)
+    const Loss& loss = entry.second;
     std::string msg = shape_error([&] { (void)loss(pred, y); });
     expect_words(
         msg, {name + ":", "'pred'", "'y'", "(4, 1)", "(4,)", "squeeze", "reshape", "broadcast"});

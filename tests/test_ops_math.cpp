@@ -569,7 +569,9 @@ TYPED_TEST(OpsMath, BadAxesNameTheOpAndShape) {
       {"argmax", [&](std::vector<Dim> a) { return xgrad::argmax(x, a); }},
       {"argmin", [&](std::vector<Dim> a) { return xgrad::argmin(x, a); }},
   };
-  for (const auto& [name, op] : ops) {
+  for (const auto& entry : ops) {
+    const auto& name = entry.first;  // not bound: captured below (Clang 14)
+    const auto& op = entry.second;
     SCOPED_TRACE(name);
     expect_error<xgrad::ShapeError>([&] { op({2}); }, {name, "axis 2", "feat", "(2, 3)"});
     expect_error<xgrad::ShapeError>([&] { op({-3}); }, {name, "feat"});

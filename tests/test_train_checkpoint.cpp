@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <span>
+#include <sstream>
+#include <string_view>
 #include <xgrad/xgrad.hpp>
 
 #include "test_util.hpp"
@@ -44,7 +47,8 @@ struct TrainRun {
   std::unique_ptr<optim::Adam<double>> adam;
   std::unique_ptr<train::Trainer<double>> trainer;
 
-  explicit TrainRun(std::uint64_t seed, std::size_t hidden = 8) {
+  explicit TrainRun(std::uint64_t seed, std::size_t hidden = 8,
+                    std::shared_ptr<train::Replicas<double>> replicas = nullptr) {
     model.add<nn::Linear>(4, hidden, nn::LinearOptions{.seed = seed});
     model.add<nn::ReLU>();
     model.add<nn::Dropout>(0.3, 77);  // the mask seed is part of the model's code
@@ -53,7 +57,9 @@ struct TrainRun {
         model, x, y, [](Expr<double> p, Expr<double> t) { return xgrad::cross_entropy(p, t); });
     adam = std::make_unique<optim::Adam<double>>(model.parameters(), optim::cosine(0.01, 60, 1e-4));
     trainer = std::make_unique<train::Trainer<double>>(
-        task, *adam, train::TrainerOptions<double>{.metrics = {train::accuracy<double>()}});
+        task, *adam,
+        train::TrainerOptions<double>{.metrics = {train::accuracy<double>()},
+                                      .replicas = std::move(replicas)});
   }
   std::vector<xt::xarray<double>> values() {
     std::vector<xt::xarray<double>> v;
@@ -91,6 +97,33 @@ std::string message_of(F&& f) {
   }
   return "(no error)";
 }
+
+// Stands in for `size` processes that all compute what this one does (identical copies):
+// a combine averages to the outputs themselves and sums to size times them. Counts the
+// collective calls.
+struct Copies : train::Replicas<double> {
+  std::size_t n, me;
+  std::size_t combines = 0, sums = 0, broadcasts = 0, barriers = 0;
+  std::vector<xt::xarray<double>> out;
+  Copies(std::size_t size, std::size_t rank) : n(size), me(rank) {}
+  std::size_t size() const override { return n; }
+  std::size_t rank() const override { return me; }
+  const std::vector<xt::xarray<double>>& combine(train::Phase,
+                                                 const std::vector<xt::xarray<double>>& outputs,
+                                                 std::size_t first, std::size_t last) override {
+    ++combines;
+    out = outputs;
+    for (std::size_t i = first; i < last; ++i) out[i] *= static_cast<double>(n);
+    return out;
+  }
+  void sum(std::span<double> values) override {
+    ++sums;
+    for (double& v : values) v *= static_cast<double>(n);
+  }
+  void check_same(std::string_view, std::size_t) override {}
+  void broadcast(const std::vector<Expr<double>>&) override { ++broadcasts; }
+  void barrier() override { ++barriers; }
+};
 
 fs::path scratch(const std::string& name) {
   const fs::path p = fs::temp_directory_path() / ("xgrad_ckpt_" + name);
@@ -219,4 +252,73 @@ TEST(Checkpoint, FilesThatDoNotFitAreRefusedByName) {
   m = message_of([&] { train::load_checkpoint(*a.trainer, v2); });
   EXPECT_TRUE(contains(m, "version 2, this build reads 1")) << m;
   fs::remove_all(dir);
+}
+
+TEST(Checkpoint, ReplicasOfOneProcessChangeNothing) {
+  const auto set = classes();
+  data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 16, .seed = 3});
+  data::DataLoader<double, std::int64_t> val(set, {.batch_size = 50, .shuffle = false});
+  TrainRun plain(1);
+  plain.trainer->fit(loader, {.epochs = 2, .validation = &val});
+  auto one = std::make_shared<Copies>(1, 0);
+  TrainRun with(1, 8, one);
+  EXPECT_TRUE(with.trainer->is_root());
+  EXPECT_EQ(with.trainer->processes(), 1u);
+  with.trainer->fit(loader, {.epochs = 2, .validation = &val});
+  EXPECT_TRUE(same_bytes(plain.values(), with.values()));
+  for (const char* c : {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}) {
+    EXPECT_EQ(with.trainer->history().column(c), plain.trainer->history().column(c)) << c;
+  }
+  // One combine per step and per validation batch; one stop agreement per step, after
+  // on_train_begin and after each epoch; the state broadcast once per fit.
+  const std::size_t steps = 2 * loader.num_batches();
+  EXPECT_EQ(one->combines, steps + 2 * val.num_batches());
+  EXPECT_EQ(one->sums, steps + 1 + 2);
+  EXPECT_EQ(one->broadcasts, 1u);
+}
+
+TEST(Checkpoint, OnlyRankZeroPrintsAndWritesAndTheProcessCountIsKept) {
+  const auto set = classes();
+  data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 16, .seed = 3});
+  TrainRun alone(1);
+  alone.trainer->fit(loader, {.epochs = 2});
+  for (std::size_t rank : {0u, 1u}) {
+    const fs::path dir = scratch("rank" + std::to_string(rank));
+    auto copies = std::make_shared<Copies>(2, rank);
+    TrainRun run(1, 8, copies);
+    EXPECT_EQ(run.trainer->is_root(), rank == 0);
+    std::ostringstream progress;
+    run.trainer->add(std::make_shared<train::ProgressBar<double>>(
+        train::ProgressOptions{.out = &progress, .terminal = false}));
+    run.trainer->add(std::make_shared<train::CsvLogger<double>>((dir / "h.csv").string()));
+    run.trainer->add(std::make_shared<train::ModelCheckpoint<double>>(
+        train::CheckpointOptions{.directory = (dir / "ckpt").string(), .keep_last = 0}));
+    run.trainer->fit(loader, {.epochs = 2});
+    // Two identical copies: the figures of one, the examples of both.
+    EXPECT_TRUE(same_bytes(alone.values(), run.values()));
+    EXPECT_EQ(run.trainer->history().column("accuracy"),
+              alone.trainer->history().column("accuracy"));
+    EXPECT_EQ(run.trainer->examples(), 2 * alone.trainer->examples());
+    EXPECT_EQ(!progress.str().empty(), rank == 0) << progress.str();
+    EXPECT_EQ(fs::exists(dir / "h.csv"), rank == 0);
+    EXPECT_EQ(fs::exists(dir / "ckpt"), rank == 0);
+    EXPECT_EQ(copies->barriers, 2u) << "a barrier after each checkpoint, on every rank";
+    if (rank == 0) {
+      const std::string path = train::latest_checkpoint((dir / "ckpt").string());
+      ASSERT_FALSE(path.empty());
+      const std::string m = message_of([&] { train::load_checkpoint(*alone.trainer, path); });
+      EXPECT_TRUE(contains(m, path)) << m;
+      EXPECT_TRUE(contains(m,
+                           "checkpoint of a run on 2 processes, this run has 1 process: "
+                           "resume it on 2 processes"))
+          << m;
+      TrainRun again(5, 8, std::make_shared<Copies>(2, 0));
+      train::load_checkpoint(*again.trainer, path);
+      EXPECT_TRUE(same_bytes(again.values(), run.values()));
+      TrainRun three(5, 8, std::make_shared<Copies>(3, 1));
+      EXPECT_TRUE(contains(message_of([&] { train::load_checkpoint(*three.trainer, path); }),
+                           "on 2 processes, this run has 3 processes"));
+    }
+    fs::remove_all(dir);
+  }
 }

@@ -195,7 +195,8 @@ class Graph {
   std::size_t size() const { return size_; }
   /// Node by id (bounds-checked).
   const Node<T>& node(NodeId id) const {
-    if (id >= size_) out_of_range(id);
+    if (id >= size_) [[unlikely]]
+      out_of_range(id);
     return at(id);
   }
   /// Handle for a node id (bounds-checked).
@@ -207,7 +208,10 @@ class Graph {
   /// "'name' (kind op, shape (2, 3))": how error messages refer to a node.
   std::string describe(NodeId id) const;
   /// True when the node is a 0-d constant equal to v.
-  bool is_scalar_constant(NodeId id, T v) const;
+  bool is_scalar_constant(NodeId id, T v) const {
+    const Node<T>& n = node(id);
+    return n.kind == NodeKind::constant && n.shape.empty() && n.value.data()[0] == v;
+  }
   /// True when a and b have the same shape at every run: equal fully known static
   /// shapes, or the same shape source (see Op::shape_source).
   bool same_runtime_shape(NodeId a, NodeId b) const;
@@ -262,19 +266,32 @@ class Graph {
   std::vector<Use> uses_;         // use records, appended per operand of each op node
   std::vector<NodeId> leaf_ops_;  // op nodes without operands
   std::unordered_map<std::uint64_t, NodeId> scalars_;  // bit pattern -> interned scalar
+  // A direct-mapped cache in front of scalars_, so the few scalars a loop uses are found
+  // without hashing.
+  struct RecentScalar {
+    std::uint64_t bits = 0;
+    NodeId id = ~NodeId{0};  // ~0: empty
+  };
+  static constexpr unsigned kRecentBits = 3;
+  RecentScalar recent_scalars_[1u << kRecentBits];
   std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);  // see liveness()
 };
 
 extern template class Graph<float>;
 extern template class Graph<double>;
 
+/// @cond INTERNAL
+namespace detail {
+/// The GraphError of Expr::graph() for an invalid handle, out of line so that the checked
+/// accessors every op builder calls stay small enough to inline.
+[[noreturn]] void throw_invalid_expr();
+}  // namespace detail
+/// @endcond
+
 template <class T>
 Graph<T>& Expr<T>::graph() const {
-  if (!graph_) {
-    throw GraphError(
-        "use of an invalid (empty) Expr handle (default-constructed, or a gradient that does "
-        "not exist)");
-  }
+  if (!graph_) [[unlikely]]
+    detail::throw_invalid_expr();
   return *graph_;
 }
 template <class T>

@@ -15,4 +15,5 @@
 #include "xgrad/optim/optim.hpp"
 #include "xgrad/plot.hpp"
 #include "xgrad/print.hpp"
+#include "xgrad/threads.hpp"
 #include "xgrad/train/train.hpp"

@@ -46,8 +46,8 @@ GradientAverager<T>::GradientAverager(const Session& session, AverageOptions opt
     : session_(&session), opts_(options) {}
 
 template <class T>
-const std::vector<xt::xarray<T>>& GradientAverager<T>::average(
-    const std::vector<xt::xarray<T>>& outputs) {
+const std::vector<xt::xarray<T>>& GradientAverager<T>::reduce(
+    const std::vector<xt::xarray<T>>& outputs, std::size_t sums_first, std::size_t sums_last) {
   ++steps_;
   // Shapes: kept from the last call unless they changed (then results are reshaped once).
   if (results_.size() != outputs.size()) results_.resize(outputs.size());
@@ -90,9 +90,11 @@ const std::vector<xt::xarray<T>>& GradientAverager<T>::average(
       throw Error("xgrad::dist::GradientAverager: MPI_Allreduce failed");
     }
   }
-  const T scale = T(1) / static_cast<T>(session_->size());
+  const T mean = T(1) / static_cast<T>(session_->size());
   const T* from = buffer_.data();
-  for (auto& r : results_) {
+  for (std::size_t i = 0; i < results_.size(); ++i) {
+    auto& r = results_[i];
+    const T scale = i >= sums_first && i < sums_last ? T(1) : mean;
     T* dst = r.data();
     for (std::size_t j = 0; j < r.size(); ++j) dst[j] = from[j] * scale;
     from += r.size();

@@ -5,6 +5,7 @@
 #include "plan.hpp"
 
 #include "../topo.hpp"
+#include "xgrad/threads.hpp"
 
 namespace xgrad::exec {
 
@@ -84,6 +85,7 @@ Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options, std::vector<Upd
     }
   }
   leaf_shapes.resize(leaves.size());
+  for (std::uint32_t p : leaves) leaf_values.push_back(&g->node(order[p]).value.get());
   pool.reserve(op_ranks);  // room for every run-time shape of the usual rank
   args.resize(max_in);
   operand_shapes.resize(max_in);
@@ -102,6 +104,7 @@ Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options, std::vector<Upd
 template <class T>
 void Plan<T>::plan() {
   ++plans;
+  threads = num_threads();
   plan_shapes();
   units.clear();
   group_buffers.clear();

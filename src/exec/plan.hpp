@@ -153,7 +153,16 @@ struct Plan {
   std::vector<ConstTensor<T>> args;   // operands of the step being run
   std::vector<std::uint32_t> leaves;  // parameter and constant slots
   std::vector<Shape> leaf_shapes;     // their run-time shapes, parallel to leaves
+  // Their values, parallel to leaves: a parameter's or constant's array is created with
+  // its node and never moves, so a run reads it without a node lookup.
+  std::vector<const xt::xarray<T>*> leaf_values;
   std::vector<Bound<T>> bound;
+  // The feeds of the last successful binding, in order: each input's id and its index in
+  // `bound` (kUnused: an input these outputs do not read). A run whose feeds name the same
+  // inputs in the same order, with the dtypes and shapes bound last time, has passed every
+  // check already and only takes the new data pointers (bind.cpp).
+  static constexpr std::uint32_t kUnused = ~std::uint32_t{0};
+  std::vector<std::pair<NodeId, std::uint32_t>> last_feeds;
   // Results: the user's outputs, then the update values (computed as outputs, so each
   // keeps a buffer of its own until the run ends), numbered in that order.
   std::vector<std::uint32_t> out_pos;  // slot of each result
@@ -173,6 +182,7 @@ struct Plan {
   std::vector<T> arena;
   std::size_t plans = 0;
   bool planned = false;
+  int threads = 0;  // num_threads() when planned: row-tiled groups keep blocks per thread
 
   /// Binds the feeds (and leaf values), re-planning when a shape changed (bind.cpp).
   void bind(std::span<const Feed<T>> feeds);
@@ -199,7 +209,12 @@ struct Plan {
   /// With check_finite: throws naming the step and the flat index (from `first`) of the
   /// first non-finite value among data[0, n).
   void check_values(const Step<T>& st, const T* data, std::size_t n, std::size_t first = 0) const {
-    if (!opts.check_finite) return;
+    if (opts.check_finite) find_nonfinite(st, data, n, first);
+  }
+
+ private:
+  // check_values() with the option on, out of the executor's loop.
+  void find_nonfinite(const Step<T>& st, const T* data, std::size_t n, std::size_t first) const {
     for (std::size_t i = 0; i < n; ++i) {
       if (!std::isfinite(data[i])) {
         throw ValueError("check_finite: " + g->describe(st.id) + " produced " +
@@ -208,8 +223,10 @@ struct Plan {
     }
   }
 
- private:
   void bind_and_plan(std::span<const Feed<T>> feeds);
+  /// Binds feeds that repeat the last binding's inputs, dtypes and shapes; false (nothing
+  /// bound) when they do not.
+  bool bind_same(std::span<const Feed<T>> feeds);
   /// The slot of the step with the largest intermediate result (for messages).
   std::uint32_t largest_step() const;
   /// Throws AllocationError: `what` needed `elements` values; slot p is the node to name.

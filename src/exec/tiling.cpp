@@ -19,6 +19,7 @@
 #include <stdexcept>
 
 #include "../kernels/loops.hpp"
+#include "thread_pool.hpp"
 #include "xgrad/kernels.hpp"
 
 namespace xgrad::exec {
@@ -80,7 +81,10 @@ class GroupPlanner {
       const auto id = static_cast<std::int32_t>(u.index);
       lay_out_tiles(gr, id, unit_of);
       gr.rows = block_rows(gr);
-      gr.calls.reserve(gr.members.size());
+      gr.parts = exec::parts_for(gr.n);
+      gr.calls.reserve(gr.parts * gr.members.size());
+      gr.dims.resize(gr.parts * gr.tiles.size());
+      gr.failed.assign(gr.parts, nullptr);
       p_.group_buffers[u.index] = buffer_needs(gr, id);
       p_.tiled_steps += gr.members.size();
     }
@@ -123,7 +127,7 @@ class GroupPlanner {
   void hoist(std::uint32_t si) { open_group().pre.push_back(si); }
   void join(std::uint32_t si, const OpTraits<T>& tr, Role role, std::size_t streamed) {
     Group<T>& gr = open_group();
-    gr.members.push_back({si, role, 0, -1, 0, tr.rows == RowRole::matmul});
+    gr.members.push_back({si, role, 0, -1, tr.rows == RowRole::matmul});
     gr.streamed += streamed;
     const std::uint32_t o = p_.steps[si].out;
     gid_[o] = cur_;
@@ -339,7 +343,8 @@ class GroupPlanner {
   }
 
   // In the order the buffer pass allocates: reductions, then per tile a full buffer for
-  // a result read after the group, or a block for rows that live only in the group.
+  // a result read after the group, or a block for rows that live only in the group; then
+  // the blocks of parts 1, 2..., and the partial results of the parts of each X^T @ G.
   GroupBuffers<T> buffer_needs(Group<T>& gr, std::int32_t id) const {
     GroupBuffers<T> gb;
     for (const Member& m : gr.members) {
@@ -360,6 +365,19 @@ class GroupPlanner {
         t.block = blocks++;
         gb.needs.push_back({GroupBuffers<T>::kBlock, gr.rows * t.row});
       }
+    }
+    gr.blocks_per_part = static_cast<std::size_t>(blocks);
+    for (std::size_t part = 1; part < gr.parts; ++part) {
+      for (const Tile& t : gr.tiles) {
+        if (t.block >= 0) gb.needs.push_back({GroupBuffers<T>::kBlock, gr.rows * t.row});
+      }
+    }
+    std::int32_t next = static_cast<std::int32_t>(gr.parts) * blocks;
+    for (Member& m : gr.members) {
+      if (m.role != Role::matmul_acc) continue;
+      m.partial_block = next;
+      for (std::size_t part = 1; part < gr.parts; ++part, ++next)
+        gb.needs.push_back({GroupBuffers<T>::kBlock, slot(p_.steps[m.step].out).size});
     }
     return gb;
   }
@@ -392,19 +410,27 @@ bool plan_groups(Plan<T>& p) {
 namespace {
 
 // Operands and results of the members of a group for this run (inputs are rebound between
-// runs), and the kernel each member runs on a block.
+// runs), and the kernel each member runs on a block, for every part: parts read and write
+// their own rows of full buffers, blocks of their own, and partial accumulators.
 template <class T>
 void resolve_calls(Plan<T>& p, Group<T>& gr, const GroupBuffers<T>& gb) {
   gr.calls.clear();
-  for (Tile& t : gr.tiles) t.dims[0] = static_cast<Dim>(gr.rows);
-  auto tile_ref = [&](std::int32_t ti) {
+  const std::size_t ntiles = gr.tiles.size();
+  for (std::size_t part = 0; part < gr.parts; ++part) {
+    for (std::size_t ti = 0; ti < ntiles; ++ti) {
+      gr.dims[part * ntiles + ti] = gr.tiles[ti].dims;
+      gr.dims[part * ntiles + ti][0] = static_cast<Dim>(gr.rows);
+    }
+  }
+  auto tile_ref = [&](std::int32_t ti, std::size_t part) {
     const Tile* t = &gr.tiles[static_cast<std::size_t>(ti)];
     Ref<T> r;
-    r.dims = t->dims.data();
+    r.dims = gr.dims[part * ntiles + static_cast<std::size_t>(ti)].data();
     r.rank = t->rank;
     r.row = t->row;
     while (t->same_as >= 0) t = &gr.tiles[static_cast<std::size_t>(t->same_as)];
-    r.base = t->full ? p.slots[t->slot].data : gb.blocks[static_cast<std::size_t>(t->block)];
+    r.base = t->full ? p.slots[t->slot].data
+                     : gb.blocks[part * gr.blocks_per_part + static_cast<std::size_t>(t->block)];
     r.step = t->full ? t->row : 0;
     return r;
   };
@@ -417,65 +443,82 @@ void resolve_calls(Plan<T>& p, Group<T>& gr, const GroupBuffers<T>& gb) {
     return r;
   };
   for (Member& m : gr.members) {
-    m.acc = 0;
     if (m.role == Role::alias) continue;
-    const Step<T>& st = p.steps[m.step];
-    Call<T> c;
-    c.st = &st;
-    c.m = &m;
-    c.nin = st.in_count;
-    if (c.nin > c.in.size()) {  // plan_groups admits no such member
-      throw std::logic_error("row tiling: " + p.g->describe(st.id) + " has " +
-                             std::to_string(c.nin) + " operands");
-    }
-    for (std::uint32_t k = 0; k < st.in_count; ++k) {
-      std::int32_t ti = gr.arg_tile[m.arg_begin + k];
-      c.in[k] = ti >= 0 ? tile_ref(ti) : slot_ref(p.slots[p.step_inputs[st.in_begin + k]]);
-    }
-    Slot<T>& o = p.slots[st.out];
-    c.out = m.role == Role::rows ? tile_ref(m.out_tile) : slot_ref(o);
-    if (m.role == Role::matmul_acc || m.role == Role::sum_rows)
+    Slot<T>& o = p.slots[p.steps[m.step].out];
+    if (m.role == Role::matmul_acc) {
       std::fill(o.data, o.data + o.size, T(0));
-    if (m.role == Role::sum_rows) m.row_acc.assign(o.size, 0.0);  // same size: no allocation
-    // Matrix-vector products by the kernels the matmul op itself would pick.
-    const bool gemv = m.matmul && c.in[0].rank == 2 && c.in[0].row && c.in[1].rank == 1 &&
-                      kernels::gemv_own<T>(c.in[0].row);
-    if (m.role == Role::rows && gemv && !matmul_attrs(*st.attrs).transpose_a)
-      c.kernel = Kernel::dots;
-    if (m.role == Role::matmul_acc && gemv) c.kernel = Kernel::axpys;
-    if (m.role == Role::sum || m.role == Role::mean) c.kernel = Kernel::sum;
-    if (m.role == Role::sum_rows) c.kernel = Kernel::sum_rows;
-    const MapKernels<T>& mk = st.op->traits().map;
-    if (m.role == Role::rows && !m.matmul && (mk.unary || mk.binary)) {
-      // Operands of the output's rows, or a single value: the op's loops without its
-      // broadcast dispatch. Anything else (a broadcast row) goes through forward().
-      c.map = &mk;
-      auto rowwise = [&](const Ref<T>& r) { return r.row && r.row == c.out.row; };
-      auto scalar = [&](const Ref<T>& r) { return !r.row && r.whole == 1; };
-      if (c.nin == 1 && rowwise(c.in[0]) && c.map->unary) c.kernel = Kernel::unary;
-      if (c.nin == 2 && c.map->binary) {
-        if (rowwise(c.in[0]) && rowwise(c.in[1])) c.kernel = Kernel::binary;
-        if (scalar(c.in[0]) && rowwise(c.in[1])) c.kernel = Kernel::scalar_a;
-        if (rowwise(c.in[0]) && scalar(c.in[1])) c.kernel = Kernel::scalar_b;
+      for (std::size_t part = 1; part < gr.parts; ++part) {
+        T* b = gb.blocks[static_cast<std::size_t>(m.partial_block) + part - 1];
+        std::fill(b, b + o.size, T(0));
       }
     }
-    gr.calls.push_back(c);
+    // Same size every run: no allocation.
+    if (m.role == Role::sum_rows) m.row_acc.assign(gr.parts * o.size, 0.0);
+  }
+  for (std::size_t part = 0; part < gr.parts; ++part) {
+    for (Member& m : gr.members) {
+      if (m.role == Role::alias) continue;
+      const Step<T>& st = p.steps[m.step];
+      Call<T> c;
+      c.st = &st;
+      c.m = &m;
+      c.nin = st.in_count;
+      if (c.nin > c.in.size()) {  // plan_groups admits no such member
+        throw std::logic_error("row tiling: " + p.g->describe(st.id) + " has " +
+                               std::to_string(c.nin) + " operands");
+      }
+      for (std::uint32_t k = 0; k < st.in_count; ++k) {
+        std::int32_t ti = gr.arg_tile[m.arg_begin + k];
+        c.in[k] = ti >= 0 ? tile_ref(ti, part) : slot_ref(p.slots[p.step_inputs[st.in_begin + k]]);
+      }
+      Slot<T>& o = p.slots[st.out];
+      c.out = m.role == Role::rows ? tile_ref(m.out_tile, part) : slot_ref(o);
+      if (m.role == Role::matmul_acc && part > 0)
+        c.out.base = gb.blocks[static_cast<std::size_t>(m.partial_block) + part - 1];
+      if (m.role == Role::sum_rows) c.row_acc = m.row_acc.data() + part * o.size;
+      // Matrix-vector products by the kernels the matmul op itself would pick.
+      const bool gemv = m.matmul && c.in[0].rank == 2 && c.in[0].row && c.in[1].rank == 1 &&
+                        kernels::gemv_own<T>(c.in[0].row);
+      if (m.role == Role::rows && gemv && !matmul_attrs(*st.attrs).transpose_a)
+        c.kernel = Kernel::dots;
+      if (m.role == Role::matmul_acc && gemv) c.kernel = Kernel::axpys;
+      if (m.role == Role::sum || m.role == Role::mean) c.kernel = Kernel::sum;
+      if (m.role == Role::sum_rows) c.kernel = Kernel::sum_rows;
+      const MapKernels<T>& mk = st.op->traits().map;
+      if (m.role == Role::rows && !m.matmul && (mk.unary || mk.binary)) {
+        // Operands of the output's rows, or a single value: the op's loops without its
+        // broadcast dispatch. Anything else (a broadcast row) goes through forward().
+        c.map = &mk;
+        auto rowwise = [&](const Ref<T>& r) { return r.row && r.row == c.out.row; };
+        auto scalar = [&](const Ref<T>& r) { return !r.row && r.whole == 1; };
+        if (c.nin == 1 && rowwise(c.in[0]) && c.map->unary) c.kernel = Kernel::unary;
+        if (c.nin == 2 && c.map->binary) {
+          if (rowwise(c.in[0]) && rowwise(c.in[1])) c.kernel = Kernel::binary;
+          if (scalar(c.in[0]) && rowwise(c.in[1])) c.kernel = Kernel::scalar_a;
+          if (rowwise(c.in[0]) && scalar(c.in[1])) c.kernel = Kernel::scalar_b;
+        }
+      }
+      gr.calls.push_back(c);
+    }
+    if (part == 0) gr.calls_per_part = gr.calls.size();
   }
 }
 
-}  // namespace
-
+/// Part `part` of a group: rows [begin, end), block by block.
 template <class T>
-void run_group(Plan<T>& p, std::uint32_t group, const Step<T>*& current) {
-  Group<T>& gr = p.row_groups->groups[group];
-  resolve_calls(p, gr, p.group_buffers[group]);
+void run_part(Plan<T>& p, Group<T>& gr, std::size_t part, std::size_t begin, std::size_t end,
+              const Step<T>*& current) {
   const bool check = p.opts.check_finite;
-  for (std::size_t r0 = 0; r0 < gr.n; r0 += gr.rows) {
-    const std::size_t rows = std::min(gr.rows, gr.n - r0);
-    if (rows != gr.rows) {  // the last block
-      for (Tile& t : gr.tiles) t.dims[0] = static_cast<Dim>(rows);
+  const std::size_t ntiles = gr.tiles.size();
+  Call<T>* calls = gr.calls.data() + part * gr.calls_per_part;
+  for (std::size_t r0 = begin; r0 < end; r0 += gr.rows) {
+    const std::size_t rows = std::min(gr.rows, end - r0);
+    if (rows != gr.rows) {  // the part's last block
+      for (std::size_t ti = 0; ti < ntiles; ++ti)
+        gr.dims[part * ntiles + ti][0] = static_cast<Dim>(rows);
     }
-    for (Call<T>& c : gr.calls) {
+    for (std::size_t ci = 0; ci < gr.calls_per_part; ++ci) {
+      Call<T>& c = calls[ci];
       current = c.st;
       const std::size_t n = c.out.size(rows);
       switch (c.kernel) {
@@ -488,21 +531,21 @@ void run_group(Plan<T>& p, std::uint32_t group, const Step<T>*& current) {
                                  c.out.base);
           continue;
         case Kernel::sum: {
-          // In double and in row-major order, as the reduction over the whole array sums:
-          // tiled and untiled runs give the same value.
+          // In double and in row-major order, as the reduction over the whole array sums
+          // each part: tiled and untiled runs give the same value.
           const T* x = c.in[0].at(r0);
-          double acc = c.m->acc;
+          double acc = c.acc;
           for (std::size_t i = 0, len = c.in[0].size(rows); i < len; ++i)
             acc += static_cast<double>(x[i]);
-          c.m->acc = acc;
+          c.acc = acc;
           continue;
         }
         case Kernel::sum_rows: {
-          // Row after row, in double, as sum_to over the whole array adds them; the
-          // result is written once the last block is in.
+          // Row after row, in double, as sum_to over the whole array adds each part's rows;
+          // the result is written once the last block is in.
           const T* x = c.in[0].at(r0);
           const std::size_t len = c.in[0].row;
-          double* acc = c.m->row_acc.data();
+          double* acc = c.row_acc;
           for (std::size_t r = 0; r < rows; ++r, x += len) {
             for (std::size_t j = 0; j < len; ++j) acc[j] += static_cast<double>(x[j]);
           }
@@ -539,18 +582,63 @@ void run_group(Plan<T>& p, std::uint32_t group, const Step<T>*& current) {
       if (check) p.check_values(*c.st, c.out.at(r0), n, r0 * c.out.row);
     }
   }
-  // Results accumulated over the blocks are final only now: set and check them.
-  for (Member& m : gr.members) {
+}
+
+}  // namespace
+
+template <class T>
+void run_group(Plan<T>& p, std::uint32_t group, const Step<T>*& current) {
+  Group<T>& gr = p.row_groups->groups[group];
+  resolve_calls(p, gr, p.group_buffers[group]);
+  std::fill(gr.failed.begin(), gr.failed.end(), nullptr);
+  try {
+    exec::parallel_for(gr.n, gr.parts, true, [&](std::size_t b, std::size_t e, std::size_t part) {
+      const Step<T>* cur = nullptr;
+      try {
+        run_part(p, gr, part, b, e, cur);
+      } catch (...) {
+        gr.failed[part] = cur;
+        throw;
+      }
+    });
+  } catch (...) {
+    // The pool rethrows the exception of the first failing part: name its member.
+    for (const Step<T>* f : gr.failed) {
+      if (f) {
+        current = f;
+        break;
+      }
+    }
+    throw;
+  }
+  // Results accumulated over the blocks are final only now: the parts' partial results
+  // added in part order, set and checked.
+  for (std::size_t ci = 0; ci < gr.calls_per_part; ++ci) {
+    const Member& m = *gr.calls[ci].m;
     if (m.role == Role::rows || m.role == Role::alias) continue;
     const Step<T>& st = p.steps[m.step];
     current = &st;
     Slot<T>& o = p.slots[st.out];
     if (m.role == Role::sum || m.role == Role::mean) {
+      double acc = 0;
+      for (std::size_t part = 0; part < gr.parts; ++part)
+        acc += gr.calls[part * gr.calls_per_part + ci].acc;
       double total = static_cast<double>(p.slots[p.step_inputs[st.in_begin]].size);
-      o.data[0] = static_cast<T>(m.role == Role::mean ? m.acc / total : m.acc);
+      o.data[0] = static_cast<T>(m.role == Role::mean ? acc / total : acc);
     }
     if (m.role == Role::sum_rows) {
-      for (std::size_t i = 0; i < o.size; ++i) o.data[i] = static_cast<T>(m.row_acc[i]);
+      for (std::size_t i = 0; i < o.size; ++i) {
+        double acc = 0;
+        for (std::size_t part = 0; part < gr.parts; ++part) acc += m.row_acc[part * o.size + i];
+        o.data[i] = static_cast<T>(acc);
+      }
+    }
+    if (m.role == Role::matmul_acc) {
+      const GroupBuffers<T>& gb = p.group_buffers[group];
+      for (std::size_t part = 1; part < gr.parts; ++part) {
+        const T* b = gb.blocks[static_cast<std::size_t>(m.partial_block) + part - 1];
+        for (std::size_t i = 0; i < o.size; ++i) o.data[i] += b[i];
+      }
     }
     p.check_values(st, o.data, o.size);
   }

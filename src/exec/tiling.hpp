@@ -39,10 +39,12 @@ struct Member {
   Role role;
   std::uint32_t arg_begin;  // into Group::arg_tile, one per operand (-1: whole slot)
   std::int32_t out_tile;    // rows / alias roles
-  double acc = 0;           // sum / mean roles
   bool matmul = false;      // the op's RowRole is matmul
-  // sum_rows role: the row sums, in double as sum_to adds them.
+  // sum_rows role: the row sums of each part, in double as sum_to adds them.
   std::vector<double> row_acc{};
+  // matmul_acc role: the first of the parts - 1 partial results of parts 1, 2... in
+  // GroupBuffers::blocks (part 0 accumulates into the result itself).
+  std::int32_t partial_block = -1;
 };
 
 /// An operand or result of a member, resolved for one run: its block at row r0 starts
@@ -84,6 +86,8 @@ struct Call {
   std::array<Ref<T>, 2> in{};  // group members are unary, binary, matmuls and reductions
   Ref<T> out{};
   const MapKernels<T>* map = nullptr;
+  double acc = 0;             // sum / mean roles: this part's sum
+  double* row_acc = nullptr;  // sum_rows role: this part's row sums
 };
 
 template <class T>
@@ -95,7 +99,15 @@ struct Group {
   std::vector<std::int32_t> arg_tile;
   std::vector<std::uint32_t> pre;  // steps hoisted before the group
   std::size_t streamed = 0;        // bytes of operands read by rows from outside
-  std::vector<Call<T>> calls;      // the members that run, resolved once per run
+  // Parts: the rows are split into `parts` ranges (exec::part_begin), one per thread, each
+  // run block by block with blocks of its own; accumulated results add the parts' partial
+  // results in part order after the last block.
+  std::size_t parts = 1;
+  std::size_t blocks_per_part = 0;              // block needs of one part
+  std::vector<std::array<Dim, max_rank>> dims;  // per part, per tile: its block's extents
+  std::vector<Call<T>> calls;                   // per part, the members that run
+  std::size_t calls_per_part = 0;
+  std::vector<const Step<T>*> failed;  // per part: the member that threw
 };
 
 }  // namespace tiling

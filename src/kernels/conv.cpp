@@ -174,10 +174,9 @@ namespace {
 /// True when a sample's unrolled matrix is the sample itself (1x1 window, stride 1, no
 /// padding): no copy needed.
 bool direct(const ConvGeometry& g) { return g.kh == 1 && g.kw == 1 && plain(g); }
-}  // namespace
 
 template <class T>
-void conv2d(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
+void conv2d_images(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
   const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
   T* col = direct(g) ? nullptr : scratch<T>(ckk * ohw);
   for (std::size_t s = 0; s < g.n; ++s) {
@@ -195,20 +194,7 @@ void conv2d(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
 }
 
 template <class T>
-void conv2d_grad_bias(const T* dy, T* db, const ConvGeometry& g) {
-  const std::size_t ohw = g.oh * g.ow;
-  std::fill(db, db + g.o, T(0));
-  for (std::size_t s = 0; s < g.n; ++s) {
-    for (std::size_t oc = 0; oc < g.o; ++oc, dy += ohw) {
-      T acc = 0;
-      for (std::size_t k = 0; k < ohw; ++k) acc += dy[k];
-      db[oc] += acc;
-    }
-  }
-}
-
-template <class T>
-void conv2d_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
+void conv2d_grad_weight_images(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
   const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
   const std::size_t m = g.o * ckk;
   std::fill(dw, dw + m, T(0));
@@ -227,7 +213,7 @@ void conv2d_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
 }
 
 template <class T>
-void conv2d_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
+void conv2d_grad_input_images(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
   const std::size_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
   std::fill(dx, dx + g.n * chw, T(0));
   if (direct(g)) {
@@ -240,6 +226,69 @@ void conv2d_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
     gemm<T>(true, false, ckk, ohw, g.o, w, ckk, dy + s * g.o * ohw, ohw, T(0), col, ohw);
     col2im_sample(col, ohw, dx + s * chw, g);
   }
+}
+
+}  // namespace
+
+// With several threads the batch is split into parts of whole images (detail::by_images),
+// each unrolled into its own thread's buffer; the weight gradient, a sum over images, adds
+// the parts' partial gradients in part order, and the bias gradient is split by channels.
+
+template <class T>
+void conv2d(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
+  const std::size_t chw = g.c * g.h * g.w, ohw = g.oh * g.ow;
+  const double work = 2.0 * static_cast<double>(g.o * g.c * g.kh * g.kw * ohw);
+  detail::by_images(g, work, [&](const ConvGeometry& sub, std::size_t first) {
+    conv2d_images(x + first * chw, w, b, y + first * g.o * ohw, sub);
+  });
+}
+
+template <class T>
+void conv2d_grad_bias(const T* dy, T* db, const ConvGeometry& g) {
+  const std::size_t ohw = g.oh * g.ow;
+  exec::parallel_for_work(g.o, static_cast<double>(g.n * ohw), exec::kMinPartWork,
+                          [&](std::size_t b, std::size_t e, std::size_t) {
+                            for (std::size_t oc = b; oc < e; ++oc) {
+                              T sum = 0;
+                              for (std::size_t s = 0; s < g.n; ++s) {
+                                const T* d = dy + (s * g.o + oc) * ohw;
+                                T acc = 0;
+                                for (std::size_t k = 0; k < ohw; ++k) acc += d[k];
+                                sum += acc;
+                              }
+                              db[oc] = sum;
+                            }
+                          });
+}
+
+template <class T>
+void conv2d_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
+  const std::size_t chw = g.c * g.h * g.w, ohw = g.oh * g.ow, m = g.o * g.c * g.kh * g.kw;
+  const std::size_t parts = exec::parts_per_thread(g.n);
+  thread_local std::vector<T> partials;
+  if (partials.size() < (parts - 1) * m) partials.resize((parts - 1) * m);
+  T* partial = partials.data();
+  const double work = 2.0 * static_cast<double>(m * ohw * g.n);
+  exec::parallel_for(g.n, parts, work >= exec::kMinPartWork * static_cast<double>(parts),
+                     [&](std::size_t b, std::size_t e, std::size_t p) {
+                       ConvGeometry sub = g;
+                       sub.n = e - b;
+                       conv2d_grad_weight_images(x + b * chw, dy + b * g.o * ohw,
+                                                 p ? partial + (p - 1) * m : dw, sub);
+                     });
+  for (std::size_t p = 1; p < parts; ++p) {
+    const T* s = partial + (p - 1) * m;
+    for (std::size_t k = 0; k < m; ++k) dw[k] += s[k];
+  }
+}
+
+template <class T>
+void conv2d_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
+  const std::size_t chw = g.c * g.h * g.w, ohw = g.oh * g.ow;
+  const double work = 2.0 * static_cast<double>(g.o * g.c * g.kh * g.kw * ohw);
+  detail::by_images(g, work, [&](const ConvGeometry& sub, std::size_t first) {
+    conv2d_grad_input_images(dy + first * g.o * ohw, w, dx + first * chw, sub);
+  });
 }
 
 #define XGRAD_INSTANTIATE(T)                                                     \

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "../exec/thread_pool.hpp"
+
 namespace xgrad::kernels {
 
 /// The extents of one 2-d convolution or pooling: batch n, channels c (in) and o (out),
@@ -49,6 +51,20 @@ template <class T>
 void avg_pool_grad(const T* dy, T* dx, const ConvGeometry& g, bool include_pad);
 
 namespace detail {
+/// Calls f(sub, first) on parts of the batch: `sub` is g for images [first, first + sub.n).
+/// The parts run concurrently when each has at least exec::kMinPartWork of `image_work` (the
+/// operations per image); for kernels whose every image is computed alone, so the result
+/// does not depend on the partition.
+template <class F>
+void by_images(const ConvGeometry& g, double image_work, const F& f) {
+  exec::parallel_for_work(g.n, image_work, exec::kMinPartWork,
+                          [&](std::size_t b, std::size_t e, std::size_t) {
+                            ConvGeometry sub = g;
+                            sub.n = e - b;
+                            f(sub, b);
+                          });
+}
+
 /// Input row of output row r at window row i (may fall into the padding: < 0 or >= h).
 inline std::ptrdiff_t in_pos(std::size_t r, std::size_t i, std::size_t s, std::size_t p,
                              std::size_t d) {

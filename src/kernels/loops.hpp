@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <span>
 
+#include "../exec/thread_pool.hpp"
 #include "xgrad/op.hpp"
 
 namespace xgrad::detail {
@@ -134,24 +135,36 @@ void binary_map(ConstTensor<T> a, ConstTensor<T> b, Tensor<T> out, F f) {
   const T* pa = a.data;
   const T* pb = b.data;
   if (out.size == 0) return;
+  // The fast paths split a large map into parts of the flat range or of the rows, one per
+  // thread (each element alone: the result does not depend on the partition).
+  auto flat = [&](auto&& part) {
+    exec::parallel_for_work(out.size, 1.0, exec::kMinPartWork,
+                            [&](std::size_t b0, std::size_t e0, std::size_t) { part(b0, e0); });
+  };
   if (a.size == out.size && b.size == out.size) {
-    map2(pa, pb, o, out.size, f);
+    flat([&](std::size_t i, std::size_t e) { map2(pa + i, pb + i, o + i, e - i, f); });
     return;
   }
   if (b.size == 1 && a.size == out.size) {
-    map2_scalar_b(pa, pb[0], o, out.size, f);
+    flat([&](std::size_t i, std::size_t e) { map2_scalar_b(pa + i, pb[0], o + i, e - i, f); });
     return;
   }
   if (a.size == 1 && b.size == out.size) {
-    map2_scalar_a(pa[0], pb, o, out.size, f);
+    flat([&](std::size_t i, std::size_t e) { map2_scalar_a(pa[0], pb + i, o + i, e - i, f); });
     return;
   }
+  auto rows = [&](const T* full, const T* row, std::size_t m, bool row_is_a) {
+    exec::parallel_for_work(out.size / m, static_cast<double>(m), exec::kMinPartWork,
+                            [&](std::size_t r, std::size_t e, std::size_t) {
+                              map2_rows(full + r * m, row, o + r * m, e - r, m, row_is_a, f);
+                            });
+  };
   if (a.size == out.size && b.size && is_row_of(b.shape, out.shape)) {
-    map2_rows(pa, pb, o, out.size / b.size, b.size, false, f);
+    rows(pa, pb, b.size, false);
     return;
   }
   if (b.size == out.size && a.size && is_row_of(a.shape, out.shape)) {
-    map2_rows(pb, pa, o, out.size / a.size, a.size, true, f);
+    rows(pb, pa, a.size, true);
     return;
   }
   std::array<std::ptrdiff_t, max_rank> sa{}, sb{}, so{};

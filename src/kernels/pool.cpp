@@ -143,10 +143,8 @@ void for_each_offset(const T* idx, const ConvGeometry& g, F&& f) {
   }
 }
 
-}  // namespace
-
 template <class T>
-void pool_argmax(const T* k, T* idx, const ConvGeometry& g) {
+void pool_argmax_images(const T* k, T* idx, const ConvGeometry& g) {
   const std::size_t plane = g.h * g.w;
   const bool d2 = dense2x2(g);
   for (std::size_t p = 0; p < g.n * g.c; ++p, k += plane) {
@@ -167,7 +165,7 @@ void pool_argmax(const T* k, T* idx, const ConvGeometry& g) {
 }
 
 template <class T>
-void pool_gather(const T* idx, const T* v, T* y, const ConvGeometry& g) {
+void pool_gather_images(const T* idx, const T* v, T* y, const ConvGeometry& g) {
   const std::size_t plane = g.h * g.w, out = g.oh * g.ow;
   if (tiles2x2(g)) {
     for (std::size_t p = 0; p < g.n * g.c; ++p, v += plane) {
@@ -185,7 +183,7 @@ void pool_gather(const T* idx, const T* v, T* y, const ConvGeometry& g) {
 }
 
 template <class T>
-void pool_scatter(const T* idx, const T* dy, T* dx, const ConvGeometry& g) {
+void pool_scatter_images(const T* idx, const T* dy, T* dx, const ConvGeometry& g) {
   const std::size_t plane = g.h * g.w, out = g.oh * g.ow;
   if (tiles2x2(g)) {
     // The windows cover rows [0, 2 oh) and columns [0, 2 ow); an odd last row or column
@@ -207,7 +205,7 @@ void pool_scatter(const T* idx, const T* dy, T* dx, const ConvGeometry& g) {
 }
 
 template <class T>
-void avg_pool(const T* x, T* y, const ConvGeometry& g, bool include_pad) {
+void avg_pool_images(const T* x, T* y, const ConvGeometry& g, bool include_pad) {
   const std::size_t plane = g.h * g.w;
   for (std::size_t p = 0; p < g.n * g.c; ++p, x += plane) {
     for (std::size_t r = 0; r < g.oh; ++r) {
@@ -224,7 +222,7 @@ void avg_pool(const T* x, T* y, const ConvGeometry& g, bool include_pad) {
 }
 
 template <class T>
-void avg_pool_grad(const T* dy, T* dx, const ConvGeometry& g, bool include_pad) {
+void avg_pool_grad_images(const T* dy, T* dx, const ConvGeometry& g, bool include_pad) {
   const std::size_t plane = g.h * g.w;
   std::fill(dx, dx + g.n * g.c * plane, T(0));
   for (std::size_t p = 0; p < g.n * g.c; ++p, dx += plane) {
@@ -240,6 +238,54 @@ void avg_pool_grad(const T* dy, T* dx, const ConvGeometry& g, bool include_pad) 
       }
     }
   }
+}
+
+}  // namespace
+
+// With several threads the batch is split into parts of whole images (detail::by_images):
+// every window belongs to one image, so the results do not depend on the partition.
+
+template <class T>
+void pool_argmax(const T* k, T* idx, const ConvGeometry& g) {
+  const std::size_t in = g.c * g.h * g.w, out = g.c * g.oh * g.ow;
+  detail::by_images(g, static_cast<double>(out * g.kh * g.kw),
+                    [&](const ConvGeometry& s, std::size_t f) {
+                      pool_argmax_images(k + f * in, idx + f * out, s);
+                    });
+}
+
+template <class T>
+void pool_gather(const T* idx, const T* v, T* y, const ConvGeometry& g) {
+  const std::size_t in = g.c * g.h * g.w, out = g.c * g.oh * g.ow;
+  detail::by_images(g, static_cast<double>(out + in), [&](const ConvGeometry& s, std::size_t f) {
+    pool_gather_images(idx + f * out, v + f * in, y + f * out, s);
+  });
+}
+
+template <class T>
+void pool_scatter(const T* idx, const T* dy, T* dx, const ConvGeometry& g) {
+  const std::size_t in = g.c * g.h * g.w, out = g.c * g.oh * g.ow;
+  detail::by_images(g, static_cast<double>(out + in), [&](const ConvGeometry& s, std::size_t f) {
+    pool_scatter_images(idx + f * out, dy + f * out, dx + f * in, s);
+  });
+}
+
+template <class T>
+void avg_pool(const T* x, T* y, const ConvGeometry& g, bool include_pad) {
+  const std::size_t in = g.c * g.h * g.w, out = g.c * g.oh * g.ow;
+  detail::by_images(g, static_cast<double>(out * g.kh * g.kw),
+                    [&](const ConvGeometry& s, std::size_t f) {
+                      avg_pool_images(x + f * in, y + f * out, s, include_pad);
+                    });
+}
+
+template <class T>
+void avg_pool_grad(const T* dy, T* dx, const ConvGeometry& g, bool include_pad) {
+  const std::size_t in = g.c * g.h * g.w, out = g.c * g.oh * g.ow;
+  detail::by_images(g, static_cast<double>(out * g.kh * g.kw),
+                    [&](const ConvGeometry& s, std::size_t f) {
+                      avg_pool_grad_images(dy + f * out, dx + f * in, s, include_pad);
+                    });
 }
 
 #define XGRAD_INSTANTIATE(T)                                               \

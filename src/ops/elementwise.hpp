@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "../exec/thread_pool.hpp"
 #include "common.hpp"
 
 namespace xgrad::detail {
@@ -60,7 +61,12 @@ class UnaryOp final : public Op<T> {
   std::string_view name() const override { return D::name; }
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override { return in[0]; }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs& a) const override {
-    loop(in[0].data, out.data, out.size, a);
+    // A large map in parts of the flat range, one per thread (each element alone: the
+    // result does not depend on the partition).
+    exec::parallel_for_work(out.size, 1.0, exec::kMinPartWork,
+                            [&](std::size_t b, std::size_t e, std::size_t) {
+                              loop(in[0].data + b, out.data + b, e - b, a);
+                            });
   }
   static void loop(const T* x, T* y, std::size_t n, const Attrs& a) {
     // Attributes are decoded once, so the vectorised loop need not reload them.

@@ -282,7 +282,17 @@ class LossShapeOp final : public Op<T> {
           "shape (squeeze(x, {1}) for a (N, 1) column), or broadcast_like the " +
           std::string(nm.target) + " on purpose");
     }
+    if constexpr (L == Loss::rmse) refuse_empty(p);
     return p;
+  }
+  /// rmse divides by the element count: an empty batch would be 0/0, a NaN loss with a
+  /// zero gradient, where mean() and the other losses refuse an empty batch.
+  static void refuse_empty(const Shape& p) {
+    if (std::find(p.begin(), p.end(), Dim{0}) != p.end()) {
+      throw std::invalid_argument("the prediction " + shape_str(p) +
+                                  " has no elements (an empty batch?): rmse averages over "
+                                  "the elements, and there is none");
+    }
   }
   void forward(std::span<const ConstTensor<T>> in, Tensor<T> out, const Attrs&) const override {
     std::copy_n(in[0].data, out.size, out.data);
@@ -414,6 +424,14 @@ Expr<T> rmse(Expr<T> pred, Expr<T> target) {
   // norm(d) / sqrt(n) rather than sqrt(mean(d^2)): norm carries the subgradient 0 at a
   // zero residual, where the seed's formula divides by zero.
   bool known = detail::same_known(d.shape(), d.shape());
+  if (known && shape_size(d.shape()) == 0) {
+    try {
+      detail::LossShapeOp<T, detail::Loss::rmse>::refuse_empty(d.shape());
+    } catch (const std::invalid_argument& e) {
+      throw ShapeError(std::string("rmse: ") + e.what() + "; operand " +
+                       pred.graph().describe(pred.id()));
+    }
+  }
   Expr<T> n =
       known
           ? d.graph().scalar(static_cast<T>(std::sqrt(static_cast<double>(shape_size(d.shape())))))

@@ -5,6 +5,8 @@
 
 #include <limits>
 
+#include "../exec/thread_pool.hpp"
+
 namespace xgrad {
 namespace detail {
 namespace {
@@ -43,9 +45,24 @@ class ReduceOp final : public Op<T> {
     if (n == 0 && D::needs_elements) throw ValueError(std::string(D::name) + " of an empty tensor");
     T count = out.size ? static_cast<T>(n / std::max<std::size_t>(out.size, 1)) : T(0);
     if (out.size == 1) {
-      // Whole-tensor reductions accumulate in double so float sums keep their precision.
-      double acc = D::template init<double>();
-      for (std::size_t i = 0; i < n; ++i) acc = D::acc(acc, static_cast<double>(x[i]));
+      // Whole-tensor reductions accumulate in double so float sums keep their precision,
+      // one partial result per part of the leading axis (exec::parts_for: the same parts
+      // as a row-tiled group's), combined in part order.
+      const std::size_t rows = in[0].shape.empty() ? 1 : static_cast<std::size_t>(in[0].shape[0]);
+      const std::size_t parts = exec::parts_for(rows), row = rows ? n / rows : 0;
+      thread_local std::vector<double> partial;
+      if (partial.size() < parts) partial.resize(parts);
+      double* pa = partial.data();
+      const bool concurrent =
+          static_cast<double>(n) >= exec::kMinPartWork * static_cast<double>(parts);
+      exec::parallel_for(rows, parts, concurrent, [&](std::size_t b, std::size_t e, std::size_t p) {
+        double acc = D::template init<double>();
+        for (std::size_t i = b * row, end = parts == 1 ? n : e * row; i < end; ++i)
+          acc = D::acc(acc, static_cast<double>(x[i]));
+        pa[p] = acc;
+      });
+      double acc = pa[0];
+      for (std::size_t p = 1; p < parts; ++p) acc = D::acc(acc, pa[p]);
       out.data[0] = static_cast<T>(D::finish(acc, static_cast<double>(count)));
       return;
     }

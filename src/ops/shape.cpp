@@ -2,6 +2,7 @@
 // broadcasting and its adjoint, row gather/scatter (slices and joins: slicing.cpp).
 #include <cstring>
 
+#include "../exec/thread_pool.hpp"
 #include "common.hpp"
 
 namespace xgrad {
@@ -231,6 +232,30 @@ class SumToOp final : public Op<T> {
     // would otherwise lose digits), in a per-thread scratch buffer that only grows: a
     // run with unchanged shapes allocates nothing.
     thread_local std::vector<double> scratch;
+    if (is_row_of(out.shape, in[0].shape) && out.size) {
+      // The rows summed into one: each part of the rows into partial sums of its own, added
+      // in part order (exec::parts_for, as a row-tiled group's sum_to adds them).
+      const std::size_t m = out.size, rows = in[0].size / m, parts = exec::parts_for(rows);
+      if (scratch.size() < parts * m) scratch.resize(parts * m);
+      double* acc = scratch.data();
+      const T* x = in[0].data;
+      const bool concurrent =
+          static_cast<double>(in[0].size) >= exec::kMinPartWork * static_cast<double>(parts);
+      exec::parallel_for(rows, parts, concurrent, [&](std::size_t b, std::size_t e, std::size_t p) {
+        double* a = acc + p * m;
+        std::fill(a, a + m, 0.0);
+        for (std::size_t r = b; r < e; ++r) {
+          const T* xr = x + r * m;
+          for (std::size_t j = 0; j < m; ++j) a[j] += static_cast<double>(xr[j]);
+        }
+      });
+      for (std::size_t j = 0; j < m; ++j) {
+        double total = 0;
+        for (std::size_t p = 0; p < parts; ++p) total += acc[p * m + j];
+        out.data[j] = static_cast<T>(total);
+      }
+      return;
+    }
     if (scratch.size() < out.size) scratch.resize(out.size);
     double* acc = scratch.data();
     std::fill(acc, acc + out.size, 0.0);
@@ -325,8 +350,16 @@ class ScatterOp final : public Op<T> {
   Shape infer_shape(std::span<const Shape> in, const Attrs&) const override {
     if (in[1].size() != 1)
       throw std::invalid_argument("indices must be 1-d, got " + shape_str(in[1]));
-    if (in[0].size() != in[2].size() || in[0].empty()) {
+    auto differ = [](Dim a, Dim b) { return a != b && a != open && b != open; };
+    bool fits = in[0].size() == in[2].size() && !in[0].empty();
+    for (std::size_t i = 1; fits && i < in[0].size(); ++i) fits = !differ(in[0][i], in[2][i]);
+    if (!fits) {
       throw std::invalid_argument("rows " + shape_str(in[0]) + " do not fit " + shape_str(in[2]));
+    }
+    // One row per index: forward reads in[0] row k for index k.
+    if (differ(in[0][0], in[1][0])) {
+      throw std::invalid_argument("rows " + shape_str(in[0]) + " and indices " + shape_str(in[1]) +
+                                  " differ in count");
     }
     return in[2];
   }

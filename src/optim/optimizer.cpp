@@ -115,6 +115,7 @@ Optimizer<T>::Optimizer(std::string name, std::vector<Expr<T>> params, Schedule 
   }
   check_options(name_, opts_);
   graph_alive_ = params_[0].graph().liveness();
+  for (const Expr<T>& p : params_) values_.push_back(&p.graph().value(p));
   state_.resize(params_.size());
   work_.resize(params_.size());
   checked_lr(0);
@@ -225,9 +226,8 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
   if (graph_alive_.expired()) {
     throw GraphError(name_ + ": step() after the graph of its parameters was destroyed");
   }
-  Graph<T>& g = params_[0].graph();
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    const auto& v = g.value(params_[i]);
+    const auto& v = *values_[i];
     if (!equal_shape(grads[i].shape(), v.shape())) {
       throw ShapeError(name_ + ": the gradient for parameter " + param_name(i) + " has shape " +
                        dims(grads[i].shape()) + " but the parameter has shape " + dims(v.shape()));
@@ -239,9 +239,10 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
                      "; parameters were left unchanged (set Options::allow_nonfinite to "
                      "continue)");
   }
-  const double norm = global_norm(grads);
-  if (!opts_.allow_nonfinite && !std::isfinite(norm)) {
-    throw ValueError(name_ + ": gradient norm is " + num(norm) + " at step " + std::to_string(t) +
+  const double sq = sum_of_squares(grads);  // the squared global norm
+  if (!opts_.allow_nonfinite && !std::isfinite(sq)) {
+    throw ValueError(name_ + ": gradient norm is " + num(std::sqrt(sq)) + " at step " +
+                     std::to_string(t) +
                      "; parameters were left unchanged (set Options::allow_nonfinite to "
                      "continue)");
   }
@@ -249,7 +250,7 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
   if (has_loss) schedule_.report(loss);
 
   double scale = 1;
-  if (opts_.clip_norm > 0) scale = std::min(1.0, opts_.clip_norm / (norm + 1e-6));
+  if (opts_.clip_norm > 0) scale = std::min(1.0, opts_.clip_norm / (std::sqrt(sq) + 1e-6));
   if (opts_.maximize) scale = -scale;
   const bool transform = scale != 1 || opts_.clip_value > 0 || opts_.weight_decay > 0;
   const T cv = static_cast<T>(opts_.clip_value);
@@ -257,7 +258,7 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
   const T keep = static_cast<T>(1 - lr * opts_.decoupled_weight_decay);
 
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    xt::xarray<T>& value = g.value(params_[i]);
+    xt::xarray<T>& value = *values_[i];
     const xt::xarray<T>* grad = &grads[i];
     if (transform) {
       xt::xarray<T>& w = work_[i];
@@ -281,7 +282,7 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
   }
   steps_ = t;
   last_lr_ = lr;
-  last_grad_norm_ = norm;
+  last_grad_sq_ = sq;
 }
 
 template <class T>
@@ -320,7 +321,7 @@ void Optimizer<T>::reset() {
   for (auto& s : state_) s = ParamState<T>{};
   steps_ = 0;
   last_lr_ = std::numeric_limits<double>::quiet_NaN();
-  last_grad_norm_ = std::numeric_limits<double>::quiet_NaN();
+  last_grad_sq_ = std::numeric_limits<double>::quiet_NaN();
 }
 
 template struct ParamState<float>;

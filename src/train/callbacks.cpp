@@ -61,6 +61,7 @@ std::ostream& ProgressBar<T>::out() const {
 
 template <class T>
 void ProgressBar<T>::on_epoch_begin(Trainer<T>& t) {
+  if (!t.is_root()) return;
   epoch_start_ = t.elapsed();
   last_draw_ = -1;
   first_batch_ = t.batch();
@@ -69,7 +70,7 @@ void ProgressBar<T>::on_epoch_begin(Trainer<T>& t) {
 
 template <class T>
 void ProgressBar<T>::on_batch_end(Trainer<T>& t) {
-  if (!terminal_) return;
+  if (!terminal_ || !t.is_root()) return;
   const double now = t.elapsed();
   const std::size_t done = t.batch(), total = t.batches_per_epoch();
   if (done < total && last_draw_ >= 0 && now - last_draw_ < opts_.interval) return;
@@ -90,6 +91,7 @@ void ProgressBar<T>::on_batch_end(Trainer<T>& t) {
 
 template <class T>
 void ProgressBar<T>::on_epoch_end(Trainer<T>& t) {
+  if (!t.is_root()) return;
   const double spent = t.elapsed() - epoch_start_;
   const double rate = spent > 0 ? static_cast<double>(t.examples() - first_examples_) / spent : 0;
   std::ostringstream os;
@@ -102,6 +104,7 @@ void ProgressBar<T>::on_epoch_end(Trainer<T>& t) {
 
 template <class T>
 void CsvLogger<T>::on_epoch_end(Trainer<T>& t) {
+  if (!t.is_root()) return;
   const std::string tmp = path_ + ".tmp";
   {
     std::ofstream f(tmp);
@@ -122,7 +125,7 @@ template <class T>
 void HistoryPlot<T>::on_train_end(Trainer<T>& t) {
   images_.clear();
   const History& h = t.history();
-  if (h.empty()) return;
+  if (h.empty() || !t.is_root()) return;
   std::vector<std::string> qs = quantities_;
   if (qs.empty()) {
     for (const auto& c : h.columns()) {

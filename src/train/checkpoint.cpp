@@ -56,10 +56,14 @@ std::vector<std::size_t> shape_of(const A& a) {
   throw data::DataError(path + ": " + what);
 }
 
-}  // namespace
+// "1 process", "3 processes".
+std::string processes_text(std::size_t n) {
+  return std::to_string(n) + (n == 1 ? " process" : " processes");
+}
 
+// The archive itself (save_checkpoint decides which process writes it).
 template <class T>
-void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras& extras) {
+void write_checkpoint(const Trainer<T>& t, const std::string& path, const Extras& extras) {
   data::NpzWriter w(path);
   json state = json::array();
   for (const auto& s : t.state()) {
@@ -94,6 +98,7 @@ void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras&
       {"format", kFormat},
       {"version", checkpoint_version},
       {"dtype", dtype_text<T>()},
+      {"processes", t.processes()},
       {"position",
        {{"epoch", t.epoch()},
         {"batch", t.batch()},
@@ -111,6 +116,15 @@ void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras&
   };
   w.add_text(kJson, doc.dump(1));
   w.commit();
+}
+
+}  // namespace
+
+template <class T>
+void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras& extras) {
+  if (t.is_root()) write_checkpoint(t, path, extras);
+  // No process goes on (and might read the file) before it is complete.
+  if (Replicas<T>* r = t.replicas()) r->barrier();
 }
 
 template <class T>
@@ -133,6 +147,14 @@ Extras load_checkpoint(Trainer<T>& t, const std::string& path) {
     if (doc.at("dtype").get<std::string>() != dtype_text<T>()) {
       fail(path, "a " + doc.at("dtype").get<std::string>() + " checkpoint, the trainer is " +
                      dtype_text<T>());
+    }
+    // Each process's shard of every epoch depends on their number: the run continues
+    // exactly only on as many.
+    const std::size_t processes = doc.value("processes", std::size_t{1});
+    if (processes != t.processes()) {
+      fail(path, "checkpoint of a run on " + processes_text(processes) + ", this run has " +
+                     processes_text(t.processes()) + ": resume it on " + processes_text(processes) +
+                     " (each process's shard of the data depends on their number)");
     }
 
     // Every difference from the trainer's model, all listed before anything is written.
@@ -245,7 +267,8 @@ ModelCheckpoint<T>::ModelCheckpoint(CheckpointOptions options)
       best_(std::numeric_limits<double>::quiet_NaN()) {}
 
 template <class T>
-void ModelCheckpoint<T>::on_train_begin(Trainer<T>&) {
+void ModelCheckpoint<T>::on_train_begin(Trainer<T>& t) {
+  if (!t.is_root()) return;
   std::error_code ec;
   fs::create_directories(opts_.directory, ec);
   if (ec) {
@@ -263,7 +286,7 @@ void ModelCheckpoint<T>::write(Trainer<T>& t) {
   if (kept_.empty() || kept_.back() != path) kept_.push_back(path);
   while (opts_.keep_last > 0 && kept_.size() > opts_.keep_last) {
     std::error_code ec;
-    fs::remove(kept_.front(), ec);
+    if (t.is_root()) fs::remove(kept_.front(), ec);
     kept_.erase(kept_.begin());
   }
 }

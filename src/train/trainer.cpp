@@ -3,6 +3,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
 
 #include "xgrad/autodiff.hpp"
 #include "xgrad/data/feeds.hpp"
@@ -55,20 +58,49 @@ std::vector<Metric<T>*> pointers(const std::vector<std::unique_ptr<Metric<T>>>& 
   return out;
 }
 
-// Mean loss (output 0) and the metrics over a loader, for a compiled evaluation function.
+// With replicas, checks that every process has a loader of the same batches (its shard):
+// one with more batches would wait forever in a combine the others never join.
 template <class T, class L>
-Logs run_evaluation(Function<T>& f, const Task<T>& task, const data::DataLoader<T, L>& loader,
-                    const std::vector<std::size_t>& counts,
-                    const std::vector<Metric<T>*>& metrics) {
-  for (auto* m : metrics) m->reset();
+void check_same_batches(Replicas<T>* replicas, const data::DataLoader<T, L>& loader,
+                        const char* what) {
+  if (!replicas) return;
+  replicas->check_same(std::string(what) + ": the batch size", loader.options().batch_size);
+  replicas->check_same(std::string(what) + ": the batches per epoch", loader.num_batches());
+  replicas->check_same(std::string(what) + ": the examples per epoch", loader.examples_per_epoch());
+}
+
+// Runs f over a loader's batches (epoch 0) and feeds the metrics their statistics (outputs
+// from `at` on). With replicas, each batch's outputs are combined over the processes first
+// (the loss averaged, the statistics summed) and its rows counted on all. Returns the sum
+// of output 0 times rows (when at == 1) and the rows.
+template <class T, class L>
+std::pair<double, std::size_t> run_batches(Function<T>& f, const Task<T>& task,
+                                           const data::DataLoader<T, L>& loader, std::size_t at,
+                                           const std::vector<std::size_t>& counts,
+                                           const std::vector<Metric<T>*>& metrics,
+                                           Replicas<T>* replicas) {
+  check_same_batches(replicas, loader, "train::Trainer::evaluate");
+  const std::size_t processes = replicas ? replicas->size() : 1;
   double loss = 0;
   std::size_t rows = 0;
   for (const auto& b : loader.epoch(0)) {
-    const auto& out = f.run(data::feeds(b, task.x, task.y));
-    loss += static_cast<double>(out[0]()) * static_cast<double>(b.size());
-    rows += b.size();
-    accumulate(out, 1, counts, b.size(), metrics);
+    const std::vector<xt::xarray<T>>* out = &f.run(data::feeds(b, task.x, task.y));
+    if (replicas) out = &replicas->combine(Phase::evaluation, *out, at, out->size());
+    const std::size_t n = b.size() * processes;
+    if (at == 1) loss += static_cast<double>((*out)[0]()) * static_cast<double>(n);
+    rows += n;
+    accumulate(*out, at, counts, n, metrics);
   }
+  return {loss, rows};
+}
+
+// Mean loss (output 0) and the metrics over a loader, for a compiled evaluation function.
+template <class T, class L>
+Logs run_evaluation(Function<T>& f, const Task<T>& task, const data::DataLoader<T, L>& loader,
+                    const std::vector<std::size_t>& counts, const std::vector<Metric<T>*>& metrics,
+                    Replicas<T>* replicas = nullptr) {
+  for (auto* m : metrics) m->reset();
+  const auto [loss, rows] = run_batches(f, task, loader, 1, counts, metrics, replicas);
   Logs l;
   l.set("loss", rows ? loss / static_cast<double>(rows) : std::nan(""));
   for (auto* m : metrics) l.set(m->name(), m->value());
@@ -182,6 +214,15 @@ void Trainer<T>::each(Hook hook) {
 }
 
 template <class T>
+void Trainer<T>::agree_stop() {
+  Replicas<T>* r = replicas();
+  if (!r) return;
+  double any = stopped() ? 1 : 0;
+  r->sum(std::span<double>(&any, 1));
+  if (any > 0 && !stopped()) stop("stopped on another process");
+}
+
+template <class T>
 template <class L>
 const History& Trainer<T>::fit(const data::DataLoader<T, L>& train,
                                const FitOptions<T, L>& options) {
@@ -189,12 +230,23 @@ const History& Trainer<T>::fit(const data::DataLoader<T, L>& train,
   batches_ = train.num_batches();
   start_ = std::chrono::steady_clock::now();
   stop_reason_.clear();
+  if (Replicas<T>* r = replicas()) {
+    // Every process starts from rank 0's weights, at the same place, on equal shards.
+    check_same_batches(r, train, "train::Trainer::fit");
+    r->check_same("train::Trainer::fit: the epoch", epoch_);
+    r->check_same("train::Trainer::fit: the batch", batch_);
+    r->check_same("train::Trainer::fit: the optimizer's step count", opt_->steps());
+    std::vector<Expr<T>> nodes;
+    for (const auto& s : task_.state) nodes.push_back(s.node);
+    r->broadcast(nodes);
+  }
   if (batch_ >= batches_) {  // a checkpoint taken after an epoch's last batch
     ++epoch_;
     batch_ = 0;
   }
   optim::Stopping stopping = options.stopping;
   each([&](Callback<T>& c) { c.on_train_begin(*this); });
+  agree_stop();
   while (epoch_ < epochs_ && !stopped()) run_epoch(train, options, stopping);
   each([&](Callback<T>& c) { c.on_train_end(*this); });
   return history_;
@@ -216,26 +268,32 @@ void Trainer<T>::run_epoch(const data::DataLoader<T, L>& train, const FitOptions
   logs_.clear();
   each([&](Callback<T>& c) { c.on_epoch_begin(*this); });
   const std::size_t first = fn_->first_grad;
+  Replicas<T>* const replicas = this->replicas();
   for (const auto& b : train.epoch(epoch_, batch_)) {
     each([&](Callback<T>& c) { c.on_batch_begin(*this); });
-    const auto& out = fn_->step.run(data::feeds(b, task_.x, task_.y));
-    batch_loss_ = static_cast<double>(out[0]());
+    const std::vector<xt::xarray<T>>* out = &fn_->step.run(data::feeds(b, task_.x, task_.y));
+    // Loss and gradients averaged, statistics summed: the global batch's, on every process.
+    if (replicas) out = &replicas->combine(Phase::training, *out, 1, first);
+    batch_loss_ = static_cast<double>((*out)[0]());
     if (stopping.size() > 0 &&
-        stopping(opt_->steps(), batch_loss_, optim::global_norm(out, first))) {
+        stopping(opt_->steps(), batch_loss_, optim::global_norm(*out, first))) {
       stop(stopping.result().message);
-      break;
+    } else {
+      each([&](Callback<T>& c) { c.on_before_step(*this); });
     }
-    each([&](Callback<T>& c) { c.on_before_step(*this); });
+    agree_stop();  // also a stop() on another process after its last update
     if (stopped()) break;
-    opt_->step(out, first);
-    loss_sum_ += batch_loss_ * static_cast<double>(b.size());
-    examples_ += b.size();
-    accumulate(out, 1, fn_->train_stats, b.size(), metrics);
+    opt_->step(*out, first);
+    const std::size_t rows = b.size() * processes();
+    loss_sum_ += batch_loss_ * static_cast<double>(rows);
+    examples_ += rows;
+    accumulate(*out, 1, fn_->train_stats, rows, metrics);
     ++batch_;
     logs_.set("loss", loss_sum_ / static_cast<double>(examples_));
     for (auto* m : metrics) logs_.set(m->name(), m->value());
     each([&](Callback<T>& c) { c.on_batch_end(*this); });
-    if (stopped()) break;
+    // With replicas a stop() here is agreed before the next update (or after the epoch).
+    if (stopped() && !replicas) break;
   }
   if (batch_ < batches_) return;  // stopped inside the epoch: no row, resumable from here
   Logs row;
@@ -253,6 +311,7 @@ void Trainer<T>::run_epoch(const data::DataLoader<T, L>& train, const FitOptions
   history_.append(row);
   logs_ = row;
   each([&](Callback<T>& c) { c.on_epoch_end(*this); });
+  agree_stop();
   ++epoch_;
   batch_ = 0;
 }
@@ -262,7 +321,7 @@ template <class L>
 Logs Trainer<T>::evaluate(const data::DataLoader<T, L>& loader) {
   std::vector<std::unique_ptr<Metric<T>>> clones;
   for (const auto& m : options_.metrics) clones.push_back(m->clone());
-  return run_evaluation(fn_->evaluate, task_, loader, fn_->stats, pointers(clones));
+  return run_evaluation(fn_->evaluate, task_, loader, fn_->stats, pointers(clones), replicas());
 }
 
 template <class T, class L>
@@ -290,9 +349,7 @@ void Trainer<T>::evaluate(const data::DataLoader<T, L>& loader,
   std::vector<std::size_t> counts;
   Function<T> f(with_statistics(Expr<T>{}, task_.eval_output, task_.y, metrics, counts),
                 options_.compile);
-  for (const auto& b : loader.epoch(0)) {
-    accumulate(f.run(data::feeds(b, task_.x, task_.y)), 0, counts, b.size(), metrics);
-  }
+  run_batches(f, task_, loader, 0, counts, metrics, replicas());
 }
 
 #define XGRAD_TRAIN_INSTANTIATE(T, L)                                                              \

@@ -201,6 +201,37 @@ TEST(NoAlloc, MlpCrossEntropyStepAndReplanning) {
   EXPECT_EQ(again.malloc_own, 0);
 }
 
+// An MLP step at two threads with products large enough to be split between them: the
+// pool's workers run parts without allocating either.
+TEST(NoAlloc, MlpStepAtTwoThreads) {
+  const int old = xgrad::num_threads();
+  xgrad::set_num_threads(2);
+  std::mt19937 rng(5);
+  std::normal_distribution<double> n(0.0, 0.1);
+  auto randn = [&](std::size_t r, std::size_t c) {
+    xt::xarray<double> a = xt::zeros<double>({r, c});
+    for (auto& v : a) v = n(rng);
+    return a;
+  };
+  xgrad::Graph<double> g;
+  auto X = g.input("X", {xgrad::open, 256});
+  auto W1 = g.parameter("W1", randn(256, 256));
+  auto W2 = g.parameter("W2", randn(256, 8));
+  auto h = xgrad::relu(xgrad::matmul(X, W1));
+  auto loss = xgrad::mean(xgrad::square(xgrad::matmul(h, W2)));
+  auto grads = xgrad::grad(loss, {W1, W2});
+  auto step = xgrad::compile({loss, grads[0], grads[1]});
+  const xt::xarray<double> xv = randn(512, 256);
+  step.run({{X, xv}});  // warm-up: plans, and each thread's scratch
+  Counts c = count_allocations([&] {
+    for (int it = 0; it < 20; ++it) step.run({{X, xv}});
+  });
+  xgrad::set_num_threads(old);
+  EXPECT_EQ(c.news(), 0) << "operator new calls in 20 runs at 2 threads";
+  EXPECT_EQ(c.malloc_own, 0) << "malloc-family calls in 20 runs at 2 threads";
+  EXPECT_EQ(step.plan_count(), 1u);
+}
+
 TEST(NoAlloc, SinglePrecisionStep) {
   xgrad::Graph<float> g;
   auto X = g.input("X", {xgrad::open, 3});

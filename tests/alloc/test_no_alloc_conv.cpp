@@ -62,7 +62,10 @@ TEST(NoAlloc, ConvolutionalTrainingStepAndReplanning) {
   };
   const xt::xarray<float> x8 = images(8, 1), x3 = images(3, 2);
   const xt::xarray<std::int64_t> y8 = {0, 1, 2, 0, 1, 2, 0, 1}, y3 = {2, 1, 0};
-  for (auto [xv, yv] : {std::pair{&x8, &y8}, {&x3, &y3}, {&x8, &y8}}) {
+  for (const auto& batch : {std::pair{&x8, &y8}, {&x3, &y3}, {&x8, &y8}}) {
+    // Not a structured binding: lambdas may not capture those before C++20 in Clang 14.
+    const xt::xarray<float>* xv = batch.first;
+    const xt::xarray<std::int64_t>* yv = batch.second;
     run(*xv, *yv);  // plans for this batch size
     Counts c = count_allocations([&] {
       for (int it = 0; it < 20; ++it) run(*xv, *yv);

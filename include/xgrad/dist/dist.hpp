@@ -19,6 +19,9 @@
 ///   });
 /// }
 /// @endcode
+/// Through Trainer::fit the same is one option, `.replicas =
+/// std::make_shared<xgrad::dist::DataParallel<T>>(mpi)` (see DataParallel).
+///
 /// No MPI header is included here: MPI stays an implementation detail of src/dist/.
 #pragma once
 
@@ -33,6 +36,7 @@
 
 #include "xgrad/data/loader.hpp"
 #include "xgrad/graph.hpp"
+#include "xgrad/train/replicas.hpp"
 
 namespace xgrad::dist {
 
@@ -143,7 +147,14 @@ class GradientAverager {
   /// The mean over ranks of each of outputs (laid out like them, so opt.step(result, 1)
   /// takes it where it took the run's outputs). Every rank must call it with outputs of the
   /// same shapes, once per step. The reference stays valid until the next call.
-  const std::vector<xt::xarray<T>>& average(const std::vector<xt::xarray<T>>& outputs);
+  const std::vector<xt::xarray<T>>& average(const std::vector<xt::xarray<T>>& outputs) {
+    return reduce(outputs, 0, 0);
+  }
+  /// Like average(), in the same one allreduce, except that outputs [sums_first,
+  /// sums_last) are summed over the ranks instead of averaged: counts and sums that a
+  /// metric combines (what Trainer::fit exchanges through DataParallel).
+  const std::vector<xt::xarray<T>>& reduce(const std::vector<xt::xarray<T>>& outputs,
+                                           std::size_t sums_first, std::size_t sums_last);
   /// The last average().
   const std::vector<xt::xarray<T>>& results() const { return results_; }
   /// Values exchanged per step (the packed buffer's length).
@@ -157,6 +168,52 @@ class GradientAverager {
   std::vector<T> buffer_;
   std::vector<xt::xarray<T>> results_;
   std::size_t steps_ = 0;
+};
+
+/// Data parallelism for Trainer::fit: set it as TrainerOptions::replicas on every rank,
+/// give each rank its shard of the data, and fit() trains as on one process with the
+/// global batch (see train/replicas.hpp for what fit then does):
+/// @code
+/// xgrad::train::Trainer<float> trainer(task, adam, {.metrics = {xgrad::train::accuracy<float>()},
+///     .replicas = std::make_shared<xgrad::dist::DataParallel<float>>(mpi)});
+/// trainer.add(std::make_shared<xgrad::train::ProgressBar<float>>());  // prints on rank 0
+/// DataLoader loader(data, mpi.shard({.batch_size = 64, .seed = 1}));
+/// DataLoader val(test, mpi.shard({.batch_size = 256, .shuffle = false}));
+/// trainer.fit(loader, {.epochs = 10, .validation = &val});
+/// @endcode
+/// A training step exchanges its loss, metric statistics and gradients in one allreduce
+/// (a GradientAverager's, with its NaN check), plus one allreduce of one value in which
+/// the ranks agree whether to stop; each validation batch its loss and statistics.
+template <class T>
+class DataParallel : public train::Replicas<T> {
+ public:
+  /// The ranks of session; options apply to the averaging of every batch.
+  explicit DataParallel(const Session& session, AverageOptions options = {})
+      : session_(&session), step_(session, options), eval_(session, options) {}
+  /// @cond TRIVIAL
+  std::size_t size() const override { return static_cast<std::size_t>(session_->size()); }
+  std::size_t rank() const override { return static_cast<std::size_t>(session_->rank()); }
+  const std::vector<xt::xarray<T>>& combine(train::Phase phase,
+                                            const std::vector<xt::xarray<T>>& outputs,
+                                            std::size_t sums_first,
+                                            std::size_t sums_last) override {
+    return (phase == train::Phase::training ? step_ : eval_).reduce(outputs, sums_first, sums_last);
+  }
+  void sum(std::span<double> values) override { session_->sum(values); }
+  void check_same(std::string_view what, std::size_t value) override {
+    session_->check_same(what, value);
+  }
+  void broadcast(const std::vector<Expr<T>>& nodes) override {
+    broadcast_parameters(*session_, nodes);
+  }
+  void barrier() override { session_->barrier(); }
+  /// @endcond
+  /// The averager of the training steps (its steps() and packed_size()).
+  const GradientAverager<T>& averager() const { return step_; }
+
+ private:
+  const Session* session_;
+  GradientAverager<T> step_, eval_;  // each keeps the buffer of its layout
 };
 
 /// @cond TRIVIAL

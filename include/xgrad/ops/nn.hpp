@@ -27,8 +27,9 @@ enum class Reduction : std::uint8_t {
 /// every prediction with every target). Shapes known when the loss is built are checked
 /// then, open dimensions when a Function plans a run; squeeze, reshape or broadcast_like
 /// make the intent explicit. An empty batch (0 rows) is an error, never a NaN or a 0:
-/// cross_entropy and mse (a mean) raise ShapeError naming the op and the empty operand,
-/// when the graph is built for a static batch and when a Function is run for an open one.
+/// cross_entropy, rmse and the mean-reduced losses raise ShapeError naming the op and the
+/// empty operand, when the graph is built for a static batch and when a Function is run
+/// for an open one.
 /// cross_entropy has no gradient with respect to its labels (class indices): asking for
 /// one raises GraphError.
 #define XGRAD_NN_OPS(X)                                                                            \

@@ -96,13 +96,20 @@ struct StepContext {
 template <class T>
 double sum_of_squares(const T* data, std::size_t n);
 
+/// Sum of squares of all elements of all tensors: the squared global_norm(), for tests of
+/// finiteness that need no square root.
+template <class T>
+double sum_of_squares(std::span<const xt::xarray<T>> tensors) {
+  double s = 0;
+  for (const auto& t : tensors) s += sum_of_squares(t.data(), t.size());
+  return s;
+}
+
 /// Euclidean norm of all elements of all tensors, accumulated in double: |g| for one
 /// scalar, the norm of the whole gradient vector otherwise (the note's stopping test).
 template <class T>
 double global_norm(std::span<const xt::xarray<T>> tensors) {
-  double s = 0;
-  for (const auto& t : tensors) s += sum_of_squares(t.data(), t.size());
-  return std::sqrt(s);
+  return std::sqrt(sum_of_squares(tensors));
 }
 
 /// Global norm of outputs[first], outputs[first + 1], ... (the gradients of a run, or a
@@ -155,7 +162,7 @@ class Optimizer {
   /// The learning rate the last step used (NaN before the first step).
   double last_lr() const { return last_lr_; }
   /// Global norm of the last step's gradients before clipping (NaN before the first).
-  double last_grad_norm() const { return last_grad_norm_; }
+  double last_grad_norm() const { return std::sqrt(last_grad_sq_); }
   /// The learning-rate schedule.
   const Schedule& schedule() const { return schedule_; }
   /// Replaces the schedule (a number is a constant rate).
@@ -205,6 +212,9 @@ class Optimizer {
 
   std::string name_;
   std::vector<Expr<T>> params_;
+  // The parameters' values: a parameter's array lives as long as its graph and never
+  // moves, so step() reaches it without a node lookup per parameter.
+  std::vector<xt::xarray<T>*> values_;
   std::weak_ptr<const void> graph_alive_;  // expires with the parameters' graph
   Schedule schedule_;
   Options opts_;
@@ -213,7 +223,9 @@ class Optimizer {
   std::size_t steps_ = 0;
   std::size_t epoch_ = 0;
   double last_lr_ = std::numeric_limits<double>::quiet_NaN();
-  double last_grad_norm_ = std::numeric_limits<double>::quiet_NaN();
+  // The squared global norm: the square root is taken only where the norm is used (clipping,
+  // messages, last_grad_norm()), not on every step.
+  double last_grad_sq_ = std::numeric_limits<double>::quiet_NaN();
 };
 
 extern template struct ParamState<float>;

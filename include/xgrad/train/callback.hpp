@@ -31,7 +31,9 @@ class Callback {
   /// Before a batch's run.
   virtual void on_batch_begin(Trainer<T>&) {}
   /// After a batch's run, before the optimizer's step: batch_loss() is known, and a
-  /// stop() here skips the update.
+  /// stop() here skips the update. With replicas (TrainerOptions::replicas) the processes
+  /// agree after this hook: a stop() on any of them skips the update on all; a stop()
+  /// in a later hook stops all before the next batch's update (or at the epoch's end).
   virtual void on_before_step(Trainer<T>&) {}
   /// After a batch's update; logs() hold the epoch's running training values.
   virtual void on_batch_end(Trainer<T>&) {}

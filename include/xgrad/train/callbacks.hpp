@@ -1,6 +1,7 @@
 /// @file train/callbacks.hpp
 /// @brief The built-in callbacks: progress display, CSV history, history plots, early
-/// stopping, stopping on a non-finite loss, and a wall-clock budget.
+/// stopping, stopping on a non-finite loss, and a wall-clock budget. With replicas
+/// (TrainerOptions::replicas) the ones that print or write act on rank 0 only.
 #pragma once
 
 #include <cstddef>

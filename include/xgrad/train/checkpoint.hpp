@@ -6,7 +6,8 @@
 ///   `nn::load(model, path, {.prefix = "model."})` reads a model from it;
 /// - `optimizer.<i>.<tensor>`: each parameter's optimizer tensors (moments, momentum);
 /// - `history`: the history's rows (epochs x columns, float64);
-/// - `checkpoint.json`: format name and version, element type, the position (epoch, next
+/// - `checkpoint.json`: format name and version, element type, the number of processes
+///   that trained (Trainer::processes, 1 without replicas), the position (epoch, next
 ///   batch, the partial epoch's loss sum and examples), the optimizer's name, step count,
 ///   epoch, scalars and schedule state, the history's columns, the state's names and
 ///   shapes, and the user's extras.
@@ -38,7 +39,9 @@ struct Extras {
 inline constexpr int checkpoint_version = 1;
 
 /// Writes everything t needs to continue to `path`, atomically: the previous file stays
-/// intact if anything fails. Throws data::DataError naming the path.
+/// intact if anything fails. Throws data::DataError naming the path. With replicas,
+/// collective: rank 0 writes (every process holds the same state), and no process
+/// returns before the file is complete.
 template <class T>
 void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras& extras = {});
 
@@ -47,7 +50,8 @@ void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras&
 /// before writing anything: a file that is not a checkpoint, of another version or
 /// element type, a truncated or corrupt file, or one of another model (names, shapes, the
 /// optimizer or its parameter count differ) throws data::DataError naming the file and
-/// every difference.
+/// every difference. With replicas, every process loads the file, and a checkpoint of
+/// a run on another number of processes is refused naming both numbers.
 template <class T>
 Extras load_checkpoint(Trainer<T>& t, const std::string& path);
 
@@ -57,7 +61,8 @@ std::string latest_checkpoint(const std::string& directory);
 
 /// Options of ModelCheckpoint.
 struct CheckpointOptions {
-  /// Folder of the checkpoints (created if missing): step-NNNNNNNNN.npz (the step count) and best.npz.
+  /// Folder of the checkpoints (created if missing): step-NNNNNNNNN.npz (the step count) and
+  /// best.npz.
   std::string directory = "checkpoints";
   /// Write after every this many epochs (0: never at epoch ends).
   std::size_t every_epochs = 1;

@@ -14,7 +14,9 @@
 /// const auto& history = trainer.fit(loader, {.epochs = 10, .validation = &val_loader});
 /// @endcode
 /// What fit runs per batch is exactly the explicit loop: `out = step.run(batch.feeds(x,
-/// y)); opt.step(out, first_grad);`, plus a sum per metric statistic.
+/// y)); opt.step(out, first_grad);`, plus a sum per metric statistic. On several
+/// processes (TrainerOptions::replicas, train/replicas.hpp) `out` is first combined over
+/// them, as `avg.average(step.run(...))` is in xgrad::dist's explicit loop.
 #pragma once
 
 #include <chrono>
@@ -35,6 +37,7 @@
 #include "xgrad/train/checkpoint.hpp"
 #include "xgrad/train/history.hpp"
 #include "xgrad/train/metrics.hpp"
+#include "xgrad/train/replicas.hpp"
 
 namespace xgrad::train {
 
@@ -79,6 +82,10 @@ struct TrainerOptions {
   bool train_metrics = true;
   /// Options for both compiled functions.
   CompileOptions compile = {};
+  /// The processes training this model together (data parallelism; see
+  /// train/replicas.hpp), e.g. `std::make_shared<xgrad::dist::DataParallel<T>>(mpi)`.
+  /// Null: this process alone.
+  std::shared_ptr<Replicas<T>> replicas = nullptr;
 };
 
 /// Options of one fit() call.
@@ -110,16 +117,20 @@ class Trainer {
   Trainer& add(std::shared_ptr<Callback<T>> callback);
 
   /// Runs epochs from epoch() up to options.epochs (or until stopped) and returns the
-  /// history. Instantiated for targets of type T and std::int64_t.
+  /// history. Instantiated for targets of type T and std::int64_t. With replicas, every
+  /// process calls it with its shard of the data (Session::shard) and the same options.
   template <class L>
   const History& fit(const data::DataLoader<T, L>& train, const FitOptions<T, L>& options = {});
 
   /// Mean loss and metrics over a loader, in evaluation mode (metrics accumulate into
-  /// clones, so the trainer's are untouched). Names: "loss" and each metric's name.
+  /// clones, so the trainer's are untouched). Names: "loss" and each metric's name. With
+  /// replicas, collective: each process evaluates its loader (its shard) and every process
+  /// gets the figures over all shards.
   template <class L>
   Logs evaluate(const data::DataLoader<T, L>& loader);
   /// Accumulates extra metrics (a ConfusionMatrix you keep, say) over a loader in
-  /// evaluation mode, compiling their statistics once per call. Needs Task::output.
+  /// evaluation mode, compiling their statistics once per call. Needs Task::output. With
+  /// replicas, collective, and every process's metrics hold the counts of all shards.
   template <class L>
   void evaluate(const data::DataLoader<T, L>& loader, const std::vector<Metric<T>*>& metrics);
 
@@ -138,7 +149,7 @@ class Trainer {
   std::size_t batch() const { return batch_; }
   /// Batches per epoch of the current fit's loader.
   std::size_t batches_per_epoch() const { return batches_; }
-  /// Examples in the epoch's batches so far.
+  /// Examples in the epoch's batches so far (of all processes, with replicas).
   std::size_t examples() const { return examples_; }
   /// The last batch's loss.
   double batch_loss() const { return batch_loss_; }
@@ -159,6 +170,12 @@ class Trainer {
   const Task<T>& task() const { return task_; }
   /// Parameters and buffers by name (Task::state).
   const std::vector<nn::Named<T>>& state() const { return task_.state; }
+  /// The processes training together (TrainerOptions::replicas), null for one process.
+  Replicas<T>* replicas() const { return options_.replicas.get(); }
+  /// Number of processes training together (1 without replicas).
+  std::size_t processes() const { return replicas() ? replicas()->size() : 1; }
+  /// True on the process that prints and writes files: rank 0, or the only one.
+  bool is_root() const { return !replicas() || replicas()->rank() == 0; }
   /// Sets where the next fit starts: epoch e, batch b (a resumed run), with the running
   /// training sums of the partial epoch so far (loss times rows, and rows).
   void set_position(std::size_t epoch, std::size_t batch, double loss_sum = 0,
@@ -173,6 +190,7 @@ class Trainer {
                  optim::Stopping& stopping);
   template <class Hook>
   void each(Hook hook);
+  void agree_stop();
 
   Task<T> task_;
   optim::Optimizer<T>* opt_;
