@@ -1,6 +1,7 @@
 // What a row-tiled group is: its members, the tiles they read and write a block of rows
 // at a time, and the calls a run resolves for them. Private to tiling.cpp, which plans
-// and runs groups; the other passes see a group only through plan.hpp's GroupBuffers.
+// groups, and tiling_run.cpp, which runs them; the other passes see a group only through
+// plan.hpp's GroupBuffers.
 #pragma once
 
 #include <array>
