@@ -126,6 +126,9 @@ inline int reps(int fallback) {
 using Clock = std::chrono::steady_clock;
 
 /// One contender: a name, a kind ("xgrad", "LibTorch", "limit"...) and the run to time.
+/// Name suffix of the one-thread run of xgrad's first variant (compare(), report()).
+inline const std::string one_thread_suffix = ", 1 thread (same run)";
+
 struct Variant {
   Variant(std::string n, std::string k, std::function<void()> r)
       : name(std::move(n)), kind(std::move(k)), run(std::move(r)) {}
@@ -179,8 +182,17 @@ inline void settle_heap() {
 #endif
 }
 
+/// Above one thread, waits until the previous variant's idle threads have gone to sleep:
+/// OpenBLAS's workers spin for about 2^28 cycles after their last job, and would take a
+/// core from the next variant (docs/benchmarks.md, "Threads on an AMD EPYC").
+inline void settle_threads() {
+  if (threads_in_use() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
+/// Wall time of one run of f, after settle_heap() and settle_threads().
 inline double seconds_of(const std::function<void()>& f) {
   settle_heap();
+  settle_threads();
   auto t0 = Clock::now();
   f();
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -197,17 +209,37 @@ inline void compare(std::vector<Variant>& vs, int repetitions) {
       std::exit(2);
     }
   }
-  for (Variant& v : vs) {
+  // Above one thread, xgrad's first variant also runs at one thread, in turn with the
+  // others: its speed-up is then measured side by side, not across two runs minutes apart
+  // on a machine whose speed drifts.
+  std::vector<Variant> one;
+  const int n = threads_in_use();
+  const auto first =
+      std::find_if(vs.begin(), vs.end(), [](const Variant& v) { return v.kind == "xgrad"; });
+  if (n > 1 && first != vs.end()) {
+    one.emplace_back(first->name + one_thread_suffix, "xgrad", [run = first->run, n] {
+      xgrad::set_num_threads(1);
+      openblas_set_num_threads(1);
+      run();
+      xgrad::set_num_threads(n);
+    });
+  }
+  auto all = [&](auto&& f) {  // the one-thread run first: a program's last variant may end a round
+    for (Variant& v : one) f(v);
+    for (Variant& v : vs) f(v);
+  };
+  all([](Variant& v) {
     blas_threads_for(v.kind);
     v.run();
-  }
+  });
   for (int r = 0; r < repetitions; ++r) {
-    for (Variant& v : vs) {
+    all([](Variant& v) {
       blas_threads_for(v.kind);
       v.seconds.push_back(seconds_of(v.run));
-    }
+    });
   }
   blas_threads_for("xgrad");
+  for (Variant& v : one) vs.push_back(std::move(v));
 }
 
 /// "1.23 ms"-style rendering of a duration.
@@ -287,6 +319,19 @@ inline void report(const std::string& workload, const std::vector<Variant>& vs, 
                 v.name.c_str(), human(v.min()).c_str(), human(v.median()).c_str(),
                 human(v.max()).c_str(), human(v.median() / units).c_str(), throughput(v).c_str(),
                 allocs_str(v).c_str(), ratio.c_str());
+  }
+  for (const Variant& v : vs) {
+    const std::size_t cut = v.name.size() - std::min(v.name.size(), one_thread_suffix.size());
+    if (v.name.compare(cut, std::string::npos, one_thread_suffix) != 0) continue;
+    for (const Variant& w : vs) {
+      if (w.name != v.name.substr(0, cut)) continue;
+      std::printf(
+          "%s, %d threads against 1 in the same run: %.2fx the speed (medians; minima "
+          "%.2fx)\nMDSPEEDUP %s, %d threads against 1 in the same run: **%.2fx** the "
+          "speed (medians; minima %.2fx)\n",
+          w.name.c_str(), threads_in_use(), v.median() / w.median(), v.min() / w.min(),
+          w.name.c_str(), threads_in_use(), v.median() / w.median(), v.min() / w.min());
+    }
   }
 }
 

@@ -413,4 +413,33 @@ void check_conv() {
 TEST(ParallelKernels, ConvolutionAndPoolingDouble) { check_conv<double>(); }
 TEST(ParallelKernels, ConvolutionAndPoolingFloat) { check_conv<float>(); }
 
+// The optimizer's gradient norm sums a long array in blocks fixed by its length, and SGD
+// updates a large parameter element by element on the pool: both are the same bits at
+// every thread count (so a run's clipping and recorded norms do not depend on it).
+template <class T>
+void check_optimizer_step() {
+  for (std::size_t n : {std::size_t{1000}, std::size_t{65537}, std::size_t{300001}}) {
+    const xt::xarray<T> grad = random<T>({n}, 21), start = random<T>({n}, 22);
+    long double want = 0;
+    for (std::size_t i = 0; i < n; ++i) want += static_cast<long double>(grad(i)) * grad(i);
+    expect_thread_counts<T>(
+        [&] {
+          xgrad::Graph<T> g;
+          auto p = g.parameter("p", start);
+          xgrad::optim::SGD<T> sgd({p}, 0.25);
+          const std::vector<xt::xarray<T>> grads{grad};
+          sgd.step(std::span<const xt::xarray<T>>(grads));
+          xt::xarray<double> norm = {sgd.last_grad_norm()};
+          const double sq = xgrad::optim::sum_of_squares(grad.data(), grad.size());
+          EXPECT_NEAR(sq, static_cast<double>(want), 1e-12 * static_cast<double>(want));
+          return std::vector<xt::xarray<T>>{g.value(p), xt::xarray<T>{static_cast<T>(sq)},
+                                            xt::xarray<T>(norm)};
+        },
+        true, 0, "SGD step and gradient norm, n = " + std::to_string(n));
+  }
+}
+
+TEST(ParallelKernels, OptimizerStepDouble) { check_optimizer_step<double>(); }
+TEST(ParallelKernels, OptimizerStepFloat) { check_optimizer_step<float>(); }
+
 }  // namespace

@@ -33,8 +33,12 @@ namespace exec {
 namespace {
 
 constexpr int kMaxThreads = 1024;
-// How long a waiting thread spins before it blocks.
-constexpr auto kSpin = std::chrono::microseconds(50);
+// How long a waiting thread spins before it blocks, and after how long of it it yields
+// the core to any other runnable thread (a loader's prefetching worker) between checks.
+// Waking a blocked thread costs tens of microseconds on a virtual machine, more than the
+// serial stretch between two parallel regions of a training step usually lasts.
+constexpr auto kSpin = std::chrono::microseconds(1000);
+constexpr auto kSpinBeforeYield = std::chrono::microseconds(20);
 
 thread_local bool tl_in_part = false;
 
@@ -46,11 +50,15 @@ void cpu_relax() {
 
 /// Waits until a.load() != old: spins for kSpin, then blocks.
 void wait_change(const std::atomic<std::uint32_t>& a, std::uint32_t old) {
-  const auto until = std::chrono::steady_clock::now() + kSpin;
+  const auto start = std::chrono::steady_clock::now();
   for (unsigned i = 1;; ++i) {
     if (a.load(std::memory_order_acquire) != old) return;
     cpu_relax();
-    if (i % 64 == 0 && std::chrono::steady_clock::now() > until) break;
+    if (i % 64 == 0) {
+      const auto spun = std::chrono::steady_clock::now() - start;
+      if (spun > kSpin) break;
+      if (spun > kSpinBeforeYield) sched_yield();
+    }
   }
   while (a.load(std::memory_order_acquire) == old) a.wait(old, std::memory_order_acquire);
 }

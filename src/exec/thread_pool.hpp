@@ -56,6 +56,7 @@ inline std::size_t parts_for(std::size_t count) {
 inline std::size_t parts_for_work(std::size_t count, double item_work, double min_work) {
   const double per = std::max(item_work, 1e-9);
   const auto by_work = static_cast<std::size_t>(static_cast<double>(count) * per / min_work);
+  if (by_work < 2) return 1;  // small work stays in the caller, without asking the pool
   return std::max<std::size_t>(1, std::min(parts_per_thread(count), by_work));
 }
 

@@ -3,12 +3,14 @@
 #include "xgrad/optim/optimizer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <utility>
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 
+#include "../exec/thread_pool.hpp"
 #include "num.hpp"
 #include "xgrad/error.hpp"
 
@@ -48,9 +50,11 @@ void check_options(const std::string& who, const Options& o) {
 
 }  // namespace
 
+namespace {
+
+/// Sum of squares of n elements in four independent partial sums (vectorisable).
 template <class T>
-double sum_of_squares(const T* data, std::size_t n) {
-  // Four independent partial sums in registers (an array of them is kept on the stack).
+double sum_of_squares_serial(const T* data, std::size_t n) {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   auto sq = [](T x) { return static_cast<double>(x) * static_cast<double>(x); };
   std::size_t i = 0;
@@ -62,6 +66,31 @@ double sum_of_squares(const T* data, std::size_t n) {
   }
   for (; i < n; ++i) s0 += sq(data[i]);
   return (s0 + s1) + (s2 + s3);
+}
+
+// A long array is summed in kMaxBlocks blocks whose bounds depend on n only, each block's
+// sum kept and the block sums added in order: which thread sums a block never changes the
+// result, so the norm is the same bits at every thread count.
+constexpr std::size_t kBlockElements = 16384, kMaxBlocks = 64;
+
+}  // namespace
+
+template <class T>
+double sum_of_squares(const T* data, std::size_t n) {
+  const std::size_t blocks = std::clamp<std::size_t>(n / kBlockElements, 1, kMaxBlocks);
+  if (blocks == 1) return sum_of_squares_serial(data, n);
+  std::array<double, kMaxBlocks> sums;
+  exec::parallel_for_work(blocks, static_cast<double>(n / blocks), exec::kMinPartWork,
+                          [&](std::size_t b, std::size_t e, std::size_t) {
+                            for (std::size_t k = b; k < e; ++k) {
+                              const std::size_t lo = exec::part_begin(n, blocks, k);
+                              const std::size_t hi = exec::part_begin(n, blocks, k + 1);
+                              sums[k] = sum_of_squares_serial(data + lo, hi - lo);
+                            }
+                          });
+  double s = 0;
+  for (std::size_t k = 0; k < blocks; ++k) s += sums[k];
+  return s;
 }
 template double sum_of_squares(const float*, std::size_t);
 template double sum_of_squares(const double*, std::size_t);

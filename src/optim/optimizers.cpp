@@ -8,6 +8,7 @@
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xoperation.hpp>
 
+#include "../exec/thread_pool.hpp"
 #include "xgrad/error.hpp"
 
 namespace xgrad::optim {
@@ -17,11 +18,15 @@ void GradientDescent<T>::update(xt::xarray<T>& value, const xt::xarray<T>& grad,
                                 const StepContext<T>& ctx) {
   // A plain loop: xtensor's expression assignment costs more than the update itself for
   // the small parameters of overhead-bound steps (workload 1), and this is the same
-  // value - lr * grad per element.
+  // value - lr * grad per element. A large parameter is updated on the thread pool: per
+  // element, so the bits do not depend on the split.
   T* v = value.data();
   const T* g = grad.data();
   const T lr = ctx.lr;
-  for (std::size_t i = 0, n = value.size(); i < n; ++i) v[i] -= lr * g[i];
+  exec::parallel_for_work(value.size(), 2, exec::kMinPartWork,
+                          [&](std::size_t b, std::size_t e, std::size_t) {
+                            for (std::size_t i = b; i < e; ++i) v[i] -= lr * g[i];
+                          });
 }
 
 template <class T>
