@@ -221,6 +221,121 @@ TEST(Metrics, RegressionAgainstHandComputations) {
   EXPECT_NEAR(r2.value(), 1 - 5.0 / 2.75, 1e-12);
 }
 
+// Each built-in metric: state() after a batch, restored into a fresh copy, gives the same
+// value and, after one more batch into both, the same state as the original; a state of
+// another size is refused naming the metric.
+TEST(Metrics, StateRoundTripContinuesExactly) {
+  struct Case {
+    std::shared_ptr<train::Metric<double>> metric;
+    std::vector<xt::xarray<double>> first, second;  // two batches' statistics
+    std::size_t rows_first, rows_second;
+  };
+  const std::vector<Case> cases = {
+      {train::accuracy<double>(), {xt::xarray<double>(3.0)}, {xt::xarray<double>(1.0)}, 4, 5},
+      {train::top_k_accuracy<double>(2),
+       {xt::xarray<double>(2.0)},
+       {xt::xarray<double>(5.0)},
+       3,
+       6},
+      {std::make_shared<train::ConfusionMatrix<double>>(3),
+       {xt::xarray<double>{{1, 2, 0}, {0, 1, 0}, {3, 0, 1}}},
+       {xt::xarray<double>{{0, 0, 1}, {1, 1, 0}, {0, 0, 2}}},
+       8,
+       5},
+      {train::mae<double>(),
+       {xt::xarray<double>(2.5), xt::xarray<double>(3.25), xt::xarray<double>(4.0),
+        xt::xarray<double>(9.5), xt::xarray<double>(4.0)},
+       {xt::xarray<double>(1.0), xt::xarray<double>(0.75), xt::xarray<double>(-2.0),
+        xt::xarray<double>(3.0), xt::xarray<double>(2.0)},
+       4,
+       2},
+  };
+  for (const auto& c : cases) {
+    const std::string name = c.metric->name();
+    auto a = c.metric->clone(), b = c.metric->clone();
+    a->reset();
+    b->reset();
+    const auto fresh = b->state();
+    a->accumulate(c.first, c.rows_first);
+    const auto s = a->state();
+    ASSERT_TRUE(s.has_value()) << name;
+    EXPECT_NE(*s, *fresh) << name << ": the state holds the batch";
+    b->restore(*s);
+    EXPECT_EQ(b->state(), s) << name;
+    EXPECT_EQ(b->value(), a->value()) << name;
+    a->accumulate(c.second, c.rows_second);
+    b->accumulate(c.second, c.rows_second);
+    EXPECT_EQ(b->state(), a->state()) << name;
+    EXPECT_EQ(b->value(), a->value()) << name;
+
+    std::vector<double> longer = *s;
+    longer.push_back(1);
+    try {
+      b->restore(longer);
+      ADD_FAILURE() << name << ": no error";
+    } catch (const xgrad::ValueError& e) {
+      EXPECT_TRUE(contains(e.what(), "::restore: a state of " + std::to_string(longer.size()) +
+                                         " numbers, expected " + std::to_string(s->size())))
+          << e.what();
+    }
+    EXPECT_EQ(b->state(), a->state()) << name << ": unchanged by a refused state";
+  }
+  // The confusion matrix's state is its counts row by row.
+  train::ConfusionMatrix<double> cm(3);
+  cm.accumulate(cases[2].first, 8);
+  const auto counts = cm.state().value();
+  EXPECT_EQ(counts[1], 2.0);
+  EXPECT_EQ(counts[6], 3.0);
+  // Row counts must be whole and not negative.
+  train::Accuracy<double> acc;
+  EXPECT_THROW(acc.restore(std::vector<double>{1, 2.5}), xgrad::ValueError);
+  EXPECT_THROW(acc.restore(std::vector<double>{1, -1}), xgrad::ValueError);
+}
+
+// A user metric written without state() and restore() compiles, saves nothing and refuses
+// a state; a trainer resumed inside an epoch without it reports NaN until the epoch ends.
+TEST(Metrics, UserMetricsWithoutStateReportNaNWhenResumedInsideAnEpoch) {
+  struct Sum : train::Metric<double> {
+    std::string name() const override { return "sum"; }
+    std::vector<Expr<double>> statistics(Expr<double> p, Expr<double>) const override {
+      return {xgrad::sum(p)};
+    }
+    void reset() override { total = 0; }
+    void accumulate(std::span<const xt::xarray<double>> s, std::size_t) override {
+      total += s[0]();
+    }
+    double value() const override { return total; }
+    std::unique_ptr<Metric> clone() const override { return std::make_unique<Sum>(*this); }
+    double total = 0;
+  };
+  Sum sum;
+  EXPECT_FALSE(sum.state().has_value());
+  try {
+    sum.restore(std::vector<double>{1});
+    ADD_FAILURE() << "no error";
+  } catch (const xgrad::ValueError& e) {
+    EXPECT_TRUE(contains(e.what(), "'sum' does not save its state")) << e.what();
+  }
+
+  const auto set = regression_data();
+  data::DataLoader<double> loader(set, {.batch_size = 50, .shuffle = false});
+  Linreg m;
+  optim::SGD<double> opt({m.w, m.b}, 0.01);
+  train::Trainer<double> t({.x = m.x, .y = m.y, .loss = m.loss, .output = m.pred}, opt,
+                           {.metrics = {std::make_shared<Sum>(), train::mae<double>()}});
+  ASSERT_EQ(t.train_metrics().size(), 2u);
+  t.set_position(0, 2, 10.0, 100, {std::nullopt, std::vector<double>{40, 0, 0, 0, 100}});
+  t.fit(loader, {.epochs = 2});
+  EXPECT_TRUE(std::isnan(t.history().column("sum")[0]));
+  EXPECT_FALSE(std::isnan(t.history().column("sum")[1]));
+  EXPECT_FALSE(std::isnan(t.history().column("mae")[0]));
+  // One state per training metric, or none.
+  EXPECT_THROW(t.set_position(0, 1, 1.0, 50, {std::nullopt}), xgrad::ValueError);
+  EXPECT_THROW(t.set_position(0, 1, 1.0, 50, {std::nullopt, std::vector<double>{1}}),
+               xgrad::ValueError);
+  EXPECT_EQ(t.epoch(), 2u) << "a refused position changes nothing";
+}
+
 TEST(Metrics, RefuseShapesThatWouldBroadcast) {
   Graph<double> g;
   auto p = g.input("p", {xgrad::open, 1});

@@ -6,6 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <span>
 #include <sstream>
@@ -48,7 +51,9 @@ struct TrainRun {
   std::unique_ptr<train::Trainer<double>> trainer;
 
   explicit TrainRun(std::uint64_t seed, std::size_t hidden = 8,
-                    std::shared_ptr<train::Replicas<double>> replicas = nullptr) {
+                    std::shared_ptr<train::Replicas<double>> replicas = nullptr,
+                    std::vector<std::shared_ptr<train::Metric<double>>> metrics = {
+                        train::accuracy<double>()}) {
     model.add<nn::Linear>(4, hidden, nn::LinearOptions{.seed = seed});
     model.add<nn::ReLU>();
     model.add<nn::Dropout>(0.3, 77);  // the mask seed is part of the model's code
@@ -58,7 +63,7 @@ struct TrainRun {
     adam = std::make_unique<optim::Adam<double>>(model.parameters(), optim::cosine(0.01, 60, 1e-4));
     trainer = std::make_unique<train::Trainer<double>>(
         task, *adam,
-        train::TrainerOptions<double>{.metrics = {train::accuracy<double>()},
+        train::TrainerOptions<double>{.metrics = std::move(metrics),
                                       .replicas = std::move(replicas)});
   }
   std::vector<xt::xarray<double>> values() {
@@ -67,6 +72,43 @@ struct TrainRun {
     return v;
   }
 };
+
+// A regression MLP with dropout on the same features (target: a function of them), with
+// MAE and R^2; built alike each time but for the initial weights' seed.
+struct RegressionRun {
+  Graph<double> g;
+  Expr<double> x = g.input("x", {xgrad::open, 4});
+  Expr<double> y = g.input("y", {xgrad::open, 1});
+  nn::Sequential<double> model{g};
+  std::unique_ptr<optim::Adam<double>> adam;
+  std::unique_ptr<train::Trainer<double>> trainer;
+
+  explicit RegressionRun(std::uint64_t seed) {
+    model.add<nn::Linear>(4, 8, nn::LinearOptions{.seed = seed});
+    model.add<nn::Tanh>();
+    model.add<nn::Dropout>(0.2, 78);
+    model.add<nn::Linear>(8, 1, nn::LinearOptions{.seed = seed + 2});
+    auto task = train::supervised<double>(
+        model, x, y, [](Expr<double> p, Expr<double> t) { return xgrad::mse(p, t); });
+    adam = std::make_unique<optim::Adam<double>>(model.parameters(), 0.01);
+    trainer = std::make_unique<train::Trainer<double>>(
+        task, *adam,
+        train::TrainerOptions<double>{.metrics = {train::mae<double>(), train::r2<double>()}});
+  }
+  std::vector<xt::xarray<double>> values() {
+    std::vector<xt::xarray<double>> v;
+    for (const auto& s : model.state()) v.push_back(g.value(s.node));
+    return v;
+  }
+};
+
+data::TensorDataset<double> regression_set() {
+  const auto c = classes();
+  xt::xarray<double> x = c.features(), y = xt::zeros<double>({x.shape(0), std::size_t{1}});
+  for (std::size_t i = 0; i < x.shape(0); ++i)
+    y(i, 0) = std::sin(x(i, 0)) + 0.5 * x(i, 1) * x(i, 2);
+  return {x, y};
+}
 
 bool same_bytes(const std::vector<xt::xarray<double>>& a,
                 const std::vector<xt::xarray<double>>& b) {
@@ -132,40 +174,226 @@ fs::path scratch(const std::string& name) {
   return p;
 }
 
+// The columns of two histories that differ in some bit, all but "seconds" (the clock's);
+// "(columns)" when their columns or lengths differ.
+std::vector<std::string> differing_columns(const train::History& a, const train::History& b) {
+  if (a.columns() != b.columns() || a.size() != b.size()) return {"(columns)"};
+  std::vector<std::string> out;
+  for (const auto& c : a.columns()) {
+    const auto x = a.column(c), y = b.column(c);
+    if (c != "seconds" && std::memcmp(x.data(), y.data(), x.size() * sizeof(double)) != 0) {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// Runs make(1) stopped after stop_at updates, with ModelCheckpoint after every one, then
+// make(99) (other weights) resumed from its latest checkpoint, to `epochs` epochs; returns
+// the resumed run.
+template <class Run, class L>
+std::unique_ptr<Run> stop_and_resume(const std::function<std::unique_ptr<Run>(std::uint64_t)>& make,
+                                     const data::DataLoader<double, L>& loader, std::size_t epochs,
+                                     std::size_t stop_at, const std::string& name) {
+  const fs::path dir = scratch(name);
+  {
+    auto first = make(1);
+    first->trainer->add(std::make_shared<StopAfter>(stop_at));
+    first->trainer->add(std::make_shared<train::ModelCheckpoint<double>>(
+        train::CheckpointOptions{.directory = dir.string(), .every_steps = 1, .keep_last = 2}));
+    first->trainer->fit(loader, {.epochs = epochs});
+    EXPECT_EQ(first->adam->steps(), stop_at);
+  }
+  auto resumed = make(99);
+  const std::string latest = train::latest_checkpoint(dir.string());
+  EXPECT_FALSE(latest.empty());
+  train::load_checkpoint(*resumed->trainer, latest);
+  EXPECT_EQ(resumed->adam->steps(), stop_at);
+  resumed->trainer->fit(loader, {.epochs = epochs});
+  fs::remove_all(dir);
+  return resumed;
+}
+
+// A copy of checkpoint `from` at `to` with its JSON edited and some arrays replaced.
+void rewrite(const std::string& from, const std::string& to,
+             const std::function<void(nlohmann::json&)>& edit,
+             const std::map<std::string, xt::xarray<double>>& arrays = {}) {
+  const auto f = data::NpzFile::open(from);
+  nlohmann::json doc = nlohmann::json::parse(f.read_text("checkpoint.json"));
+  edit(doc);
+  data::NpzWriter w(to);
+  for (const auto& e : f.entries()) {
+    if (!e.is_array) continue;
+    const auto it = arrays.find(e.name);
+    w.add(e.name, it == arrays.end() ? f.read<double>(e.name) : it->second);
+  }
+  w.add_text("checkpoint.json", doc.dump(1));
+  w.commit();
+}
+
+// A user metric written as metrics.hpp's example, without state() and restore().
+struct MeanPrediction : train::Metric<double> {
+  std::string name() const override { return "mean_prediction"; }
+  std::vector<Expr<double>> statistics(Expr<double> p, Expr<double>) const override {
+    return {xgrad::sum(p)};
+  }
+  void reset() override {
+    total_ = 0;
+    rows_ = 0;
+  }
+  void accumulate(std::span<const xt::xarray<double>> s, std::size_t rows) override {
+    total_ += s[0]();
+    rows_ += rows;
+  }
+  double value() const override { return total_ / static_cast<double>(rows_); }
+  std::unique_ptr<Metric> clone() const override { return std::make_unique<MeanPrediction>(*this); }
+  double total_ = 0;
+  std::size_t rows_ = 0;
+};
+
 }  // namespace
 
 TEST(Checkpoint, ResumeAfterAnEpochAndInsideOneIsBitExact) {
   const auto set = classes();
   data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 16, .seed = 3, .prefetch = 2});
-  TrainRun whole(1);
-  whole.trainer->fit(loader, {.epochs = 4});
-  ASSERT_EQ(whole.adam->steps(), 4 * loader.num_batches());
+  const std::function<std::unique_ptr<TrainRun>(std::uint64_t)> make = [](std::uint64_t seed) {
+    return std::make_unique<TrainRun>(
+        seed, 8, nullptr,
+        std::vector<std::shared_ptr<train::Metric<double>>>{
+            train::accuracy<double>(), train::top_k_accuracy<double>(2),
+            std::make_shared<train::ConfusionMatrix<double>>(3)});
+  };
+  const auto whole = make(1);
+  whole->trainer->fit(loader, {.epochs = 4});
+  ASSERT_EQ(whole->adam->steps(), 4 * loader.num_batches());
 
-  // Stopped after epoch 1 + 1 batch and after epoch 2 + 9 batches; each resumed from a
-  // fresh process-like start: new graph, other initial weights, loaded checkpoint.
+  // Stopped after epoch 1 + 1 batch, after epoch 2 + 9 batches and after epoch 2; each
+  // resumed from a fresh process-like start: new graph, other initial weights, loaded
+  // checkpoint. Every column, the training metrics' too, equals the whole run's.
   for (std::size_t stop_at :
        {loader.num_batches() + 1, 2 * loader.num_batches() + 9, 2 * loader.num_batches()}) {
-    const fs::path dir = scratch("resume" + std::to_string(stop_at));
-    {
-      TrainRun first(1);
-      first.trainer->add(std::make_shared<StopAfter>(stop_at));
-      first.trainer->add(std::make_shared<train::ModelCheckpoint<double>>(
-          train::CheckpointOptions{.directory = dir.string(), .every_steps = 1, .keep_last = 2}));
-      first.trainer->fit(loader, {.epochs = 4});
-      ASSERT_EQ(first.adam->steps(), stop_at);
-    }
-    TrainRun resumed(99);  // other weights and dropout seeds...
-    const std::string latest = train::latest_checkpoint(dir.string());
-    ASSERT_FALSE(latest.empty());
-    train::load_checkpoint(*resumed.trainer, latest);  // ...replaced
-    EXPECT_EQ(resumed.adam->steps(), stop_at);
-    resumed.trainer->fit(loader, {.epochs = 4});
-    EXPECT_EQ(resumed.adam->steps(), whole.adam->steps());
-    EXPECT_TRUE(same_bytes(resumed.values(), whole.values())) << "stopped at " << stop_at;
-    EXPECT_EQ(resumed.trainer->history().size(), 4u);
-    EXPECT_EQ(resumed.trainer->history().column("loss"), whole.trainer->history().column("loss"));
-    fs::remove_all(dir);
+    const auto resumed = stop_and_resume(make, loader, 4, stop_at, "resume");
+    EXPECT_EQ(resumed->adam->steps(), whole->adam->steps());
+    EXPECT_TRUE(same_bytes(resumed->values(), whole->values())) << "stopped at " << stop_at;
+    EXPECT_EQ(resumed->trainer->history().size(), 4u);
+    EXPECT_TRUE(resumed->trainer->history().has("top2_accuracy"));
+    EXPECT_EQ(differing_columns(resumed->trainer->history(), whole->trainer->history()),
+              std::vector<std::string>{})
+        << "stopped at " << stop_at;
   }
+}
+
+TEST(Checkpoint, RegressionMetricsResumeInsideAnEpochBitExact) {
+  const auto set = regression_set();
+  data::DataLoader<double> loader(set, {.batch_size = 16, .seed = 6});
+  const std::function<std::unique_ptr<RegressionRun>(std::uint64_t)> make = [](std::uint64_t seed) {
+    return std::make_unique<RegressionRun>(seed);
+  };
+  const auto whole = make(1);
+  whole->trainer->fit(loader, {.epochs = 3});
+  const auto resumed = stop_and_resume(make, loader, 3, loader.num_batches() + 6, "regression");
+  EXPECT_TRUE(same_bytes(resumed->values(), whole->values()));
+  EXPECT_TRUE(resumed->trainer->history().has("r2"));
+  EXPECT_EQ(differing_columns(resumed->trainer->history(), whole->trainer->history()),
+            std::vector<std::string>{});
+}
+
+// A user metric without state(), and a version 1 file (before metric states), resumed
+// inside an epoch: the metrics without a saved state report NaN for that epoch only.
+TEST(Checkpoint, MetricsWithoutAStateAreNaNForTheResumedEpoch) {
+  const auto set = classes();
+  data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 16, .seed = 3});
+  const std::function<std::unique_ptr<TrainRun>(std::uint64_t)> make = [](std::uint64_t seed) {
+    return std::make_unique<TrainRun>(
+        seed, 8, nullptr,
+        std::vector<std::shared_ptr<train::Metric<double>>>{train::accuracy<double>(),
+                                                            std::make_shared<MeanPrediction>()});
+  };
+  const auto whole = make(1);
+  whole->trainer->fit(loader, {.epochs = 3});
+  const std::size_t stop_at = loader.num_batches() + 4;  // inside epoch 1
+  const auto resumed = stop_and_resume(make, loader, 3, stop_at, "user");
+  EXPECT_TRUE(same_bytes(resumed->values(), whole->values()));
+  const auto& h = resumed->trainer->history();
+  EXPECT_EQ(differing_columns(h, whole->trainer->history()),
+            std::vector<std::string>{"mean_prediction"});
+  const auto user = h.column("mean_prediction"),
+             want = whole->trainer->history().column("mean_prediction");
+  EXPECT_EQ(user[0], want[0]);
+  EXPECT_TRUE(std::isnan(user[1]));
+  EXPECT_EQ(user[2], want[2]);
+
+  // Version 1: no metric states; loaded, with NaN training metrics for the resumed epoch.
+  const fs::path dir = scratch("version1");
+  const std::string v2 = (dir / "v2.npz").string(), v1 = (dir / "v1.npz").string();
+  {
+    TrainRun first(1);
+    first.trainer->add(std::make_shared<StopAfter>(stop_at));
+    first.trainer->fit(loader, {.epochs = 3});
+    train::save_checkpoint(*first.trainer, v2);
+  }
+  rewrite(v2, v1, [](nlohmann::json& doc) {
+    doc["version"] = 1;
+    doc["position"].erase("metrics");
+  });
+  TrainRun plain(1), old(99);
+  plain.trainer->fit(loader, {.epochs = 3});
+  train::load_checkpoint(*old.trainer, v1);
+  old.trainer->fit(loader, {.epochs = 3});
+  EXPECT_TRUE(same_bytes(old.values(), plain.values()));
+  EXPECT_EQ(differing_columns(old.trainer->history(), plain.trainer->history()),
+            std::vector<std::string>{"accuracy"});
+  EXPECT_TRUE(std::isnan(old.trainer->history().column("accuracy")[1]));
+  EXPECT_EQ(old.trainer->history().column("loss"), plain.trainer->history().column("loss"));
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, MetricStatesThatDoNotFitAreRefusedByName) {
+  const auto set = classes();
+  data::DataLoader<double, std::int64_t> loader(set, {.batch_size = 16, .seed = 3});
+  using Metrics = std::vector<std::shared_ptr<train::Metric<double>>>;
+  const fs::path dir = scratch("metric_errors");
+  const std::string inside = (dir / "inside.npz").string(), end = (dir / "end.npz").string();
+  {
+    TrainRun first(1, 8, nullptr, {train::accuracy<double>()});
+    first.trainer->fit(loader, {.epochs = 1});
+    train::save_checkpoint(*first.trainer, end);
+    first.trainer->add(std::make_shared<StopAfter>(3));
+    first.trainer->fit(loader, {.epochs = 2});
+    ASSERT_EQ(first.trainer->examples(), 3 * 16u);
+    train::save_checkpoint(*first.trainer, inside);
+  }
+  // Other metrics, fewer, more: refused inside an epoch, nothing written.
+  for (const auto& [metrics, want] : std::vector<std::pair<Metrics, std::string>>{
+           {{train::top_k_accuracy<double>(2)},
+            "(accuracy) in the file, (top2_accuracy) in the trainer"},
+           {{}, "(accuracy) in the file, () in the trainer"},
+           {{train::accuracy<double>(), std::make_shared<train::ConfusionMatrix<double>>(3)},
+            "(accuracy) in the file, (accuracy, confusion_accuracy) in the trainer"}}) {
+    TrainRun other(5, 8, nullptr, metrics);
+    const auto before = other.values();
+    const std::string m = message_of([&] { train::load_checkpoint(*other.trainer, inside); });
+    EXPECT_TRUE(contains(m, inside)) << m;
+    EXPECT_TRUE(contains(m, "other training metrics")) << m;
+    EXPECT_TRUE(contains(m, want)) << m;
+    EXPECT_TRUE(same_bytes(before, other.values())) << "nothing written on error";
+    EXPECT_EQ(other.adam->steps(), 0u);
+    // At an epoch's end the metrics start afresh: other ones are fine.
+    train::load_checkpoint(*other.trainer, end);
+    EXPECT_EQ(other.adam->steps(), loader.num_batches());
+  }
+  // A state of another size (as a confusion matrix of other classes would have).
+  const std::string bad = (dir / "bad.npz").string();
+  rewrite(inside, bad, [](nlohmann::json&) {}, {{"metrics.0", xt::xarray<double>{1, 2, 3}}});
+  TrainRun same(5);
+  const std::string m = message_of([&] { train::load_checkpoint(*same.trainer, bad); });
+  EXPECT_TRUE(contains(m, bad)) << m;
+  EXPECT_TRUE(contains(m, "'accuracy': train::Accuracy::restore: a state of 3 numbers, expected 2"))
+      << m;
+  EXPECT_EQ(same.adam->steps(), 0u);
+  train::load_checkpoint(*same.trainer, inside);  // the good file still loads into it
+  EXPECT_EQ(same.trainer->examples(), 3 * 16u);
+  fs::remove_all(dir);
 }
 
 TEST(Checkpoint, RoundTripOfStateOptimizerHistoryAndExtras) {
@@ -234,23 +462,14 @@ TEST(Checkpoint, FilesThatDoNotFitAreRefusedByName) {
   m = message_of([&] { train::load_checkpoint(*a.trainer, model_file); });
   EXPECT_TRUE(contains(m, "not an xgrad checkpoint")) << m;
 
-  // Another version.
-  const std::string v2 = (dir / "v2.npz").string();
-  {
-    const auto f = data::NpzFile::open(path);
-    std::string doc = f.read_text("checkpoint.json");
-    const auto at = doc.find("\"version\": 1");
-    ASSERT_NE(at, std::string::npos) << doc;
-    doc.replace(at, 12, "\"version\": 2");
-    data::NpzWriter w(v2);
-    for (const auto& e : f.entries()) {
-      if (e.is_array) w.add(e.name, f.read<double>(e.name));
-    }
-    w.add_text("checkpoint.json", doc);
-    w.commit();
-  }
-  m = message_of([&] { train::load_checkpoint(*a.trainer, v2); });
-  EXPECT_TRUE(contains(m, "version 2, this build reads 1")) << m;
+  // A newer version.
+  const std::string v3 = (dir / "v3.npz").string();
+  rewrite(path, v3, [](nlohmann::json& doc) {
+    ASSERT_EQ(doc["version"], train::checkpoint_version);
+    doc["version"] = 3;
+  });
+  m = message_of([&] { train::load_checkpoint(*a.trainer, v3); });
+  EXPECT_TRUE(contains(m, "version 3, this build reads versions 1 to 2")) << m;
   fs::remove_all(dir);
 }
 

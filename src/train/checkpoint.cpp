@@ -7,8 +7,11 @@
 #include <iomanip>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <xtensor/xadapt.hpp>
 
+#include "../data/io.hpp"
 #include "monitor.hpp"
 #include "xgrad/data/npz.hpp"
 #include "xgrad/train/trainer.hpp"
@@ -92,6 +95,22 @@ void write_checkpoint(const Trainer<T>& t, const std::string& path, const Extras
   }
   w.add("history", rows);
 
+  // Inside an epoch, the training metrics' sums so far; at its end they start afresh.
+  json position = {{"epoch", t.epoch()},
+                   {"batch", t.batch()},
+                   {"loss_sum", number(t.loss_sum())},
+                   {"examples", t.examples()}};
+  if (t.batch() > 0 && t.batch() < t.batches_per_epoch()) {
+    json metrics = json::array();
+    const auto train_metrics = t.train_metrics();
+    for (std::size_t i = 0; i < train_metrics.size(); ++i) {
+      const auto s = train_metrics[i]->state();
+      metrics.push_back({{"name", train_metrics[i]->name()}, {"saved", s.has_value()}});
+      if (s) w.add("metrics." + std::to_string(i), xt::xarray<double>(xt::adapt(*s, {s->size()})));
+    }
+    position["metrics"] = metrics;
+  }
+
   json numbers = json::object();
   for (const auto& [k, v] : extras.numbers) numbers[k] = number(v);
   const json doc = {
@@ -99,11 +118,7 @@ void write_checkpoint(const Trainer<T>& t, const std::string& path, const Extras
       {"version", checkpoint_version},
       {"dtype", dtype_text<T>()},
       {"processes", t.processes()},
-      {"position",
-       {{"epoch", t.epoch()},
-        {"batch", t.batch()},
-        {"loss_sum", number(t.loss_sum())},
-        {"examples", t.examples()}}},
+      {"position", position},
       {"optimizer",
        {{"name", t.optimizer().name()},
         {"steps", os.steps},
@@ -116,6 +131,52 @@ void write_checkpoint(const Trainer<T>& t, const std::string& path, const Extras
   };
   w.add_text(kJson, doc.dump(1));
   w.commit();
+}
+
+// The training metrics' states of a checkpoint taken inside an epoch, one per metric of
+// t (nullopt for one that saved none), checked against t's metrics. None at an epoch's
+// end (the metrics start afresh, and may differ) or in a version 1 file (then t reports
+// NaN for them until the epoch ends).
+template <class T>
+std::vector<std::optional<std::vector<double>>> read_metric_states(const Trainer<T>& t,
+                                                                   const data::NpzFile& f,
+                                                                   const json& pos,
+                                                                   const std::string& path) {
+  std::vector<std::optional<std::vector<double>>> states;
+  if (!pos.contains("metrics")) return states;
+  const auto mine = t.train_metrics();
+  const json& saved = pos.at("metrics");
+  std::string in_file, in_trainer;
+  for (const auto& m : saved) {
+    in_file += (in_file.empty() ? "" : ", ") + m.at("name").get<std::string>();
+  }
+  for (const auto* m : mine) in_trainer += (in_trainer.empty() ? "" : ", ") + m->name();
+  if (in_file != in_trainer) {
+    fail(path, "checkpoint inside an epoch of a run with other training metrics: (" + in_file +
+                   ") in the file, (" + in_trainer +
+                   ") in the trainer; their partial sums would not fit");
+  }
+  std::vector<std::string> problems;
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    if (!saved[i].at("saved").get<bool>()) {
+      states.emplace_back();
+      continue;
+    }
+    const xt::xarray<double> a = f.read<double>("metrics." + std::to_string(i));
+    std::vector<double> s(a.begin(), a.end());
+    try {
+      mine[i]->clone()->restore(s);  // the check restore does, before anything is written
+    } catch (const Error& e) {
+      problems.push_back("'" + mine[i]->name() + "': " + data::detail::message_of(e));
+    }
+    states.emplace_back(std::move(s));
+  }
+  if (!problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+    fail(path, "the training metrics' partial sums do not fit the trainer's metrics: " + all);
+  }
+  return states;
 }
 
 }  // namespace
@@ -140,9 +201,9 @@ Extras load_checkpoint(Trainer<T>& t, const std::string& path) {
   try {
     if (doc.value("format", "") != kFormat) fail(path, "not an xgrad checkpoint");
     const int version = doc.at("version").get<int>();
-    if (version != checkpoint_version) {
-      fail(path, "checkpoint format version " + std::to_string(version) + ", this build reads " +
-                     std::to_string(checkpoint_version));
+    if (version < 1 || version > checkpoint_version) {
+      fail(path, "checkpoint format version " + std::to_string(version) +
+                     ", this build reads versions 1 to " + std::to_string(checkpoint_version));
     }
     if (doc.at("dtype").get<std::string>() != dtype_text<T>()) {
       fail(path, "a " + doc.at("dtype").get<std::string>() + " checkpoint, the trainer is " +
@@ -220,6 +281,7 @@ Extras load_checkpoint(Trainer<T>& t, const std::string& path) {
       for (std::size_t j = 0; j < columns.size(); ++j) table[i][j] = rows(i, j);
     }
     const auto& pos = doc.at("position");
+    const auto metric_states = read_metric_states(t, f, pos, path);
     Extras extras;
     for (const auto& [k, v] : doc.at("extras").at("numbers").items()) {
       extras.numbers[k] = number_of(v);
@@ -234,7 +296,8 @@ Extras load_checkpoint(Trainer<T>& t, const std::string& path) {
     }
     t.history() = History(columns, std::move(table));
     t.set_position(pos.at("epoch").get<std::size_t>(), pos.at("batch").get<std::size_t>(),
-                   number_of(pos.at("loss_sum")), pos.at("examples").get<std::size_t>());
+                   number_of(pos.at("loss_sum")), pos.at("examples").get<std::size_t>(),
+                   metric_states);
     return extras;
   } catch (const json::exception& e) {
     fail(path, std::string(kJson) + " lacks or misspells an entry: " + e.what());

@@ -1,7 +1,9 @@
 // Built-in metrics: per-batch statistics as graph nodes, combined in double precision.
 #include "xgrad/train/metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 
 #include "xgrad/error.hpp"
@@ -28,7 +30,35 @@ Expr<T> labels_of(const std::string& metric, Expr<T> prediction, Expr<T> target)
   return t.size() == 1 ? target : squeeze(target, {1});
 }
 
+// Checks a state handed to restore(): `size` numbers, those at `counts` whole and not
+// negative (they become row counts).
+void check_state(const std::string& metric, std::span<const double> state, std::size_t size,
+                 const std::string& layout, std::initializer_list<std::size_t> counts = {}) {
+  if (state.size() != size) {
+    throw ValueError("train::" + metric + "::restore: a state of " + std::to_string(state.size()) +
+                     " numbers, expected " + std::to_string(size) + " (" + layout + ")");
+  }
+  for (const std::size_t i : counts) {
+    if (!(state[i] >= 0) || state[i] != std::floor(state[i])) {
+      throw ValueError("train::" + metric + "::restore: number " + std::to_string(i) + " (" +
+                       std::to_string(state[i]) + ") is not a count of rows");
+    }
+  }
+}
+
 }  // namespace
+
+template <class T>
+std::optional<std::vector<double>> Accuracy<T>::state() const {
+  return std::vector<double>{correct_, static_cast<double>(rows_)};
+}
+
+template <class T>
+void Accuracy<T>::restore(std::span<const double> state) {
+  check_state("Accuracy", state, 2, "correct, rows", {1});
+  correct_ = state[0];
+  rows_ = static_cast<std::size_t>(state[1]);
+}
 
 template <class T>
 std::vector<Expr<T>> Accuracy<T>::statistics(Expr<T> prediction, Expr<T> target) const {
@@ -83,6 +113,18 @@ double TopKAccuracy<T>::value() const {
 }
 
 template <class T>
+std::optional<std::vector<double>> TopKAccuracy<T>::state() const {
+  return std::vector<double>{correct_, static_cast<double>(rows_)};
+}
+
+template <class T>
+void TopKAccuracy<T>::restore(std::span<const double> state) {
+  check_state(name(), state, 2, "correct, rows", {1});
+  correct_ = state[0];
+  rows_ = static_cast<std::size_t>(state[1]);
+}
+
+template <class T>
 ConfusionMatrix<T>::ConfusionMatrix(std::size_t classes) : classes_(classes) {
   if (classes < 2) {
     throw ValueError("train::ConfusionMatrix: needs at least 2 classes, got " +
@@ -122,6 +164,18 @@ double ConfusionMatrix<T>::value() const {
     }
   }
   return total > 0 ? trace / total : nan;
+}
+
+template <class T>
+std::optional<std::vector<double>> ConfusionMatrix<T>::state() const {
+  return std::vector<double>(counts_.begin(), counts_.end());
+}
+
+template <class T>
+void ConfusionMatrix<T>::restore(std::span<const double> state) {
+  const std::string n = std::to_string(classes_);
+  check_state("ConfusionMatrix", state, classes_ * classes_, n + " x " + n + " counts");
+  std::copy(state.begin(), state.end(), counts_.begin());
 }
 
 template <class T>
@@ -176,6 +230,17 @@ double RegressionMetric<T>::value() const {
   }
   const double total = sums_.y2 - sums_.y * sums_.y / sums_.n;
   return 1.0 - sums_.sq / total;
+}
+
+template <class T>
+std::optional<std::vector<double>> RegressionMetric<T>::state() const {
+  return std::vector<double>{sums_.abs, sums_.sq, sums_.y, sums_.y2, sums_.n};
+}
+
+template <class T>
+void RegressionMetric<T>::restore(std::span<const double> state) {
+  check_state(name(), state, 5, "sums of |e|, e^2, y, y^2 and the element count", {4});
+  sums_ = {state[0], state[1], state[2], state[3], state[4]};
 }
 
 template class Accuracy<float>;

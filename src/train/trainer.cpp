@@ -162,6 +162,7 @@ Trainer<T>::Trainer(Task<T> task, optim::Optimizer<T>& optimizer, TrainerOptions
   std::vector<Expr<T>> step_outs = {task_.loss};
   if (metrics && options_.train_metrics && task_.output) {
     for (const auto& m : options_.metrics) train_metrics_.push_back(m->clone());
+    unknown_.assign(train_metrics_.size(), false);
     step_outs =
         with_statistics(task_.loss, task_.output, task_.y, pointers(train_metrics_), counts);
   }
@@ -199,12 +200,36 @@ double Trainer<T>::elapsed() const {
 }
 
 template <class T>
-void Trainer<T>::set_position(std::size_t epoch, std::size_t batch, double loss_sum,
-                              std::size_t examples) {
+void Trainer<T>::set_position(
+    std::size_t epoch, std::size_t batch, double loss_sum, std::size_t examples,
+    const std::vector<std::optional<std::vector<double>>>& metric_states) {
+  const std::size_t n = train_metrics_.size();
+  if (!metric_states.empty() && metric_states.size() != n) {
+    throw ValueError("train::Trainer::set_position: " + std::to_string(metric_states.size()) +
+                     " metric states for " + std::to_string(n) + " training metrics");
+  }
+  const auto saved = [&](std::size_t i) { return i < metric_states.size() && metric_states[i]; };
+  // Tried on copies first, so that a state a metric refuses changes nothing.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (saved(i)) train_metrics_[i]->clone()->restore(*metric_states[i]);
+  }
+  unknown_.assign(n, false);
+  for (std::size_t i = 0; i < n; ++i) {
+    train_metrics_[i]->reset();
+    if (saved(i)) train_metrics_[i]->restore(*metric_states[i]);
+    unknown_[i] = examples > 0 && !saved(i);
+  }
   epoch_ = epoch;
   batch_ = batch;
   loss_sum_ = loss_sum;
   examples_ = examples;
+}
+
+template <class T>
+std::vector<const Metric<T>*> Trainer<T>::train_metrics() const {
+  std::vector<const Metric<T>*> out;
+  for (const auto& m : train_metrics_) out.push_back(m.get());
+  return out;
 }
 
 template <class T>
@@ -264,6 +289,7 @@ void Trainer<T>::run_epoch(const data::DataLoader<T, L>& train, const FitOptions
   }
   if (batch_ == 0 || examples_ == 0) {
     for (auto* m : metrics) m->reset();
+    unknown_.assign(metrics.size(), false);
   }
   logs_.clear();
   each([&](Callback<T>& c) { c.on_epoch_begin(*this); });
@@ -290,7 +316,9 @@ void Trainer<T>::run_epoch(const data::DataLoader<T, L>& train, const FitOptions
     accumulate(*out, 1, fn_->train_stats, rows, metrics);
     ++batch_;
     logs_.set("loss", loss_sum_ / static_cast<double>(examples_));
-    for (auto* m : metrics) logs_.set(m->name(), m->value());
+    for (std::size_t i = 0; i < metrics.size(); ++i) {
+      logs_.set(metrics[i]->name(), unknown_[i] ? std::nan("") : metrics[i]->value());
+    }
     each([&](Callback<T>& c) { c.on_batch_end(*this); });
     // With replicas a stop() here is agreed before the next update (or after the epoch).
     if (stopped() && !replicas) break;

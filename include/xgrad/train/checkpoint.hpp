@@ -6,17 +6,21 @@
 ///   `nn::load(model, path, {.prefix = "model."})` reads a model from it;
 /// - `optimizer.<i>.<tensor>`: each parameter's optimizer tensors (moments, momentum);
 /// - `history`: the history's rows (epochs x columns, float64);
+/// - `metrics.<i>`: in a checkpoint inside an epoch, training metric i's Metric::state()
+///   (float64): its sums over the epoch's batches so far;
 /// - `checkpoint.json`: format name and version, element type, the number of processes
 ///   that trained (Trainer::processes, 1 without replicas), the position (epoch, next
-///   batch, the partial epoch's loss sum and examples), the optimizer's name, step count,
-///   epoch, scalars and schedule state, the history's columns, the state's names and
-///   shapes, and the user's extras.
+///   batch, the partial epoch's loss sum and examples; inside an epoch, the training
+///   metrics' names and whether each saved its state), the optimizer's name, step count, epoch,
+///   scalars and schedule state, the history's columns, the state's names and shapes, and the
+///   user's extras.
 /// Everything else a run draws from is a function of what is saved: the loader's order
 /// of (seed, epoch), dropout masks of (seed, a step buffer in the state). So a run
 /// resumed from a checkpoint, with the same loader options and model code, continues
-/// exactly as the uninterrupted run. Not saved: a StoppingRule's own window and clock,
-/// and the training metrics' partial sums inside an epoch (the resumed epoch's training
-/// metrics cover the batches run after resuming; its loss covers the whole epoch).
+/// exactly as the uninterrupted run, every history column included. Not saved: a
+/// StoppingRule's own window and clock, and the partial sums of a user metric that does
+/// not implement Metric::state(): resumed inside an epoch, it reports NaN for that epoch
+/// (as do all training metrics of a version 1 checkpoint, which predates their states).
 #pragma once
 
 #include <cstddef>
@@ -35,8 +39,9 @@ struct Extras {
   std::map<std::string, std::string> strings = {};  ///< Named strings.
 };
 
-/// Version of the checkpoint layout this build writes and reads.
-inline constexpr int checkpoint_version = 1;
+/// Version of the checkpoint layout this build writes; it reads this one and every
+/// earlier one (version 1 lacks the training metrics' states).
+inline constexpr int checkpoint_version = 2;
 
 /// Writes everything t needs to continue to `path`, atomically: the previous file stays
 /// intact if anything fails. Throws data::DataError naming the path. With replicas,
@@ -47,11 +52,14 @@ void save_checkpoint(const Trainer<T>& t, const std::string& path, const Extras&
 
 /// Restores a checkpoint into t (state values, optimizer state, position, history) and
 /// returns its extras; the next fit() continues where the saved run was. Checks all
-/// before writing anything: a file that is not a checkpoint, of another version or
-/// element type, a truncated or corrupt file, or one of another model (names, shapes, the
-/// optimizer or its parameter count differ) throws data::DataError naming the file and
-/// every difference. With replicas, every process loads the file, and a checkpoint of
-/// a run on another number of processes is refused naming both numbers.
+/// before writing anything: a file that is not a checkpoint, of a newer version or
+/// another element type, a truncated or corrupt file, one of another model (names,
+/// shapes, the optimizer or its parameter count differ), or one taken inside an epoch
+/// whose training metrics' states do not fit t's (other metrics, in another order, or of
+/// other sizes) throws data::DataError naming the file and every difference. A checkpoint
+/// at an epoch's end may be loaded with other metrics: they start afresh. With replicas,
+/// every process loads the file, and a checkpoint of a run on another number of
+/// processes is refused naming both numbers.
 template <class T>
 Extras load_checkpoint(Trainer<T>& t, const std::string& path);
 

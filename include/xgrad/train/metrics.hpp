@@ -21,10 +21,23 @@
 ///   std::make_unique<MeanPrediction>(*this); } double total_ = 0; std::size_t rows_ = 0;
 /// };
 /// @endcode
+/// A metric that also overrides state() and restore() (as the built-in ones do) is
+/// continued exactly by a checkpoint taken inside an epoch; one that does not (as this
+/// example) still trains, evaluates and checkpoints, but a run resumed inside an epoch
+/// reports NaN for it over the rest of that epoch, its sums over the epoch being unknown:
+/// @code
+///   std::optional<std::vector<double>> state() const override {
+///     return std::vector<double>{total_, static_cast<double>(rows_)};
+///   }
+///   void restore(std::span<const double> s) override {  // check s.size() == 2 first
+///     total_ = s[0]; rows_ = static_cast<std::size_t>(s[1]);
+///   }
+/// @endcode
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -54,6 +67,18 @@ class Metric {
   virtual double value() const = 0;
   /// A fresh copy (fit keeps one for training and one for validation).
   virtual std::unique_ptr<Metric> clone() const = 0;
+  /// What was accumulated, as numbers restore() takes back exactly: checkpoints save it,
+  /// so that a run resumed inside an epoch reports the whole epoch's value. nullopt (the
+  /// default) when the metric cannot be saved: such a run reports NaN for it until the
+  /// epoch ends.
+  virtual std::optional<std::vector<double>> state() const { return std::nullopt; }
+  /// Replaces what was accumulated by a state() of a metric alike (same name and sizes).
+  /// Throws ValueError naming the metric when the state does not fit, or (the default)
+  /// when the metric does not save its state.
+  virtual void restore(std::span<const double> state) {
+    throw ValueError("train::Metric::restore: '" + name() + "' does not save its state (" +
+                     std::to_string(state.size()) + " numbers given)");
+  }
 };
 
 /// Fraction of rows whose largest logit is at the target class. Prediction (n, classes),
@@ -70,6 +95,8 @@ class Accuracy : public Metric<T> {
   void accumulate(std::span<const xt::xarray<T>> stats, std::size_t rows) override;
   double value() const override;
   std::unique_ptr<Metric<T>> clone() const override { return std::make_unique<Accuracy>(*this); }
+  std::optional<std::vector<double>> state() const override;
+  void restore(std::span<const double> state) override;
   /// @endcond
 
  private:
@@ -95,6 +122,8 @@ class TopKAccuracy : public Metric<T> {
   std::unique_ptr<Metric<T>> clone() const override {
     return std::make_unique<TopKAccuracy>(*this);
   }
+  std::optional<std::vector<double>> state() const override;
+  void restore(std::span<const double> state) override;
   /// @endcond
 
  private:
@@ -104,7 +133,7 @@ class TopKAccuracy : public Metric<T> {
 };
 
 /// Counts of (true class, predicted class) pairs; value() is the accuracy it implies
-/// (its trace over its total), matrix() the counts.
+/// (its trace over its total), matrix() the counts (and state() them, row by row).
 template <class T>
 class ConfusionMatrix : public Metric<T> {
  public:
@@ -121,6 +150,8 @@ class ConfusionMatrix : public Metric<T> {
   std::unique_ptr<Metric<T>> clone() const override {
     return std::make_unique<ConfusionMatrix>(*this);
   }
+  std::optional<std::vector<double>> state() const override;
+  void restore(std::span<const double> state) override;
   /// @endcond
   /// counts(i, j): rows of true class i predicted as class j.
   const xt::xarray<double>& matrix() const { return counts_; }
@@ -155,6 +186,8 @@ class RegressionMetric : public Metric<T> {
   std::unique_ptr<Metric<T>> clone() const override {
     return std::make_unique<RegressionMetric>(*this);
   }
+  std::optional<std::vector<double>> state() const override;
+  void restore(std::span<const double> state) override;
   /// @endcond
 
  private:

@@ -177,11 +177,20 @@ class Trainer {
   /// True on the process that prints and writes files: rank 0, or the only one.
   bool is_root() const { return !replicas() || replicas()->rank() == 0; }
   /// Sets where the next fit starts: epoch e, batch b (a resumed run), with the running
-  /// training sums of the partial epoch so far (loss times rows, and rows).
+  /// training sums of the partial epoch so far: loss times rows, rows, and each training
+  /// metric's Metric::state() in train_metrics() order. The metrics restart from those
+  /// states; with examples > 0, one without a state (nullopt, or no states given) reports
+  /// NaN until the epoch ends, since its sums over the epoch are unknown. Throws
+  /// ValueError, changing nothing, when the states are not one per training metric or a
+  /// metric refuses its state.
   void set_position(std::size_t epoch, std::size_t batch, double loss_sum = 0,
-                    std::size_t examples = 0);
+                    std::size_t examples = 0,
+                    const std::vector<std::optional<std::vector<double>>>& metric_states = {});
   /// Sum over the epoch's batches so far of loss times rows (for checkpoints).
   double loss_sum() const { return loss_sum_; }
+  /// The metrics accumulating over the epoch's training batches (clones of
+  /// TrainerOptions::metrics; none without train_metrics), for checkpoints.
+  std::vector<const Metric<T>*> train_metrics() const;
 
  private:
   struct Compiled;  // the two functions and the metrics' output positions
@@ -196,6 +205,7 @@ class Trainer {
   optim::Optimizer<T>* opt_;
   TrainerOptions<T> options_;
   std::vector<std::unique_ptr<Metric<T>>> train_metrics_;
+  std::vector<bool> unknown_;  // per training metric: resumed inside an epoch without its state
   std::vector<std::shared_ptr<Callback<T>>> callbacks_;
   std::unique_ptr<Compiled> fn_;
   History history_;
