@@ -7,9 +7,24 @@
 # here) and bold that starts with code as literal ** (written as <b>...</b> here). Links
 # from a tutorial to its source files (main.cpp, ../common/figures.hpp) point into
 # html/tutorials, the link to the tutorials that docs/CMakeLists.txt makes.
-# Fenced code blocks pass through unchanged.
-/^[ ]*```/ { fence = !fence; print; next }
-fence { print; next }
+# Fenced code blocks pass through unchanged, except that one holding a /** comment becomes
+# an indented code block: in a fenced one Doxygen drops the comment.
+{ before = current; current = $0 }
+/^[ ]*```/ {
+  if (!fence) { fence = 1; opener = $0; nbuf = 0; doc = 0; blank_before = before ~ /^[ ]*$/; next }
+  fence = 0
+  if (doc) {
+    # No blank lines added where there are some: two in a row would end a list.
+    if (!blank_before) print ""
+    for (k = 1; k <= nbuf; k++) print "    " buf[k]
+  } else {
+    print opener
+    for (k = 1; k <= nbuf; k++) print buf[k]
+    print
+  }
+  next
+}
+fence { buf[++nbuf] = $0; if (index($0, "/**")) doc = 1; next }
 /^[ ]*\$\$[ ]*$/ { display = !display; sub(/\$\$/, display ? "\\f[" : "\\f]"); print; next }
 # The tutorial folder of this page ("tutorials/NN_name/"), or "" for the other pages.
 FNR == 1 {
