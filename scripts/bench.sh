@@ -126,16 +126,17 @@ md_rows() {  # the Markdown table of one program: a row per variant and thread c
   local f t
   for f in "$log/$1".t*.txt; do
     [ -e "$f" ] || f="$log/$1.txt"
-    t=${f##*.t}
-    t=${t%.txt}
+    t=${f%.txt}
+    t=${t##*.t}  # the thread count of NAME.tN.txt (stripping "*.t" first left "xt")
+    [ "$f" != "$log/$1.txt" ] || t=-
     grep '^MD |' "$f" | sed "s/^MD | /| $t | /"
   done
 }
 md_loads() {  # the load averages around each run of one program
   local f t
   for f in "$log/$1".t*.txt; do
-    t=${f##*.t}
-    t=${t%.txt}
+    t=${f%.txt}
+    t=${t##*.t}
     echo "- $t thread(s): $(grep '^load average before' "$f" | sed 's/^load //'), $(grep '^load average after' "$f" | sed 's/^load //')"
   done
 }
@@ -169,7 +170,7 @@ their effect" at the end is kept by hand and survives regeneration.
 
 ## Machine and settings
 
-| | |
+| setting | value |
 |---|---|
 | CPU | ${cpu:-unknown} ($cpu_id; ${simd:-no AVX}) |
 | caches | ${caches:-unknown} |
