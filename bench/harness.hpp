@@ -185,18 +185,29 @@ inline void settle_heap() {
 /// Above one thread, waits until the previous variant's idle threads have gone to sleep:
 /// OpenBLAS's workers spin for about 2^28 cycles after their last job, and would take a
 /// core from the next variant (docs/benchmarks.md, "Threads on an AMD EPYC").
+/// XGRAD_BENCH_SETTLE_MS sets the wait (default 300, 0: none).
 inline void settle_threads() {
-  if (threads_in_use() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  if (threads_in_use() <= 1) return;
+  static const int ms = [] {
+    const char* s = std::getenv("XGRAD_BENCH_SETTLE_MS");
+    return s && *s ? std::atoi(s) : 300;
+  }();
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
-/// Wall time of one run of f, after settle_heap() and settle_threads().
-inline double seconds_of(const std::function<void()>& f) {
+/// Wall time of one run of f, after settle_heap() and, when `settle`, settle_threads().
+inline double seconds_of(const std::function<void()>& f, bool settle = false) {
   settle_heap();
-  settle_threads();
+  if (settle) settle_threads();
   auto t0 = Clock::now();
   f();
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
+
+/// Runs shorter than this are timed without settle_threads(): a run of a few milliseconds
+/// started after a sleep pays for the idle core's wake-up (workload 1 took twice as long),
+/// and is too short for a neighbour's spinning threads to matter much.
+inline constexpr double kSettleAbove = 0.05;
 
 /// Warm-up (one run of each), then `repetitions` rounds running every variant once in
 /// order: A B A B ...
@@ -228,14 +239,16 @@ inline void compare(std::vector<Variant>& vs, int repetitions) {
     for (Variant& v : one) f(v);
     for (Variant& v : vs) f(v);
   };
-  all([](Variant& v) {
+  std::vector<bool> settle;  // per variant in all()'s order, from the warm-up's time
+  all([&](Variant& v) {
     blas_threads_for(v.kind);
-    v.run();
+    settle.push_back(seconds_of(v.run) > kSettleAbove);
   });
   for (int r = 0; r < repetitions; ++r) {
-    all([](Variant& v) {
+    std::size_t i = 0;
+    all([&](Variant& v) {
       blas_threads_for(v.kind);
-      v.seconds.push_back(seconds_of(v.run));
+      v.seconds.push_back(seconds_of(v.run, settle[i++]));
     });
   }
   blas_threads_for("xgrad");
