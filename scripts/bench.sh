@@ -120,11 +120,11 @@ fi
 [ "$write_doc" = 1 ] || exit 0
 
 # ---------------------------------------------------------------- docs/benchmarks.md
-md_rows() {  # the Markdown table of one program: a row per variant and thread count
+md_rows() {  # the Markdown table of one program: a row per variant and thread count (or only $2)
   echo "| threads | workload | variant | min | median | max | median per unit | throughput (median) | heap allocations per unit | LibTorch / this (median; min) |"
   echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
   local f t
-  for f in "$log/$1".t*.txt; do
+  for f in "$log/$1".t${2:-*}.txt; do
     [ -e "$f" ] || f="$log/$1.txt"
     t=${f%.txt}
     t=${t##*.t}  # the thread count of NAME.tN.txt (stripping "*.t" first left "xt")
@@ -288,9 +288,7 @@ $(if [ "$w7" = 1 ]; then
   if [ -e "$log/w3_mlp.t2.txt" ]; then
     echo "Workload 3 in one process at 2 threads (section 3):"
     echo
-    echo "| threads | workload | variant | min | median | max | median per unit | throughput (median) | heap allocations per unit | LibTorch / this (median; min) |"
-    echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
-    grep '^MD |' "$log/w3_mlp.t2.txt" | sed 's/^MD | /| 2 | /'
+    md_rows w3_mlp 2
   fi
 else
   echo "Not measured: xgrad::dist is not built (MPI not found)."
