@@ -103,6 +103,24 @@ TEST(NpyRoundTrip, EveryDtypeAndShape) {
   xgrad::data::save_npy(dir.file("u8.npy"), u8);
   EXPECT_EQ(xgrad::data::load_npy<std::int32_t>(dir.file("u8.npy")),
             (xt::xarray<std::int32_t>{{0, 255}, {7, 128}}));
+  // Bytes to floating point take a vectorised path: rows longer than a vector, every
+  // value, signed and unsigned.
+  xt::xarray<std::uint8_t> u8_long = xt::xarray<std::uint8_t>::from_shape({3, 97});
+  xt::xarray<std::int8_t> i8_long = xt::xarray<std::int8_t>::from_shape({3, 97});
+  for (std::size_t k = 0; k < u8_long.size(); ++k) {
+    u8_long.data()[k] = static_cast<std::uint8_t>(k * 7 + 3);
+    i8_long.data()[k] = static_cast<std::int8_t>(static_cast<int>(k * 11 % 256) - 128);
+  }
+  xgrad::data::save_npy(dir.file("u8_long.npy"), u8_long);
+  xgrad::data::save_npy(dir.file("i8_long.npy"), i8_long);
+  const auto u8f = xgrad::data::load_npy<float>(dir.file("u8_long.npy"));
+  const auto i8d = xgrad::data::load_npy<double>(dir.file("i8_long.npy"));
+  ASSERT_EQ(u8f.size(), u8_long.size());
+  ASSERT_EQ(i8d.size(), i8_long.size());
+  for (std::size_t k = 0; k < u8_long.size(); ++k) {
+    EXPECT_EQ(u8f.data()[k], static_cast<float>(u8_long.data()[k])) << k;
+    EXPECT_EQ(i8d.data()[k], static_cast<double>(i8_long.data()[k])) << k;
+  }
   xt::xarray<std::int16_t> i16 = {-300, 300};
   xgrad::data::save_npy(dir.file("i16.npy"), i16);
   EXPECT_EQ(xgrad::data::load_npy<float>(dir.file("i16.npy")), (xt::xarray<float>{-300, 300}));

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "../kernels/loops.hpp"
 #include "io.hpp"
 #include "npy_format.hpp"
 
@@ -135,6 +136,11 @@ std::size_t convert_run(const std::byte* src, bool swap, std::size_t n, U* dst) 
       std::memcpy(dst, src, n * sizeof(U));
       return n;
     }
+  }
+  if constexpr (sizeof(S) == 1 && std::is_floating_point_v<U>) {
+    // Every byte fits: the common case of image pixels, at vector speed.
+    xgrad::detail::widen(reinterpret_cast<const S*>(src), dst, n);
+    return n;
   }
   for (std::size_t i = 0; i < n; ++i) {
     const S v = load<S>(src + i * sizeof(S), swap);

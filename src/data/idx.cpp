@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../kernels/loops.hpp"
 #include "instantiate.hpp"
 #include "io.hpp"
 
@@ -41,7 +42,12 @@ Batch<T, L> IdxDataset<T, L>::gather(std::span<const std::size_t> indices) const
   Batch<T, L> b(indices, frow, {targets_.shape().begin() + 1, targets_.shape().end()});
   features_.gather<T>(indices, b.features.data());
   targets_.gather<L>(indices, b.targets.data());
-  if (options_.scale() != 1.0) b.features *= static_cast<T>(options_.scale());
+  if (options_.scale() != 1.0) {
+    // The same products as features *= scale, in vector registers.
+    const T s = static_cast<T>(options_.scale());
+    T* f = b.features.data();
+    xgrad::detail::map1_inplace(f, f, b.features.size(), [s](T v) { return v * s; });
+  }
   return b;
 }
 

@@ -80,6 +80,12 @@ template <class T, class F>
 XGRAD_KERNEL void map1(const T* __restrict x, T* __restrict y, std::size_t n, F f) {
   for (std::size_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
+/// y[i] = x[i] converted to U: bytes widened to floating point (a data set's pixels), which
+/// -O2's vectoriser would leave scalar (the loop's length is a run of rows).
+template <class S, class U>
+XGRAD_KERNEL void widen(const S* __restrict x, U* __restrict y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<U>(x[i]);
+}
 /// y[i] = f(x[i]) where y may be x.
 template <class T, class F>
 XGRAD_KERNEL void map1_inplace(const T* x, T* y, std::size_t n, F f) {
