@@ -9,6 +9,7 @@
 #include <xtensor/xoperation.hpp>
 
 #include "../exec/thread_pool.hpp"
+#include "../kernels/loops.hpp"
 #include "xgrad/error.hpp"
 
 namespace xgrad::optim {
@@ -16,17 +17,17 @@ namespace xgrad::optim {
 template <class T>
 void GradientDescent<T>::update(xt::xarray<T>& value, const xt::xarray<T>& grad, ParamState<T>&,
                                 const StepContext<T>& ctx) {
-  // A plain loop: xtensor's expression assignment costs more than the update itself for
-  // the small parameters of overhead-bound steps (workload 1), and this is the same
-  // value - lr * grad per element. A large parameter is updated on the thread pool: per
-  // element, so the bits do not depend on the split.
+  // A kernel loop: xtensor's expression assignment costs more than the update itself for
+  // the small parameters of overhead-bound steps (workload 1), and -O2 alone would leave
+  // the loop scalar for the large ones (workload 3). A large parameter is updated on the
+  // thread pool: per element, so the bits do not depend on the split.
   T* v = value.data();
   const T* g = grad.data();
   const T lr = ctx.lr;
-  exec::parallel_for_work(value.size(), 2, exec::kMinPartWork,
-                          [&](std::size_t b, std::size_t e, std::size_t) {
-                            for (std::size_t i = b; i < e; ++i) v[i] -= lr * g[i];
-                          });
+  exec::parallel_for_work(
+      value.size(), 2, exec::kMinPartWork, [&](std::size_t b, std::size_t e, std::size_t) {
+        xgrad::detail::map2(v + b, g + b, v + b, e - b, [lr](T p, T d) { return p - lr * d; });
+      });
 }
 
 template <class T>
