@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz (Clang, ASan + UBSan) in build-fuzz and runs
 # each for the given number of seconds (default 60), one process at a time, starting from
-# the committed seed corpus. Usage: scripts/fuzz.sh [seconds per target] [target...]
-# (targets: csv npy idx idx_gz graph; default all).
+# the committed seed corpus. Usage: scripts/fuzz.sh [--tests] [seconds per target] [target...]
+# (targets: csv npy idx idx_gz graph; default all). With --tests the same build also holds
+# the unit and alloc tests, which run (ctest) before the fuzzing: one Clang ASan + UBSan
+# build then serves the tests and the fuzzers (.ci/run does this).
 # The grown corpus stays in build-fuzz/corpus/<target>, a crashing input is saved as
 # build-fuzz/artifacts/<target>-crash-...; the summary (executions per second, corpus
 # size, crashes) goes to build-fuzz/fuzz-summary.txt. Exits 1 when any target failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+with_tests=OFF
+if [ "${1:-}" = --tests ]; then
+  with_tests=ON
+  shift
+fi
 seconds=${1:-60}
 shift || true
 targets=("$@")
@@ -17,9 +24,14 @@ targets=("$@")
 bash scripts/deps.sh  # clang and libfuzzer-14-dev among them
 # -O1 -g: readable stacks at a useful speed.
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DXGRAD_FUZZ=ON -DXGRAD_BUILD_TESTS=OFF \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DXGRAD_FUZZ=ON -DXGRAD_BUILD_TESTS=$with_tests \
   -DXGRAD_BUILD_TUTORIALS=OFF -DXGRAD_BUILD_BENCH=OFF -DXGRAD_BUILD_DOCS=OFF >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
+if [ $with_tests = ON ]; then
+  cmake --build build-fuzz -j"$(nproc)"
+  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-fuzz --output-on-failure -j"$(nproc)"
+else
+  cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
+fi
 
 mkdir -p build-fuzz/artifacts
 summary=build-fuzz/fuzz-summary.txt
