@@ -184,16 +184,19 @@ TEST(LoaderWorkers, AtMostMinOfWorkersAndPrefetchAtOnce) {
   }
 }
 
-// Blocks every gather but the first `free` until released; counts gathers started.
+// Blocks every gather of rows from `free_rows` on until released; counts gathers started.
+// Which worker starts first is a race, so what passes is told by the rows, not by the
+// order in which gathers start (unshuffled, batch 0 is rows 0, 1, ...).
 class Gate : public Dataset<double> {
  public:
-  Gate(std::size_t n, int free) : inner_(range_data(n)), free_(free) {}
+  Gate(std::size_t n, std::size_t free_rows) : inner_(range_data(n)), free_rows_(free_rows) {}
   std::size_t size() const override { return inner_.size(); }
   Batch<double> gather(std::span<const std::size_t> idx) const override {
     std::unique_lock<std::mutex> lock(mutex_);
-    const int k = started_++;
+    ++started_;
     changed_.notify_all();
-    changed_.wait(lock, [&] { return open_ || k < free_; });
+    const bool free = !idx.empty() && idx.front() < free_rows_;
+    changed_.wait(lock, [&] { return open_ || free; });
     lock.unlock();
     return inner_.gather(idx);
   }
@@ -215,7 +218,7 @@ class Gate : public Dataset<double> {
 
  private:
   TensorDataset<double> inner_;
-  int free_;
+  std::size_t free_rows_;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   mutable int started_ = 0;
@@ -226,8 +229,9 @@ class Gate : public Dataset<double> {
 // many of them there are. Leaving the loop then, with gathers blocked in progress, joins
 // the threads once the gathers return.
 TEST(LoaderWorkers, BoundedAheadAndEarlyExitJoins) {
-  Gate data(400, 1);  // batch 0 passes, every later gather blocks until opened
-  const DataLoader<double> loader(data, {.batch_size = 4, .prefetch = 3, .workers = 4});
+  Gate data(400, 4);  // batch 0 passes, every later gather blocks until opened
+  const DataLoader<double> loader(data,
+                                  {.batch_size = 4, .shuffle = false, .prefetch = 3, .workers = 4});
   std::thread release;
   {
     auto epoch = loader.epoch(0);
