@@ -86,6 +86,12 @@ template <class S, class U>
 XGRAD_KERNEL void widen(const S* __restrict x, U* __restrict y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<U>(x[i]);
 }
+/// acc[i] += x[i] in double: one row of a column sum (sum_to's bias gradients), which
+/// -O2's vectoriser would leave scalar (the row length is known at run time only).
+template <class S>
+XGRAD_KERNEL void accumulate(const S* __restrict x, double* __restrict acc, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) acc[i] += static_cast<double>(x[i]);
+}
 /// y[i] = f(x[i]) where y may be x.
 template <class T, class F>
 XGRAD_KERNEL void map1_inplace(const T* x, T* y, std::size_t n, F f) {

@@ -244,10 +244,7 @@ class SumToOp final : public Op<T> {
       exec::parallel_for(rows, parts, concurrent, [&](std::size_t b, std::size_t e, std::size_t p) {
         double* a = acc + p * m;
         std::fill(a, a + m, 0.0);
-        for (std::size_t r = b; r < e; ++r) {
-          const T* xr = x + r * m;
-          for (std::size_t j = 0; j < m; ++j) a[j] += static_cast<double>(xr[j]);
-        }
+        for (std::size_t r = b; r < e; ++r) accumulate(x + r * m, a, m);
       });
       for (std::size_t j = 0; j < m; ++j) {
         double total = 0;
