@@ -3,6 +3,16 @@
 
 #include <string>
 
+// XGRAD_TEST_ASAN: defined in an AddressSanitizer build (GCC says so by a macro, Clang by
+// __has_feature), whose allocator aborts on requests a plain build refuses by throwing.
+#if defined(__SANITIZE_ADDRESS__)
+#define XGRAD_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define XGRAD_TEST_ASAN 1
+#endif
+#endif
+
 namespace xgrad_test {
 
 /// Whether `sub` occurs in `s`: error messages are checked for the parts they must name.

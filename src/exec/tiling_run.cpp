@@ -163,9 +163,7 @@ void run_part(Plan<T>& p, Group<T>& gr, std::size_t part, std::size_t begin, std
           const T* x = c.in[0].at(r0);
           const std::size_t len = c.in[0].row;
           double* acc = c.row_acc;
-          for (std::size_t r = 0; r < rows; ++r, x += len) {
-            for (std::size_t j = 0; j < len; ++j) acc[j] += static_cast<double>(x[j]);
-          }
+          for (std::size_t r = 0; r < rows; ++r, x += len) xgrad::detail::accumulate(x, acc, len);
           continue;
         }
         case Kernel::unary:

@@ -31,14 +31,9 @@
 #include <new>
 #include <utility>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define XGRAD_ALLOC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XGRAD_ALLOC_ASAN 1
-#endif
-#endif
-#if defined(__GLIBC__) && !defined(XGRAD_ALLOC_ASAN)
+#include "../test_util.hpp"  // XGRAD_TEST_ASAN
+
+#if defined(__GLIBC__) && !defined(XGRAD_TEST_ASAN)
 #define XGRAD_ALLOC_COUNT_MALLOC 1
 #endif
 
