@@ -73,6 +73,11 @@ std::size_t Function<T>::tiled_steps() const {
   return impl_->tiled_steps;
 }
 
+template <class T>
+std::size_t Function<T>::direct_steps() const {
+  return impl_->direct_steps;
+}
+
 template class Function<float>;
 template class Function<double>;
 

@@ -17,22 +17,13 @@
 #include <xgrad/xgrad.hpp>
 
 #include "../src/exec/thread_pool.hpp"
+#include "test_util.hpp"
 
 namespace {
 
 namespace exec = xgrad::exec;
 
-/// Sets the thread count for a scope and restores the previous one.
-class Threads {
- public:
-  explicit Threads(int n) : old_(xgrad::num_threads()) { xgrad::set_num_threads(n); }
-  ~Threads() { xgrad::set_num_threads(old_); }
-  Threads(const Threads&) = delete;
-  Threads& operator=(const Threads&) = delete;
-
- private:
-  int old_;
-};
+using xgrad_test::Threads;
 
 TEST(ThreadPool, PartitionCoversTheRangeOnceInOrder) {
   Threads t(3);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <xgrad/threads.hpp>
 
 // XGRAD_TEST_ASAN: defined in an AddressSanitizer build (GCC says so by a macro, Clang by
 // __has_feature), whose allocator aborts on requests a plain build refuses by throwing.
@@ -19,6 +20,18 @@ namespace xgrad_test {
 inline bool contains(const std::string& s, const std::string& sub) {
   return s.find(sub) != std::string::npos;
 }
+
+/// Sets the thread count for a scope and restores the previous one.
+class Threads {
+ public:
+  explicit Threads(int n) : old_(xgrad::num_threads()) { xgrad::set_num_threads(n); }
+  ~Threads() { xgrad::set_num_threads(old_); }
+  Threads(const Threads&) = delete;
+  Threads& operator=(const Threads&) = delete;
+
+ private:
+  int old_;
+};
 
 }  // namespace xgrad_test
 

@@ -88,6 +88,11 @@ struct CompileOptions {
   /// computed from cache), or 256 KiB where the chain has a matrix-matrix product (BLAS is
   /// slow on few rows); docs/benchmarks.md has the measurements behind both.
   std::size_t tile_bytes = 0;
+  /// Run a step whose shapes lead forward() straight to one kernel (a same-shape map, a
+  /// small matrix-vector product, a whole-tensor sum) by calling that kernel, decided once
+  /// per plan instead of on every run. Off: every step goes through Op::forward (the
+  /// reference these calls are tested against; both give the same bits).
+  bool direct_calls = true;
 };
 
 /// State a compiled Function writes back after each run: `target` (a parameter node, such
@@ -157,6 +162,9 @@ class Function {
   /// Steps placed in the current plan's row-tiled groups; the other steps run one by one
   /// over whole arrays. An op joins a group only through what its Op::traits() declares.
   std::size_t tiled_steps() const;
+  /// Steps the current plan runs by direct kernel calls (CompileOptions::direct_calls)
+  /// rather than through Op::forward; steps of row-tiled groups are not counted.
+  std::size_t direct_steps() const;
 
  private:
   struct Impl;

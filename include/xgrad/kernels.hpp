@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <span>
 
 #include "xgrad/op.hpp"
 
@@ -22,7 +24,8 @@ void matmul(const ConstTensor<T>& x, const ConstTensor<T>& y, Tensor<T> out, boo
 int gemv_isa();
 
 /// Caps the instruction set at `isa` (0-2), so tests and benchmarks can run the AVX2
-/// kernels on an AVX-512 machine; returns the previous cap.
+/// kernels on an AVX-512 machine; returns the previous cap. Set it before compiling the
+/// Functions it should affect: a plan chooses between these kernels and BLAS when made.
 int gemv_limit_isa(int isa);
 
 /// True when gemv_dots / gemv_axpys handle a matrix with rows of `cols` elements of T on
@@ -40,5 +43,23 @@ void gemv_dots(const T* A, std::size_t rows, std::size_t cols, const T* x, T bet
 /// (only where gemv_own<T>(cols)).
 template <class T>
 void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out);
+
+/// How matmul() runs a matrix-vector product when it is a single call of one of the two
+/// kernels above on the calling thread (small enough not to be split across threads).
+struct GemvForm {
+  /// Which kernel: none (matmul() splits the product or calls BLAS), gemv_dots, gemv_axpys.
+  enum Kind : std::uint8_t { none, dots, axpys };
+  Kind kind = none;          ///< The kernel, or none.
+  bool matrix_first = true;  ///< The matrix is operand x (else y); the other is the vector.
+  std::size_t rows = 0;      ///< Rows of the matrix as stored.
+  std::size_t cols = 0;      ///< Columns of the matrix as stored.
+};
+
+/// The form matmul(x, y, out, transpose_x, transpose_y, beta) takes for operands of these
+/// shapes at the current thread count, so that a caller running the same product many
+/// times (the executor) decides once and calls the kernel with matmul()'s bits.
+template <class T>
+GemvForm gemv_form(std::span<const Dim> x, std::span<const Dim> y, bool transpose_x,
+                   bool transpose_y);
 
 }  // namespace xgrad::kernels

@@ -97,7 +97,7 @@ void Plan<T>::plan_buffers() {
         const Step<T>& st = steps[u.index];
         Slot<T>& o = slots[st.out];
         if (out_index[st.out] < 0 && st.in_count >= 1 &&
-            slots[step_inputs[st.in_begin]].size == o.size && st.op->traits().copy_when_same_size) {
+            slots[step_inputs[st.in_begin]].size == o.size && st.traits->copy_when_same_size) {
           o.flags |= kAlias;
           owner[st.out] = owner[step_inputs[st.in_begin]];
           aliased.push_back(u.index);
@@ -115,7 +115,7 @@ void Plan<T>::plan_buffers() {
       return;
     }
     const Step<T>& st = steps[u.index];
-    for_value_operands(st, step_inputs, st.op->traits(),
+    for_value_operands(st, step_inputs, *st.traits,
                        [&](std::uint32_t, std::uint32_t p) { f(owner[p]); });
   };
   std::vector<std::uint32_t> last_use(slots.size(), 0);

@@ -1,9 +1,12 @@
-// A run: every unit of the schedule in order, a step through its op's forward() on whole
-// arrays, a row-tiled group through tiling.cpp. Errors from a kernel are re-thrown naming
-// the node that was running.
+// A run: every unit of the schedule in order, a step through the kernel plan_calls() chose
+// or its op's forward() on whole arrays, a row-tiled group through tiling.cpp. Errors from
+// a kernel are re-thrown naming the node that was running.
 #include <cstring>
 
+#include "../kernels/loops.hpp"
 #include "plan.hpp"
+#include "thread_pool.hpp"
+#include "xgrad/kernels.hpp"
 
 namespace xgrad::exec {
 
@@ -12,6 +15,70 @@ namespace {
 std::string strip_prefix(const char* what) {
   std::string s = what;
   return s.rfind("xgrad: ", 0) == 0 ? s.substr(7) : s;
+}
+
+}  // namespace
+
+template <class T>
+void Plan<T>::run_forward(const Step<T>& st, Slot<T>& o) {
+  for (std::uint32_t k = 0; k < st.in_count; ++k) {
+    const Slot<T>& s = slots[step_inputs[st.in_begin + k]];
+    args[k] = ConstTensor<T>{s.data, s.shape(), s.size};
+  }
+  st.op->forward(std::span<const ConstTensor<T>>(args.data(), st.in_count),
+                 Tensor<T>{o.data, o.shape(), o.size}, *st.attrs);
+}
+
+namespace {
+
+/// Runs one step into its output slot o as Step::call says. In the executor's loop (one
+/// call site): a call per step would cost more than the small steps it runs.
+template <class T>
+inline void run_step(Plan<T>& p, const Step<T>& st, Slot<T>& o) {
+  const std::uint32_t* in = &p.step_inputs[st.in_begin];
+  auto data = [&](std::uint32_t k) -> const T* { return p.slots[in[k]].data; };
+  // Large maps in parts of the flat range, as the elementwise ops' forward() splits them.
+  auto flat = [&](auto&& part) {
+    if (o.size < 2 * static_cast<std::size_t>(kMinPartWork)) return part(0, o.size);  // one part
+    parallel_for_work(o.size, 1.0, kMinPartWork,
+                      [&](std::size_t b, std::size_t e, std::size_t) { part(b, e - b); });
+  };
+  switch (st.call) {
+    case Call::unary:
+      return flat([&](std::size_t b, std::size_t n) {
+        st.map->unary(data(0) + b, o.data + b, n, *st.attrs);
+      });
+    case Call::binary:
+      return flat([&](std::size_t b, std::size_t n) {
+        st.map->binary(data(0) + b, data(1) + b, o.data + b, n);
+      });
+    case Call::scalar_a:
+      return flat([&](std::size_t b, std::size_t n) {
+        st.map->scalar_a(data(0)[0], data(1) + b, o.data + b, n);
+      });
+    case Call::scalar_b:
+      return flat([&](std::size_t b, std::size_t n) {
+        st.map->scalar_b(data(0) + b, data(1)[0], o.data + b, n);
+      });
+    case Call::dots:
+    case Call::axpys: {
+      const T* A = data(st.matrix_first ? 0 : 1);
+      const T* v = data(st.matrix_first ? 1 : 0);
+      if (st.call == Call::dots) return kernels::gemv_dots(A, st.rows, st.cols, v, T(0), o.data);
+      return kernels::gemv_axpys(A, st.rows, st.cols, v, T(0), o.data);
+    }
+    case Call::sum:
+    case Call::mean: {
+      const std::size_t n = p.slots[in[0]].size;
+      const double acc = detail::sum_in_order(data(0), n);
+      // The mean divides by the count in T, as the op does.
+      o.data[0] =
+          static_cast<T>(st.call == Call::sum ? acc : acc / static_cast<double>(static_cast<T>(n)));
+      return;
+    }
+    case Call::forward:
+      return p.run_forward(st, o);
+  }
 }
 
 }  // namespace
@@ -30,13 +97,8 @@ void Plan<T>::execute() {
       }
       const Step<T>& st = steps[u.index];
       current = &st;
-      for (std::uint32_t k = 0; k < st.in_count; ++k) {
-        const Slot<T>& s = slots[step_inputs[st.in_begin + k]];
-        args[k] = ConstTensor<T>{s.data, s.shape(), s.size};
-      }
       Slot<T>& o = slots[st.out];
-      st.op->forward(std::span<const ConstTensor<T>>(args.data(), st.in_count),
-                     Tensor<T>{o.data, o.shape(), o.size}, *st.attrs);
+      run_step(*this, st, o);
       check_values(st, o.data, o.size);
     }
   } catch (const ShapeError& e) {

@@ -71,6 +71,7 @@ Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options, std::vector<Upd
       case NodeKind::op: {
         s.flags |= kOp;
         Step<T> st{nd.op,
+                   &nd.op->traits(),
                    &nd.attrs,
                    id,
                    static_cast<std::uint32_t>(p),
@@ -100,7 +101,7 @@ Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options, std::vector<Upd
 }
 
 // Shapes first (every later pass sizes things by them), then the schedule, whose units
-// decide when each buffer is last read, then the buffers.
+// decide when each buffer is last read, then the buffers, then how each step is called.
 template <class T>
 void Plan<T>::plan() {
   ++plans;
@@ -111,6 +112,7 @@ void Plan<T>::plan() {
   tiled_steps = 0;
   if (!opts.tile_rows || !plan_groups(*this)) schedule_steps();
   plan_buffers();
+  plan_calls();
   planned = true;
 }
 

@@ -37,15 +37,35 @@ struct Slot {
   std::span<const Dim> shape() const { return {dims, rank}; }
 };
 
+/// How execute() runs a step (calls.cpp): a direct call of the kernel forward() would reach
+/// for these operands, decided once per plan, or forward() itself.
+enum class Call : std::uint8_t {
+  forward,   ///< Op::forward on views of the operands
+  unary,     ///< MapKernels::unary, operand of the output's size
+  binary,    ///< MapKernels::binary, both operands of the output's size
+  scalar_a,  ///< MapKernels::scalar_a, operand 0 a single value
+  scalar_b,  ///< MapKernels::scalar_b, operand 1 a single value
+  dots,      ///< kernels::gemv_dots (GemvForm::dots)
+  axpys,     ///< kernels::gemv_axpys (GemvForm::axpys)
+  sum,       ///< the whole-tensor sum in one part
+  mean,      ///< the whole-tensor mean in one part
+};
+
 /// An op node: what to call and where its operands (Plan::step_inputs) and result live.
 template <class T>
 struct Step {
   const Op<T>* op;
+  const OpTraits<T>* traits;  // op->traits(), read once: the passes consult it per step
   const Attrs* attrs;
   NodeId id;
   std::uint32_t out;
   std::uint32_t in_begin;
   std::uint32_t in_count;
+  // Filled by plan_calls().
+  Call call = Call::forward;
+  bool matrix_first = true;            // dots, axpys: operand 0 is the matrix
+  const MapKernels<T>* map = nullptr;  // the elementwise calls
+  std::size_t rows = 0, cols = 0;      // dots, axpys: the matrix
 };
 
 /// An input node and its value in the current run.
@@ -173,6 +193,7 @@ struct Plan {
   std::vector<GroupBuffers<T>> group_buffers;  // per row-tiled group
   RowGroupsPtr<T> row_groups;                  // tiling.cpp's own state
   std::size_t tiled_steps = 0;                 // members of the row-tiled groups
+  std::size_t direct_steps = 0;                // units run by direct calls (plan_calls)
   std::vector<std::uint32_t> aliased;          // steps that do not run: their output
                                                //   shares its operand's buffer
   std::vector<Dim> pool;                       // run-time shapes that differ from declared
@@ -194,8 +215,13 @@ struct Plan {
   void schedule_steps();
   /// Aliases, arena offsets and result arrays for the schedule (buffers.cpp).
   void plan_buffers();
+  /// How each step runs: Step::call and what it needs (calls.cpp).
+  void plan_calls();
   /// Runs the schedule (execute.cpp).
   void execute();
+  /// Runs step st into its output slot o through Op::forward (execute.cpp); out of the
+  /// executor's loop, whose direct calls need fewer registers.
+  [[gnu::noinline]] void run_forward(const Step<T>& st, Slot<T>& o);
   /// Copies each update's value into its target, after a successful execute()
   /// (updates.cpp).
   void write_updates();

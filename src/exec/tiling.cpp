@@ -101,7 +101,7 @@ class GroupPlanner {
 
   void place(std::uint32_t si) {
     const Step<T>& st = p_.steps[si];
-    const OpTraits<T>& tr = st.op->traits();
+    const OpTraits<T>& tr = *st.traits;
     if (cur_ >= 0 && tr.shape_only) return hoist(si);  // reads shapes only
     Role role{};
     std::size_t streamed = 0;
@@ -259,18 +259,17 @@ class GroupPlanner {
       if (!p_.units[u].group) {
         // A step that reads shapes only (size, zeros_like) needs no buffer of its operand.
         const Step<T>& st = p_.steps[p_.units[u].index];
-        if (st.op->traits().shape_only) continue;
-        for_value_operands(st, p_.step_inputs, st.op->traits(),
+        if (st.traits->shape_only) continue;
+        for_value_operands(st, p_.step_inputs, *st.traits,
                            [&](std::uint32_t, std::uint32_t p) { unit_of[p] = un; });
         continue;
       }
       const auto id = static_cast<std::int32_t>(p_.units[u].index);
       for (const Member& m : groups_[p_.units[u].index].members) {
         const Step<T>& st = p_.steps[m.step];
-        for_value_operands(st, p_.step_inputs, st.op->traits(),
-                           [&](std::uint32_t, std::uint32_t p) {
-                             if (gid_[p] != id) unit_of[p] = un;
-                           });
+        for_value_operands(st, p_.step_inputs, *st.traits, [&](std::uint32_t, std::uint32_t p) {
+          if (gid_[p] != id) unit_of[p] = un;
+        });
       }
     }
     return unit_of;
@@ -280,7 +279,7 @@ class GroupPlanner {
   bool reads_by_rows(const Group<T>& gr, std::int32_t id, const Member& m, std::uint32_t k,
                      std::uint32_t p) const {
     const Step<T>& st = p_.steps[m.step];
-    const OpTraits<T>& tr = st.op->traits();
+    const OpTraits<T>& tr = *st.traits;
     if (static_cast<int>(k) == tr.shape_operand) return false;
     if (gid_[p] == id) return !reduced_[p];
     return slot(p).rank >= 1 && rows_of(p) == static_cast<Dim>(gr.n) &&
@@ -350,7 +349,7 @@ class GroupPlanner {
     GroupBuffers<T> gb;
     for (const Member& m : gr.members) {
       const Step<T>& st = p_.steps[m.step];
-      for_value_operands(st, p_.step_inputs, st.op->traits(), [&](std::uint32_t, std::uint32_t p) {
+      for_value_operands(st, p_.step_inputs, *st.traits, [&](std::uint32_t, std::uint32_t p) {
         if (gid_[p] != id) gb.reads.push_back(p);
       });
     }

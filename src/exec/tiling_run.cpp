@@ -101,7 +101,7 @@ void resolve_calls(Plan<T>& p, Group<T>& gr, const GroupBuffers<T>& gb) {
       if (m.role == Role::matmul_acc && gemv) c.kernel = Kernel::axpys;
       if (m.role == Role::sum || m.role == Role::mean) c.kernel = Kernel::sum;
       if (m.role == Role::sum_rows) c.kernel = Kernel::sum_rows;
-      const MapKernels<T>& mk = st.op->traits().map;
+      const MapKernels<T>& mk = st.traits->map;
       if (m.role == Role::rows && !m.matmul && (mk.unary || mk.binary)) {
         // Operands of the output's rows, or a single value: the op's loops without its
         // broadcast dispatch. Anything else (a broadcast row) goes through forward().
@@ -150,11 +150,7 @@ void run_part(Plan<T>& p, Group<T>& gr, std::size_t part, std::size_t begin, std
         case Kernel::sum: {
           // In double and in row-major order, as the reduction over the whole array sums
           // each part: tiled and untiled runs give the same value.
-          const T* x = c.in[0].at(r0);
-          double acc = c.acc;
-          for (std::size_t i = 0, len = c.in[0].size(rows); i < len; ++i)
-            acc += static_cast<double>(x[i]);
-          c.acc = acc;
+          c.acc = xgrad::detail::sum_in_order(c.in[0].at(r0), c.in[0].size(rows), c.acc);
           continue;
         }
         case Kernel::sum_rows: {

@@ -2,10 +2,10 @@
 
 // Matrix-vector kernels with a prefetch running ahead of the rows (see xgrad/kernels.hpp), compiled
 // for AVX-512 and for AVX2 + FMA and chosen once, at the first call, by what the CPU has.
-#include "xgrad/kernels.hpp"
-
 #include <algorithm>
 #include <atomic>
+
+#include "xgrad/kernels.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -126,14 +126,28 @@ int detected() { return 0; }
 #endif
 
 std::atomic<int> cap{2};  // gemv_limit_isa
+// min(detected(), cap), or -1 until computed: a product of a few elements asks for it twice
+// (gemv_own, then the kernel), and detected()'s guarded static cost more than the product.
+std::atomic<int> effective{-1};
 
-int level() { return std::min(detected(), cap.load(std::memory_order_relaxed)); }
+int level() {
+  int l = effective.load(std::memory_order_relaxed);
+  if (l < 0) {
+    l = std::min(detected(), cap.load(std::memory_order_relaxed));
+    effective.store(l, std::memory_order_relaxed);
+  }
+  return l;
+}
 
 }  // namespace
 
 int gemv_isa() { return level(); }
 
-int gemv_limit_isa(int isa) { return cap.exchange(std::clamp(isa, 0, 2)); }
+int gemv_limit_isa(int isa) {
+  const int old = cap.exchange(std::clamp(isa, 0, 2));
+  effective.store(-1, std::memory_order_relaxed);
+  return old;
+}
 
 template <class T>
 bool gemv_own(std::size_t cols) {

@@ -92,6 +92,13 @@ template <class S>
 XGRAD_KERNEL void accumulate(const S* __restrict x, double* __restrict acc, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) acc[i] += static_cast<double>(x[i]);
 }
+/// acc + x[0] + x[1] + ... in double, in order: the one loop of a whole-tensor sum, so that
+/// the sum op, a row-tiled group's blocks and the executor's direct steps give one result.
+template <class S>
+double sum_in_order(const S* x, std::size_t n, double acc = 0) {
+  for (std::size_t i = 0; i < n; ++i) acc += static_cast<double>(x[i]);
+  return acc;
+}
 /// y[i] = f(x[i]) where y may be x.
 template <class T, class F>
 XGRAD_KERNEL void map1_inplace(const T* x, T* y, std::size_t n, F f) {

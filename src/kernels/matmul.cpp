@@ -48,6 +48,27 @@ void axpys_parts(const T* A, std::size_t rows, std::size_t cols, const T* v, T b
 }  // namespace
 
 template <class T>
+GemvForm gemv_form(std::span<const Dim> x, std::span<const Dim> y, bool transpose_x,
+                   bool transpose_y) {
+  GemvForm f;
+  if (!(x.size() == 2 && y.size() == 1) && !(x.size() == 1 && y.size() == 2)) return f;
+  // Matrix-vector in either order is one product on the 2-d operand.
+  f.matrix_first = x.size() == 2;
+  const std::span<const Dim> A = f.matrix_first ? x : y;
+  const bool trans = f.matrix_first ? transpose_x : !transpose_y;
+  f.rows = static_cast<std::size_t>(A[0]);
+  f.cols = static_cast<std::size_t>(A[1]);
+  if (f.rows * f.cols == 0 || !gemv_own<T>(f.cols)) return f;
+  if (trans) {
+    if (exec::parts_for(f.rows) == 1) f.kind = GemvForm::axpys;
+  } else if (exec::parts_for_work(f.rows, 2.0 * static_cast<double>(f.cols), exec::kMinPartWork) ==
+             1) {
+    f.kind = GemvForm::dots;
+  }
+  return f;
+}
+
+template <class T>
 void matmul(const ConstTensor<T>& x, const ConstTensor<T>& y, Tensor<T> out, bool transpose_x,
             bool transpose_y, T beta) {
   if (x.shape.size() == 1 && y.shape.size() == 1) {
@@ -61,13 +82,14 @@ void matmul(const ConstTensor<T>& x, const ConstTensor<T>& y, Tensor<T> out, boo
     if (beta == T(0)) std::fill(out.data, out.data + out.size, T(0));
   };
   if (y.shape.size() == 1 || x.shape.size() == 1) {
-    // Matrix-vector in either order is one gemv on the 2-d operand.
-    const bool left = x.shape.size() == 2;
-    const ConstTensor<T>& A = left ? x : y;
-    const ConstTensor<T>& v = left ? y : x;
-    const bool trans = left ? transpose_x : !transpose_y;
-    const auto rows = static_cast<std::size_t>(A.shape[0]);
-    const auto cols = static_cast<std::size_t>(A.shape[1]);
+    const GemvForm f = gemv_form<T>(x.shape, y.shape, transpose_x, transpose_y);
+    const ConstTensor<T>& A = f.matrix_first ? x : y;
+    const ConstTensor<T>& v = f.matrix_first ? y : x;
+    if (f.kind == GemvForm::dots) return gemv_dots(A.data, f.rows, f.cols, v.data, beta, out.data);
+    if (f.kind == GemvForm::axpys)
+      return gemv_axpys(A.data, f.rows, f.cols, v.data, beta, out.data);
+    const bool trans = f.matrix_first ? transpose_x : !transpose_y;
+    const std::size_t rows = f.rows, cols = f.cols;
     if (rows * cols == 0) return empty_product();
     const double row_work = 2.0 * static_cast<double>(cols);
     if (gemv_own<T>(cols)) {
@@ -123,6 +145,8 @@ void matmul(const ConstTensor<T>& x, const ConstTensor<T>& y, Tensor<T> out, boo
       });
 }
 
+template GemvForm gemv_form<float>(std::span<const Dim>, std::span<const Dim>, bool, bool);
+template GemvForm gemv_form<double>(std::span<const Dim>, std::span<const Dim>, bool, bool);
 template void matmul(const ConstTensor<float>&, const ConstTensor<float>&, Tensor<float>, bool,
                      bool, float);
 template void matmul(const ConstTensor<double>&, const ConstTensor<double>&, Tensor<double>, bool,

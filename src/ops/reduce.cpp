@@ -56,10 +56,14 @@ class ReduceOp final : public Op<T> {
       const bool concurrent =
           static_cast<double>(n) >= exec::kMinPartWork * static_cast<double>(parts);
       exec::parallel_for(rows, parts, concurrent, [&](std::size_t b, std::size_t e, std::size_t p) {
-        double acc = D::template init<double>();
-        for (std::size_t i = b * row, end = parts == 1 ? n : e * row; i < end; ++i)
-          acc = D::acc(acc, static_cast<double>(x[i]));
-        pa[p] = acc;
+        const std::size_t first = b * row, end = parts == 1 ? n : e * row;
+        if constexpr (D::rows == RowRole::sum || D::rows == RowRole::mean) {
+          pa[p] = sum_in_order(x + first, end - first);  // as row-tiled and direct steps sum
+        } else {
+          double acc = D::template init<double>();
+          for (std::size_t i = first; i < end; ++i) acc = D::acc(acc, static_cast<double>(x[i]));
+          pa[p] = acc;
+        }
       });
       double acc = pa[0];
       for (std::size_t p = 1; p < parts; ++p) acc = D::acc(acc, pa[p]);
