@@ -47,17 +47,16 @@ void Plan<T>::bind(std::span<const Feed<T>> feeds) {
 template <class T>
 bool Plan<T>::bind_same(std::span<const Feed<T>> feeds) {
   if (!planned || feeds.size() != last_feeds.size()) return false;
+  // Pointers are taken as the checks pass: when one fails, the full binding rebinds all.
   for (std::size_t k = 0; k < feeds.size(); ++k) {
     const Feed<T>& f = feeds[k];
     const auto [id, bi] = last_feeds[k];
     if (!f.input.valid() || &f.input.graph() != g || f.input.id() != id) return false;
     if (bi == kUnused) continue;
-    const Bound<T>& b = bound[bi];
+    Bound<T>& b = bound[bi];
     const TensorArg& v = f.value;
     if (v.dtype() != b.dtype || !v.row_major() || !same_dims(b.shape, v.shape())) return false;
-  }
-  for (std::size_t k = 0; k < feeds.size(); ++k) {
-    if (last_feeds[k].second != kUnused) bound[last_feeds[k].second].data = feeds[k].value.data();
+    b.data = v.data();
   }
   return true;
 }

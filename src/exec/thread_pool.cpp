@@ -93,6 +93,10 @@ int default_threads() {
 using SetThreads = void (*)(int);
 using GetThreads = int (*)();
 
+// The pool's thread count once known, outside the pool: num_threads() is asked on every
+// run (bind.cpp) and the function-local pool's guard costs more than the answer.
+std::atomic<int> known_threads{0};
+
 class Pool {
  public:
   ~Pool() { stop_workers(); }
@@ -216,6 +220,7 @@ class Pool {
     const std::uint32_t g0 = generation_.load(std::memory_order_relaxed);
     for (int i = 1; i < n; ++i) workers_.emplace_back([this, g0] { worker(g0); });
     threads_.store(n, std::memory_order_release);
+    known_threads.store(n, std::memory_order_release);
     set_blas_threads(n);
   }
 
@@ -276,6 +281,9 @@ bool in_parallel_part() { return tl_in_part; }
 
 void set_num_threads(int n) { exec::pool().set(n); }
 
-int num_threads() { return exec::pool().size(); }
+int num_threads() {
+  const int n = exec::known_threads.load(std::memory_order_acquire);
+  return n > 0 ? n : exec::pool().size();
+}
 
 }  // namespace xgrad

@@ -78,6 +78,14 @@ constexpr std::size_t kBlockElements = 16384, kMaxBlocks = 64;
 
 template <class T>
 double sum_of_squares(const T* data, std::size_t n) {
+  if (n < 8) {
+    // sum_of_squares_serial's first partial sum alone (the others stay 0 and add nothing),
+    // without the call into a kernel clone that costs more than these few elements.
+    double s = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      s += static_cast<double>(data[i]) * static_cast<double>(data[i]);
+    return s;
+  }
   const std::size_t blocks = std::clamp<std::size_t>(n / kBlockElements, 1, kMaxBlocks);
   if (blocks == 1) return sum_of_squares_serial(data, n);
   std::array<double, kMaxBlocks> sums;
@@ -206,12 +214,10 @@ std::string Optimizer<T>::param_name(std::size_t i) const {
 
 template <class T>
 void Optimizer<T>::check_grad_range(std::size_t outputs, std::size_t first_grad) const {
-  // Written without first_grad + size(), which wraps for a first_grad near SIZE_MAX.
-  if (first_grad > outputs || params_.size() > outputs - first_grad) {
-    throw ValueError(name_ + ": step() expects " + std::to_string(params_.size()) +
-                     " gradients starting at output " + std::to_string(first_grad) +
-                     ", but the run has only " + std::to_string(outputs) + " outputs");
-  }
+  if (grads_fit(outputs, first_grad)) return;
+  throw ValueError(name_ + ": step() expects " + std::to_string(params_.size()) +
+                   " gradients starting at output " + std::to_string(first_grad) +
+                   ", but the run has only " + std::to_string(outputs) + " outputs");
 }
 
 template <class T>
@@ -221,7 +227,7 @@ void Optimizer<T>::step(std::span<const xt::xarray<T>> grads) {
 
 template <class T>
 void Optimizer<T>::step(const std::vector<xt::xarray<T>>& outputs, std::size_t first_grad) {
-  check_grad_range(outputs.size(), first_grad);
+  if (!grads_fit(outputs.size(), first_grad)) check_grad_range(outputs.size(), first_grad);
   apply(0, false, std::span<const xt::xarray<T>>(outputs).subspan(first_grad, params_.size()));
 }
 
@@ -232,7 +238,7 @@ void Optimizer<T>::step(T loss, std::span<const xt::xarray<T>> grads) {
 
 template <class T>
 void Optimizer<T>::step(T loss, const std::vector<xt::xarray<T>>& outputs, std::size_t first_grad) {
-  check_grad_range(outputs.size(), first_grad);
+  if (!grads_fit(outputs.size(), first_grad)) check_grad_range(outputs.size(), first_grad);
   apply(static_cast<double>(loss), true,
         std::span<const xt::xarray<T>>(outputs).subspan(first_grad, params_.size()));
 }

@@ -210,6 +210,11 @@ class Optimizer {
   void apply(double loss, bool has_loss, std::span<const xt::xarray<T>> grads);
   double checked_lr(std::size_t step) const;
   void check_grad_range(std::size_t outputs, std::size_t first_grad) const;
+  // Whether outputs [first_grad, first_grad + parameters) exist (without the sum, which
+  // wraps for a first_grad near SIZE_MAX); check_grad_range throws when not.
+  bool grads_fit(std::size_t outputs, std::size_t first_grad) const {
+    return first_grad <= outputs && params_.size() <= outputs - first_grad;
+  }
   std::string param_name(std::size_t i) const;
 
   std::string name_;
