@@ -279,8 +279,17 @@ TEST(NpyDataset, TwoFilesOrColumnsOfOneFile) {
   ASSERT_EQ(c.features.shape(), (xt::xarray<double>::shape_type{7, 3}));
   ASSERT_EQ(c.targets.shape(), (xt::xarray<double>::shape_type{7}));
   for (std::size_t k = 0; k < idx.size(); ++k) {
+    EXPECT_EQ(c.features(k, 0), double(10 * idx[k] + 0));
+    EXPECT_EQ(c.features(k, 1), double(10 * idx[k] + 1));
     EXPECT_EQ(c.features(k, 2), double(10 * idx[k] + 3));
     EXPECT_EQ(c.targets(k), double(10 * idx[k] + 4));
+  }
+  // A run longer than the copies done element by element (copy_columns' memcpy per row).
+  NpyDataset<double> wide(dir.file("table.npy"), {0, 1, 2, 3, 4}, {0});
+  const auto w = wide.gather(idx);
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    for (std::size_t j = 0; j < 5; ++j) EXPECT_EQ(w.features(k, j), double(10 * idx[k] + j));
+    EXPECT_EQ(w.targets(k), double(10 * idx[k]));
   }
   // The same columns converted to float (not a plain copy of the stored doubles).
   NpyDataset<float> fcols(dir.file("table.npy"), {0, 1, 3}, {4});

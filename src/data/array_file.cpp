@@ -301,11 +301,16 @@ void ArrayFile::visit_rows_impl(std::span<const std::size_t> rows, Visitor visit
   if (m == 0) return;
   if (rb == 0) {
     const std::byte none{};
-    for (std::size_t k = 0; k < m; ++k) visit(ctx, k, &none);
+    for (std::size_t k = 0; k < m; ++k) visit(ctx, k, 1, &none);
     return;
   }
   if (f.in_memory) {
-    for (std::size_t k = 0; k < m; ++k) visit(ctx, k, f.memory.data() + f.offset + rows[k] * rb);
+    for (std::size_t k = 0; k < m;) {
+      std::size_t e = k + 1;
+      while (e < m && rows[e] == rows[e - 1] + 1) ++e;
+      visit(ctx, k, e - k, f.memory.data() + f.offset + rows[k] * rb);
+      k = e;
+    }
     return;
   }
   // Runs of consecutive rows in the requested order (a block shuffle's blocks, a whole
@@ -345,7 +350,7 @@ void ArrayFile::visit_rows_impl(std::span<const std::size_t> rows, Visitor visit
     for (std::size_t r = sp.run_begin; r < sp.run_end; ++r) {
       const Run& run = s.runs[r];
       const std::byte* p = buf + (run.first - sp.first) * rb;
-      for (std::size_t t = 0; t < run.count; ++t) visit(ctx, run.k + t, p + t * rb);
+      visit(ctx, run.k, run.count, p);
     }
   };
   // Spans in the page cache are read and visited at once; for the others the kernel is
@@ -402,9 +407,14 @@ void ArrayFile::require_convertible(const std::string& role) const {
 
 template <Element U>
 void ArrayFile::gather(std::span<const std::size_t> rows, U* out) const {
-  const std::size_t re = row_elements();
-  visit_rows(rows, [&](std::size_t k, const std::byte* row) {
-    convert<U>(row, rows[k], 0, re, out + k * re);
+  const std::size_t re = row_elements(), rb = row_bytes();
+  visit_row_runs(rows, [&](std::size_t k, std::size_t count, const std::byte* bytes) {
+    if (stores_as<U>()) {  // a run of rows of U is one copy
+      std::memcpy(out + k * re, bytes, count * rb);
+      return;
+    }
+    for (std::size_t t = 0; t < count; ++t)
+      convert<U>(bytes + t * rb, rows[k + t], 0, re, out + (k + t) * re);
   });
 }
 

@@ -29,6 +29,37 @@ std::vector<std::size_t> row_shape(const ArrayFile& f) {
   return {f.shape().begin() + 1, f.shape().end()};
 }
 
+/// Columns [0, n) of `rows` rows of U, from rows of `stride` bytes at src to rows of
+/// `out_stride` elements at out. Few columns (a row's features, its target) are copied one
+/// by one in a loop whose length is a constant: a call of memcpy per row costs more.
+template <class U, std::size_t N>
+void copy_columns_of(const std::byte* src, std::size_t stride, std::size_t n, std::size_t rows,
+                     U* out, std::size_t out_stride) {
+  for (std::size_t r = 0; r < rows; ++r, src += stride, out += out_stride) {
+    if constexpr (N == 0) {
+      std::memcpy(out, src, n * sizeof(U));
+    } else {
+      for (std::size_t j = 0; j < N; ++j) std::memcpy(out + j, src + j * sizeof(U), sizeof(U));
+    }
+  }
+}
+template <class U>
+void copy_columns(const std::byte* src, std::size_t stride, std::size_t n, std::size_t rows, U* out,
+                  std::size_t out_stride) {
+  switch (n) {
+    case 1:
+      return copy_columns_of<U, 1>(src, stride, n, rows, out, out_stride);
+    case 2:
+      return copy_columns_of<U, 2>(src, stride, n, rows, out, out_stride);
+    case 3:
+      return copy_columns_of<U, 3>(src, stride, n, rows, out, out_stride);
+    case 4:
+      return copy_columns_of<U, 4>(src, stride, n, rows, out, out_stride);
+    default:
+      return copy_columns_of<U, 0>(src, stride, n, rows, out, out_stride);
+  }
+}
+
 }  // namespace
 
 template <Element U>
@@ -133,26 +164,32 @@ Batch<T, L> NpyDataset<T, L>::gather(std::span<const std::size_t> indices) const
   T* f = b.features.data();
   L* t = b.targets.data();
   const std::size_t nf = feature_cols_.size(), nt = target_cols_.size();
-  features_.visit_rows(indices, [&](std::size_t k, const std::byte* row) {
-    pick(row, indices[k], feature_runs_, raw_features_, f + k * nf);
-    pick(row, indices[k], target_runs_, raw_targets_, t + k * nt);
+  const std::size_t rb = features_.row_bytes();
+  features_.visit_row_runs(indices, [&](std::size_t k, std::size_t count, const std::byte* row) {
+    // Column run by column run over the rows (stored as T or L: copies), else row by row.
+    if (raw_features_) {
+      for (const ColumnRun& c : feature_runs_)
+        copy_columns(row + c.col * sizeof(T), rb, c.count, count, f + k * nf + c.out, nf);
+    }
+    if (raw_targets_) {
+      for (const ColumnRun& c : target_runs_)
+        copy_columns(row + c.col * sizeof(L), rb, c.count, count, t + k * nt + c.out, nt);
+    }
+    if (raw_features_ && raw_targets_) return;
+    for (std::size_t e = k + count; k < e; ++k, row += rb) {
+      if (!raw_features_) pick(row, indices[k], feature_runs_, f + k * nf);
+      if (!raw_targets_) pick(row, indices[k], target_runs_, t + k * nt);
+    }
   });
   return b;
 }
 
-// One row's selected columns, converted to U; a run of columns stored as U is copied
-// (the per-row cost dominates a streamed epoch of short rows).
+// One row's selected columns, converted to U (elements not stored as U).
 template <Element T, Element L>
 template <class U>
 void NpyDataset<T, L>::pick(const std::byte* row, std::size_t r, const std::vector<ColumnRun>& runs,
-                            bool raw, U* out) const {
-  for (const ColumnRun& c : runs) {
-    if (raw) {
-      std::memcpy(out + c.out, row + c.col * sizeof(U), c.count * sizeof(U));
-    } else {
-      features_.convert<U>(row, r, c.col, c.count, out + c.out);
-    }
-  }
+                            U* out) const {
+  for (const ColumnRun& c : runs) features_.convert<U>(row, r, c.col, c.count, out + c.out);
 }
 
 #define XGRAD_DATA_INSTANTIATE(T, L) template class NpyDataset<T, L>;

@@ -115,10 +115,23 @@ class ArrayFile {
   /// max(4 MiB, one row), so memory stays bounded by the request.
   template <class F>
   void visit_rows(std::span<const std::size_t> rows, F&& visit) const {
+    const std::size_t rb = row_bytes();
+    visit_row_runs(rows, [&](std::size_t k, std::size_t count, const std::byte* bytes) {
+      for (std::size_t t = 0; t < count; ++t) visit(k + t, bytes + t * rb);
+    });
+  }
+  /// visit_rows by runs: calls visit(k, count, bytes) for requested rows k .. k + count - 1
+  /// that follow each other in the file (rows[k + t] == rows[k] + t), their stored bytes
+  /// one row after another, so that a caller's per-row work runs in a loop of its own
+  /// rather than behind a call per row (a streamed epoch of short rows).
+  template <class F>
+  void visit_row_runs(std::span<const std::size_t> rows, F&& visit) const {
     using Fn = std::remove_reference_t<F>;
     visit_rows_impl(
         rows,
-        [](void* ctx, std::size_t k, const std::byte* row) { (*static_cast<Fn*>(ctx))(k, row); },
+        [](void* ctx, std::size_t k, std::size_t count, const std::byte* bytes) {
+          (*static_cast<Fn*>(ctx))(k, count, bytes);
+        },
         const_cast<void*>(static_cast<const void*>(std::addressof(visit))));
   }
   /// Converts count elements of a row (stored bytes, from element first) to U. Throws
@@ -150,7 +163,7 @@ class ArrayFile {
 
  private:
   explicit ArrayFile(std::shared_ptr<const Impl> impl);
-  using Visitor = void (*)(void*, std::size_t, const std::byte*);
+  using Visitor = void (*)(void*, std::size_t, std::size_t, const std::byte*);
   void visit_rows_impl(std::span<const std::size_t> rows, Visitor f, void* ctx) const;
   std::shared_ptr<const Impl> impl_;
 };

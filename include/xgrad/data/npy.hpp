@@ -107,8 +107,7 @@ class NpyDataset : public Dataset<T, L> {
     std::size_t col, count, out;
   };
   template <class U>
-  void pick(const std::byte* row, std::size_t r, const std::vector<ColumnRun>& runs, bool raw,
-            U* out) const;
+  void pick(const std::byte* row, std::size_t r, const std::vector<ColumnRun>& runs, U* out) const;
 
   ArrayFile features_, targets_;
   std::vector<std::size_t> feature_cols_, target_cols_;
