@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <random>
+#include <utility>
 #include <vector>
 #include <xgrad/kernels.hpp>
 #include <xgrad/xgrad.hpp>
@@ -20,13 +20,10 @@ using xgrad::Graph;
 using xgrad::open;
 using xgrad_test::Threads;
 
+/// Uniform reals in [-2, 2).
 template <class T>
 xt::xarray<T> uniform(std::vector<std::size_t> shape, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(-2, 2);
-  xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
-  for (auto& v : a) v = static_cast<T>(u(rng));
-  return a;
+  return xgrad_test::uniform<T>(std::move(shape), seed, -2, 2);
 }
 
 /// Whole tiling off: these tests are about the steps that run one by one.

@@ -39,16 +39,7 @@ constexpr double kRel = std::is_same_v<T, double> ? 1e-11 : 1e-4;
 
 using xgrad_test::contains;
 
-/// Uniform reals in [lo, hi), rounded to T.
-template <class T>
-xt::xarray<T> uniform(std::vector<std::size_t> shape, unsigned seed, double lo = -1,
-                      double hi = 1) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
-  for (auto& v : a) v = static_cast<T>(u(rng));
-  return a;
-}
+using xgrad_test::uniform;
 
 /// Integers in [-8, 8]: products and sums of up to 2^18 of them are exact in float.
 template <class T>

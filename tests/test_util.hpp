@@ -1,8 +1,12 @@
 // Helpers shared by every test file.
 #pragma once
 
+#include <cstddef>
+#include <random>
 #include <string>
+#include <vector>
 #include <xgrad/threads.hpp>
+#include <xtensor/xarray.hpp>
 
 // XGRAD_TEST_ASAN: defined in an AddressSanitizer build (GCC says so by a macro, Clang by
 // __has_feature), whose allocator aborts on requests a plain build refuses by throwing.
@@ -19,6 +23,17 @@ namespace xgrad_test {
 /// Whether `sub` occurs in `s`: error messages are checked for the parts they must name.
 inline bool contains(const std::string& s, const std::string& sub) {
   return s.find(sub) != std::string::npos;
+}
+
+/// Uniform reals in [lo, hi), rounded to T.
+template <class T>
+xt::xarray<T> uniform(std::vector<std::size_t> shape, unsigned seed, double lo = -1,
+                      double hi = 1) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
+  for (auto& v : a) v = static_cast<T>(u(rng));
+  return a;
 }
 
 /// Sets the thread count for a scope and restores the previous one.

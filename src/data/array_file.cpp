@@ -408,8 +408,9 @@ void ArrayFile::require_convertible(const std::string& role) const {
 template <Element U>
 void ArrayFile::gather(std::span<const std::size_t> rows, U* out) const {
   const std::size_t re = row_elements(), rb = row_bytes();
+  const bool raw = stores_as<U>();
   visit_row_runs(rows, [&](std::size_t k, std::size_t count, const std::byte* bytes) {
-    if (stores_as<U>()) {  // a run of rows of U is one copy
+    if (raw) {  // a run of rows of U is one copy
       std::memcpy(out + k * re, bytes, count * rb);
       return;
     }

@@ -39,7 +39,6 @@ inline void run_step(Plan<T>& p, const Step<T>& st, Slot<T>& o) {
   auto data = [&](std::uint32_t k) -> const T* { return p.slots[in[k]].data; };
   // Large maps in parts of the flat range, as the elementwise ops' forward() splits them.
   auto flat = [&](auto&& part) {
-    if (o.size < 2 * static_cast<std::size_t>(kMinPartWork)) return part(0, o.size);  // one part
     parallel_for_work(o.size, 1.0, kMinPartWork,
                       [&](std::size_t b, std::size_t e, std::size_t) { part(b, e - b); });
   };

@@ -55,8 +55,11 @@ inline std::size_t parts_for(std::size_t count) {
 /// work whose result does not depend on the partition.
 inline std::size_t parts_for_work(std::size_t count, double item_work, double min_work) {
   const double per = std::max(item_work, 1e-9);
-  const auto by_work = static_cast<std::size_t>(static_cast<double>(count) * per / min_work);
-  if (by_work < 2) return 1;  // small work stays in the caller, without asking the pool
+  const double work = static_cast<double>(count) * per;
+  // Small work stays in the caller, decided without a division or asking the pool: the
+  // executor's direct steps ask on every run of steps of a few elements.
+  if (work < 2 * min_work) return 1;
+  const auto by_work = static_cast<std::size_t>(work / min_work);
   return std::max<std::size_t>(1, std::min(parts_per_thread(count), by_work));
 }
 

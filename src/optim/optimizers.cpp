@@ -24,11 +24,10 @@ void GradientDescent<T>::update(xt::xarray<T>& value, const xt::xarray<T>& grad,
   T* v = value.data();
   const T* g = grad.data();
   const T lr = ctx.lr;
-  auto part = [&](std::size_t b, std::size_t e, std::size_t) {
-    xgrad::detail::map2(v + b, g + b, v + b, e - b, [lr](T p, T d) { return p - lr * d; });
-  };
-  if (value.size() < exec::kMinPartWork) return part(0, value.size(), 0);  // one part
-  exec::parallel_for_work(value.size(), 2, exec::kMinPartWork, part);
+  exec::parallel_for_work(
+      value.size(), 2, exec::kMinPartWork, [&](std::size_t b, std::size_t e, std::size_t) {
+        xgrad::detail::map2(v + b, g + b, v + b, e - b, [lr](T p, T d) { return p - lr * d; });
+      });
 }
 
 template <class T>
