@@ -3,8 +3,11 @@
 // themselves are in the seed corpora (tests/fuzz/corpus/<target>/).
 #include <gtest/gtest.h>
 
+#include <xgrad/data/array_file.hpp>
+#include <xgrad/data/npy.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "data_test_util.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -99,6 +102,47 @@ TEST(FuzzFindings, ScatterAddRowsRefusesRowsThatDoNotFit) {
   const auto& out = f.run({{x, xt::xarray<double>(xt::ones<double>({2, 3}))}});
   EXPECT_EQ(out[0](2, 1), 1.0);
   EXPECT_EQ(out[0](1, 1), 0.0);
+}
+
+// fuzz_npy: a (2, 0) file has rows of no bytes; gathering them passed the (null) start of
+// the empty data region and output to memcpy, which a null pointer may not reach even for
+// 0 bytes (UBSan). Rows of no elements are gathered as nothing, in every read path.
+TEST(FuzzFindings, RowsOfNoElementsGatherAsNothing) {
+  xgrad_test::TempDir dir;
+  const std::string p = dir.file("empty_rows.npy");
+  xgrad::data::save_npy(p, xt::xarray<double>(xt::zeros<double>({2, 0})));
+  const auto f = xgrad::data::ArrayFile::open_npy(p);
+  ASSERT_EQ(f.rows(), 2u);
+  EXPECT_EQ(f.row_elements(), 0u);
+  const std::vector<std::size_t> rows{0, 1, 1, 0};
+  f.gather<double>(rows, nullptr);  // nothing to write: no output buffer needed
+  f.gather<float>(rows, nullptr);   // the converting path too
+  EXPECT_THROW(f.gather<double>(std::vector<std::size_t>{2}, nullptr), xgrad::data::DataError);
+  EXPECT_EQ(xgrad::data::load_npy<double>(p).shape(), (std::vector<std::size_t>{2, 0}));
+  const std::string t = dir.file("targets.npy");
+  xgrad::data::save_npy(t, xt::xarray<double>{1.0, 2.0});
+  const xgrad::data::NpyDataset<double> ds(p, t);
+  const auto batch = ds.gather(rows);
+  EXPECT_EQ(batch.features.shape(), (std::vector<std::size_t>{4, 0}));
+  EXPECT_EQ(batch.targets, (xt::xarray<double>{1.0, 2.0, 2.0, 1.0}));
+}
+
+// fuzz_npy: load_npy of a (0, 10000004272) header sized its read buffer for one row (80 GB)
+// although there are no rows to read: an allocation failure instead of an empty array.
+TEST(FuzzFindings, NoRowsOfHugeRowsLoadWithoutABuffer) {
+  xgrad_test::TempDir dir;
+  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 10000004272), }";
+  header.resize(117, ' ');
+  header += '\n';
+  const std::string p = dir.write("huge_rows.npy", std::string("\x93NUMPY\x01\x00", 8) +
+                                                       std::string(1, char(header.size())) +
+                                                       std::string(1, '\0') + header);
+  const auto f = xgrad::data::ArrayFile::open_npy(p);
+  EXPECT_EQ(f.rows(), 0u);
+  EXPECT_EQ(f.row_elements(), 10000004272u);
+  const auto a = xgrad::data::load_npy<double>(p);
+  EXPECT_EQ(a.shape(), (std::vector<std::size_t>{0, 10000004272}));
+  EXPECT_EQ(a.size(), 0u);
 }
 
 }  // namespace

@@ -410,8 +410,8 @@ void ArrayFile::gather(std::span<const std::size_t> rows, U* out) const {
   const std::size_t re = row_elements(), rb = row_bytes();
   const bool raw = stores_as<U>();
   visit_row_runs(rows, [&](std::size_t k, std::size_t count, const std::byte* bytes) {
-    if (raw) {  // a run of rows of U is one copy
-      std::memcpy(out + k * re, bytes, count * rb);
+    if (raw) {  // a run of rows of U is one copy (none for rows of no bytes: out may be null)
+      if (rb) std::memcpy(out + k * re, bytes, count * rb);
       return;
     }
     for (std::size_t t = 0; t < count; ++t)

@@ -47,6 +47,8 @@ template <class U>
 void copy_columns(const std::byte* src, std::size_t stride, std::size_t n, std::size_t rows, U* out,
                   std::size_t out_stride) {
   switch (n) {
+    case 0:  // nothing to copy, and a memcpy of 0 bytes may not take the null of an empty row
+      return;
     case 1:
       return copy_columns_of<U, 1>(src, stride, n, rows, out, out_stride);
     case 2:
@@ -67,8 +69,11 @@ xt::xarray<U> detail::read_array(const ArrayFile& f, const std::string& who) {
   f.require_convertible<U>(who);
   auto a = xt::xarray<U>::from_shape(f.shape());
   const std::size_t re = f.row_elements(), rb = f.row_bytes();
-  if (rb == 0) return a;
-  const std::size_t chunk = std::max<std::size_t>(1, (std::size_t{1} << 20) / rb);
+  // No rows: nothing to read, whatever a row's size (a (0, 10^10) header is valid and its
+  // buffer of one row would be 80 GB).
+  if (rb == 0 || f.rows() == 0) return a;
+  const std::size_t chunk =
+      std::min(f.rows(), std::max<std::size_t>(1, (std::size_t{1} << 20) / rb));
   std::vector<std::byte> buf(chunk * rb);
   for (std::size_t r = 0; r < f.rows(); r += chunk) {
     const std::size_t n = std::min(chunk, f.rows() - r);
