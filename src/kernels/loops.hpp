@@ -75,9 +75,20 @@ void strided_loop(std::span<const Dim> shape, const std::array<const std::ptrdif
 #define XGRAD_KERNEL
 #endif
 
+/// Maps shorter than this run as a plain loop in the caller: the call into a kernel clone
+/// (through its ifunc) and the vector loop's set-up cost more than a few scalar elements
+/// (workload 1's 3- and 4-element maps). Same bits: the clones allow no contraction either.
+inline constexpr std::size_t kShortMap = 8;
+
+/// y[i] = f(x[i]) (the vectorised clones; map1 picks them for long maps).
+template <class T, class F>
+XGRAD_KERNEL void map1_clones(const T* __restrict x, T* __restrict y, std::size_t n, F f) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
 /// y[i] = f(x[i]).
 template <class T, class F>
-XGRAD_KERNEL void map1(const T* __restrict x, T* __restrict y, std::size_t n, F f) {
+inline void map1(const T* __restrict x, T* __restrict y, std::size_t n, F f) {
+  if (n >= kShortMap) return map1_clones(x, y, n, f);
   for (std::size_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 /// y[i] = x[i] converted to U: bytes widened to floating point (a data set's pixels), which
@@ -99,24 +110,48 @@ double sum_in_order(const S* x, std::size_t n, double acc = 0) {
   for (std::size_t i = 0; i < n; ++i) acc += static_cast<double>(x[i]);
   return acc;
 }
-/// y[i] = f(x[i]) where y may be x.
+/// y[i] = f(x[i]) where y may be x (the vectorised clones).
 template <class T, class F>
-XGRAD_KERNEL void map1_inplace(const T* x, T* y, std::size_t n, F f) {
+XGRAD_KERNEL void map1_inplace_clones(const T* x, T* y, std::size_t n, F f) {
   for (std::size_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
-/// y[i] = f(a[i], b[i]).
+/// y[i] = f(x[i]) where y may be x.
 template <class T, class F>
-XGRAD_KERNEL void map2(const T* a, const T* b, T* y, std::size_t n, F f) {
+inline void map1_inplace(const T* x, T* y, std::size_t n, F f) {
+  if (n >= kShortMap) return map1_inplace_clones(x, y, n, f);
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+/// y[i] = f(a[i], b[i]) (the vectorised clones).
+template <class T, class F>
+XGRAD_KERNEL void map2_clones(const T* a, const T* b, T* y, std::size_t n, F f) {
   for (std::size_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
 }
 /// y[i] = f(a[i], b).
 template <class T, class F>
-XGRAD_KERNEL void map2_scalar_b(const T* a, T b, T* y, std::size_t n, F f) {
+XGRAD_KERNEL void map2_scalar_b_clones(const T* a, T b, T* y, std::size_t n, F f) {
   for (std::size_t i = 0; i < n; ++i) y[i] = f(a[i], b);
 }
 /// y[i] = f(a, b[i]).
 template <class T, class F>
-XGRAD_KERNEL void map2_scalar_a(T a, const T* b, T* y, std::size_t n, F f) {
+XGRAD_KERNEL void map2_scalar_a_clones(T a, const T* b, T* y, std::size_t n, F f) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(a, b[i]);
+}
+/// y[i] = f(a[i], b[i]).
+template <class T, class F>
+inline void map2(const T* a, const T* b, T* y, std::size_t n, F f) {
+  if (n >= kShortMap) return map2_clones(a, b, y, n, f);
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+}
+/// y[i] = f(a[i], b).
+template <class T, class F>
+inline void map2_scalar_b(const T* a, T b, T* y, std::size_t n, F f) {
+  if (n >= kShortMap) return map2_scalar_b_clones(a, b, y, n, f);
+  for (std::size_t i = 0; i < n; ++i) y[i] = f(a[i], b);
+}
+/// y[i] = f(a, b[i]).
+template <class T, class F>
+inline void map2_scalar_a(T a, const T* b, T* y, std::size_t n, F f) {
+  if (n >= kShortMap) return map2_scalar_a_clones(a, b, y, n, f);
   for (std::size_t i = 0; i < n; ++i) y[i] = f(a, b[i]);
 }
 /// y[r, j] = f(a[r, j], b[j]) for rows r of length m (b broadcast along rows), or with

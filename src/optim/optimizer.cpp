@@ -76,16 +76,12 @@ constexpr std::size_t kBlockElements = 16384, kMaxBlocks = 64;
 
 }  // namespace
 
+namespace {
+
+// The blocked sum of a long array, out of line so that the short case below inlines into
+// Optimizer::apply.
 template <class T>
-double sum_of_squares(const T* data, std::size_t n) {
-  if (n < 8) {
-    // sum_of_squares_serial's first partial sum alone (the others stay 0 and add nothing),
-    // without the call into a kernel clone that costs more than these few elements.
-    double s = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      s += static_cast<double>(data[i]) * static_cast<double>(data[i]);
-    return s;
-  }
+[[gnu::noinline]] double sum_of_squares_long(const T* data, std::size_t n) {
   const std::size_t blocks = std::clamp<std::size_t>(n / kBlockElements, 1, kMaxBlocks);
   if (blocks == 1) return sum_of_squares_serial(data, n);
   std::array<double, kMaxBlocks> sums;
@@ -99,6 +95,19 @@ double sum_of_squares(const T* data, std::size_t n) {
                           });
   double s = 0;
   for (std::size_t k = 0; k < blocks; ++k) s += sums[k];
+  return s;
+}
+
+}  // namespace
+
+template <class T>
+double sum_of_squares(const T* data, std::size_t n) {
+  if (n >= 8) return sum_of_squares_long(data, n);
+  // sum_of_squares_serial's first partial sum alone (the others stay 0 and add nothing),
+  // without the call into a kernel clone that costs more than these few elements.
+  double s = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    s += static_cast<double>(data[i]) * static_cast<double>(data[i]);
   return s;
 }
 template double sum_of_squares(const float*, std::size_t);
@@ -174,13 +183,16 @@ void Optimizer<T>::check_range(const char* what, double v, double lo, double hi,
 
 template <class T>
 double Optimizer<T>::checked_lr(std::size_t step) const {
-  double lr = schedule_(step, epoch_);
-  if (!(lr >= 0) || !std::isfinite(lr)) {
-    throw ValueError(name_ + ": learning rate " + num(lr) + " for step " +
-                     std::to_string(step + 1) + " (schedule step " + std::to_string(step) +
-                     ") is negative, NaN or infinite; schedule " + schedule_.describe());
-  }
+  const double lr = schedule_(step, epoch_);
+  if (!(lr >= 0) || !std::isfinite(lr)) fail_lr(step, lr);
   return lr;
+}
+
+template <class T>
+void Optimizer<T>::fail_lr(std::size_t step, double lr) const {
+  throw ValueError(name_ + ": learning rate " + num(lr) + " for step " + std::to_string(step + 1) +
+                   " (schedule step " + std::to_string(step) +
+                   ") is negative, NaN or infinite; schedule " + schedule_.describe());
 }
 
 template <class T>
@@ -253,35 +265,48 @@ void Optimizer<T>::report(double loss) {
 }
 
 template <class T>
-void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<T>> grads) {
-  // Everything is checked before the first parameter changes.
-  if (grads.size() != params_.size()) {
+void Optimizer<T>::fail_step(Failure check, double loss, double sq,
+                             std::span<const xt::xarray<T>> grads) const {
+  const std::string unchanged =
+      "; parameters were left unchanged (set Options::allow_nonfinite to continue)";
+  const std::string at = " at step " + std::to_string(steps_ + 1);
+  if (check == Failure::count) {
     throw ValueError(name_ + ": step() got " + std::to_string(grads.size()) + " gradients for " +
                      std::to_string(params_.size()) + " parameters");
   }
-  if (graph_alive_.expired()) {
+  if (check == Failure::graph) {
     throw GraphError(name_ + ": step() after the graph of its parameters was destroyed");
   }
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const auto& v = *values_[i];
-    if (!equal_shape(grads[i].shape(), v.shape())) {
-      throw ShapeError(name_ + ": the gradient for parameter " + param_name(i) + " has shape " +
-                       dims(grads[i].shape()) + " but the parameter has shape " + dims(v.shape()));
+  if (check == Failure::shape) {
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const auto& v = *values_[i];
+      if (!equal_shape(grads[i].shape(), v.shape())) {
+        throw ShapeError(name_ + ": the gradient for parameter " + param_name(i) + " has shape " +
+                         dims(grads[i].shape()) + " but the parameter has shape " +
+                         dims(v.shape()));
+      }
     }
+  }
+  if (check == Failure::loss) throw ValueError(name_ + ": loss is " + num(loss) + at + unchanged);
+  throw ValueError(name_ + ": gradient norm is " + num(std::sqrt(sq)) + at + unchanged);
+}
+
+template <class T>
+void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<T>> grads) {
+  // Everything is checked before the first parameter changes. The messages are built out of
+  // line (fail_step): for small parameters this function's frame is part of every step.
+  if (grads.size() != params_.size()) fail_step(Failure::count, loss, 0, grads);
+  if (graph_alive_.expired()) fail_step(Failure::graph, loss, 0, grads);
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (!equal_shape(grads[i].shape(), values_[i]->shape()))
+      fail_step(Failure::shape, loss, 0, grads);
   }
   const std::size_t t = steps_ + 1;  // this update's number
   if (has_loss && !opts_.allow_nonfinite && !std::isfinite(loss)) {
-    throw ValueError(name_ + ": loss is " + num(loss) + " at step " + std::to_string(t) +
-                     "; parameters were left unchanged (set Options::allow_nonfinite to "
-                     "continue)");
+    fail_step(Failure::loss, loss, 0, grads);
   }
   const double sq = sum_of_squares(grads);  // the squared global norm
-  if (!opts_.allow_nonfinite && !std::isfinite(sq)) {
-    throw ValueError(name_ + ": gradient norm is " + num(std::sqrt(sq)) + " at step " +
-                     std::to_string(t) +
-                     "; parameters were left unchanged (set Options::allow_nonfinite to "
-                     "continue)");
-  }
+  if (!opts_.allow_nonfinite && !std::isfinite(sq)) fail_step(Failure::norm, loss, sq, grads);
   const double lr = checked_lr(steps_);
   if (has_loss) schedule_.report(loss);
 

@@ -208,7 +208,12 @@ class Optimizer {
 
  private:
   void apply(double loss, bool has_loss, std::span<const xt::xarray<T>> grads);
+  // What apply() found wrong; fail_step() throws the error that names it.
+  enum class Failure { count, graph, shape, loss, norm };
+  [[noreturn, gnu::cold, gnu::noinline]] void fail_step(Failure check, double loss, double sq,
+                                                        std::span<const xt::xarray<T>> grads) const;
   double checked_lr(std::size_t step) const;
+  [[noreturn, gnu::cold, gnu::noinline]] void fail_lr(std::size_t step, double lr) const;
   void check_grad_range(std::size_t outputs, std::size_t first_grad) const;
   // Whether outputs [first_grad, first_grad + parameters) exist (without the sum, which
   // wraps for a first_grad near SIZE_MAX); check_grad_range throws when not.
