@@ -3,8 +3,8 @@
 // NpyDataset + DataLoader + a compiled Function, with the plain update beta -= lr * grad.
 // Reports rows per second and peak resident memory of each phase (shuffle off, a full
 // shuffle, a shuffle in blocks of 64 rows) beside a plain sequential read() of the same
-// file, and beside one pread() per row in the shuffled epoch's order (no loader): the
-// bound of a full shuffle that reads every row by itself.
+// file, and beside one pread() per row (per block of 64 rows) in a shuffled order without the
+// loader: the bounds of a shuffle that reads every row (block) by itself.
 //
 //   stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--workers W]
 //              [--shuffled-rows R] [--cache-mib M] [--remove] [--no-reset]
@@ -183,26 +183,30 @@ Phase sequential_read(const std::string& path, std::size_t rows) {
   return p;
 }
 
-// One pread() of a row per row, in the order of the shuffled epoch (Permutation(rows, 1,
-// 0), the loader's order for seed 1, epoch 0), for the first max_rows positions: what a
-// full shuffle costs when every row is read by itself, without the loader.
-Phase random_reads(const std::string& path, std::size_t rows, std::size_t max_rows) {
+// One pread() per block of `block` rows, blocks in a shuffled order (Permutation(rows / block,
+// 1, 0); block 1 is the loader's order of a full shuffle for seed 1, epoch 0), for the first
+// max_rows rows: what a shuffle costs when every block is read by itself, without the loader
+// (the bound of the shuffled phases: a read per block at a random place of the page cache).
+Phase random_reads(const std::string& path, std::size_t rows, std::size_t block,
+                   std::size_t max_rows, const char* name) {
   const std::uint64_t offset = xgrad::data::ArrayFile::open_npy(path).data_offset();
   reset_peak();
   const auto t0 = Clock::now();
   const int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) throw std::runtime_error("cannot open " + path);
-  const xgrad::data::Permutation order(rows, 1, 0);
-  const std::size_t count = std::min(rows, max_rows);
-  double row[4], sum = 0;
+  const xgrad::data::Permutation order(rows / block, 1, 0);
+  const std::size_t count = std::min(rows / block, max_rows / block + (max_rows % block != 0));
+  std::vector<double> buf(4 * block);
+  const std::size_t bytes = buf.size() * sizeof(double);
+  double sum = 0;
   for (std::size_t i = 0; i < count; ++i) {
-    const off_t at = off_t(offset + order(i) * sizeof row);
-    if (::pread(fd, row, sizeof row, at) != ssize_t(sizeof row))
+    const off_t at = off_t(offset + order(i) * bytes);
+    if (::pread(fd, buf.data(), bytes, at) != ssize_t(bytes))
       throw std::runtime_error("short read of " + path);
-    sum += row[3];
+    sum += buf[3];
   }
   ::close(fd);
-  Phase p{"one pread per row, shuffled order (bound)", count, seconds_since(t0), peak_mib()};
+  Phase p{name, count * block, seconds_since(t0), peak_mib()};
   if (sum == 42) std::printf(" ");  // keep the loop
   return p;
 }
@@ -337,23 +341,31 @@ int main(int argc, char** argv) {
     run([&] {
       return sgd_epoch(data, true, 1, batch, lr, workers, shuffled_rows, "SGD epoch, shuffled");
     });
-    run([&] { return random_reads(path, rows, shuffled_rows); });
+    run([&] {
+      return random_reads(path, rows, 1, shuffled_rows, "one pread per row, shuffled order (bound)");
+    });
     run([&] {
       return sgd_epoch(data, true, 64, batch, lr, workers, SIZE_MAX,
                        "SGD epoch, shuffled in blocks of 64 rows");
+    });
+    run([&] {
+      return random_reads(path, rows, 64, SIZE_MAX,
+                          "one pread per block of 64 rows, shuffled order (bound)");
     });
     run([&] {
       return sgd_epoch(data, false, 1, batch, 0, workers, SIZE_MAX,
                        "the loader alone, shuffle off (no SGD)");
     });
     const Phase &read = phases[0], &seq = phases[1], &shuf = phases[2], &bound = phases[3],
-                &blocks = phases[4];
+                &blocks = phases[4], &block_bound = phases[5];
     const auto rate = [](const Phase& p) { return double(p.rows) / p.secs; };
     std::printf(
         "loader / plain read: %.2f (shuffle off), %.3f (shuffled), %.2f (shuffled in blocks of "
-        "64 rows); shuffled / one pread per row: %.2f\n",
+        "64 rows); shuffled / one pread per row: %.2f; blocks of 64 / one pread per block: "
+        "%.2f (the bound itself: %.2f of the plain read)\n",
         rate(seq) / rate(read), rate(shuf) / rate(read), rate(blocks) / rate(read),
-        rate(shuf) / rate(bound));
+        rate(shuf) / rate(bound), rate(blocks) / rate(block_bound),
+        rate(block_bound) / rate(read));
     for (const Phase& p : phases) peak = std::max(peak, p.peak);
     std::printf("peak RSS of the whole run: %.1f MiB, for a %.0f MiB file\n", peak,
                 file_gib * 1024);

@@ -249,9 +249,10 @@ $(md_loads w4_tanh_chain)
 
 Rows per second and peak resident memory of one SGD epoch streamed from a .npy file
 (\`stream_npy ${stream_args[*]}\`, then with \`--workers 2\`), beside a plain sequential
-read() of the same file and one pread() per row in the shuffled epoch's order (file in
-the page cache; one run each: an epoch over gigabytes is stable without repetitions).
-Targets: file order >= 0.8 of the plain read, blocks of 64 rows >= 0.6, fully shuffled
+read() of the same file and one pread() per row, and per block of 64 rows, in a shuffled
+order (the bounds of the shuffled phases; file in the page cache; one run each: an epoch
+over gigabytes is stable without repetitions). Targets: file order >= 0.8 of the plain
+read, blocks of 64 rows >= 0.6 (against the bound of one pread per block), fully shuffled
 >= 0.05 (against the bound of one pread per row), peak RSS < 64 MiB.
 
 $(md_stream)

@@ -50,18 +50,28 @@ void cpu_relax() {
 
 /// Waits until a.load() != old: spins for kSpin, then blocks.
 void wait_change(const std::atomic<std::uint32_t>& a, std::uint32_t old) {
+  const auto changed = [&] { return a.load(std::memory_order_acquire) != old; };
+  if (spin_until(changed, static_cast<unsigned>(kSpin.count()))) return;
+  while (a.load(std::memory_order_acquire) == old) a.wait(old, std::memory_order_acquire);
+}
+
+}  // namespace
+
+bool spin_until(bool (*done)(const void*), const void* ctx, unsigned us) {
   const auto start = std::chrono::steady_clock::now();
+  const auto budget = std::chrono::microseconds(us);
   for (unsigned i = 1;; ++i) {
-    if (a.load(std::memory_order_acquire) != old) return;
+    if (done(ctx)) return true;
     cpu_relax();
     if (i % 64 == 0) {
       const auto spun = std::chrono::steady_clock::now() - start;
-      if (spun > kSpin) break;
+      if (spun > budget) return false;
       if (spun > kSpinBeforeYield) sched_yield();
     }
   }
-  while (a.load(std::memory_order_acquire) == old) a.wait(old, std::memory_order_acquire);
 }
+
+namespace {
 
 /// Cores this process may run on.
 int available_cores() {

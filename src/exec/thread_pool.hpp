@@ -26,6 +26,18 @@ struct PartFn {
 /// every part has finished. No allocation in steady state.
 void run_parts(std::size_t count, std::size_t parts, bool concurrent, PartFn fn);
 
+/// Spins until done(ctx) is true or about `us` microseconds have passed, pausing between
+/// checks and yielding the core after the first 20 microseconds (to a thread it may be
+/// waiting for on the same core); true when done(ctx). Waking a blocked thread costs tens of
+/// microseconds on a virtual machine: a short wait is cheaper spun than blocked.
+bool spin_until(bool (*done)(const void*), const void* ctx, unsigned us);
+
+/// spin_until for a callable.
+template <class F>
+bool spin_until(const F& done, unsigned us) {
+  return spin_until([](const void* c) { return (*static_cast<const F*>(c))(); }, &done, us);
+}
+
 /// First item of part p of `parts` parts of [0, count): the parts differ by at most one item
 /// and the first count % parts parts take the larger share.
 inline std::size_t part_begin(std::size_t count, std::size_t parts, std::size_t p) {
