@@ -360,6 +360,33 @@ TEST(OptimOptions, SetOptionsAndScheduleAreValidated) {
   EXPECT_DOUBLE_EQ(o.lr(), 0.2);
 }
 
+// A constant rate without options takes a shorter path through step(); options and
+// schedules set later must still take effect from the next step on.
+TEST(OptimOptions, OptionsAndSchedulesSetLaterTakeEffect) {
+  Bowl b;
+  opt::GradientDescent<double> o({b.x, b.y}, 0.1);
+  o.step(b.f.run(), 1);  // x: 1.5 - 0.1 * 3 = 1.2
+  EXPECT_DOUBLE_EQ(b.values()[0], 1.2);
+  o.set_options({.weight_decay = 0.5});  // gradient 2x + 0.5x
+  o.step(b.f.run(), 1);
+  EXPECT_DOUBLE_EQ(b.values()[0], 1.2 - 0.1 * 2.5 * 1.2);
+  o.set_options({});
+  o.set_schedule(opt::step_decay(0.2, 1, 0.5));  // step 3 (t = 2): 0.2 * 0.25
+  const double x2 = b.values()[0];
+  o.step(b.f.run(), 1);
+  EXPECT_DOUBLE_EQ(b.values()[0], x2 - 0.05 * 2 * x2);
+  EXPECT_DOUBLE_EQ(o.last_lr(), 0.05);
+  o.set_schedule(0.3);
+  o.set_options({.maximize = true});
+  const double x3 = b.values()[0];
+  o.step(b.f.run(), 1);
+  EXPECT_DOUBLE_EQ(b.values()[0], x3 + 0.3 * 2 * x3);
+  EXPECT_DOUBLE_EQ(o.last_lr(), 0.3);
+  EXPECT_TRUE(opt::Schedule(0.3).constant());
+  EXPECT_FALSE(opt::step_decay(0.2, 1, 0.5).constant());
+  EXPECT_FALSE(opt::custom([](auto, auto) { return 0.1; }).constant());
+}
+
 // ---------------------------------------------------------------------------------------
 // Step forms: spans of gradients, run outputs with an offset, with or without the loss.
 

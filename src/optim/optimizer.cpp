@@ -166,6 +166,14 @@ Optimizer<T>::Optimizer(std::string name, std::vector<Expr<T>> params, Schedule 
   state_.resize(params_.size());
   work_.resize(params_.size());
   checked_lr(0);
+  refresh_plain();
+}
+
+template <class T>
+void Optimizer<T>::refresh_plain() {
+  plain_ = schedule_.constant() && opts_.clip_norm == 0 && opts_.clip_value == 0 &&
+           opts_.weight_decay == 0 && opts_.decoupled_weight_decay == 0 && !opts_.maximize;
+  if (plain_) plain_lr_ = checked_lr(0);
 }
 
 template <class T>
@@ -209,12 +217,14 @@ void Optimizer<T>::set_schedule(Schedule s) {
     std::swap(schedule_, s);
     throw;
   }
+  refresh_plain();
 }
 
 template <class T>
 void Optimizer<T>::set_options(const Options& o) {
   check_options(name_, o);
   opts_ = o;
+  refresh_plain();
 }
 
 template <class T>
@@ -307,16 +317,20 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
   }
   const double sq = sum_of_squares(grads);  // the squared global norm
   if (!opts_.allow_nonfinite && !std::isfinite(sq)) fail_step(Failure::norm, loss, sq, grads);
-  const double lr = checked_lr(steps_);
+  const double lr = plain_ ? plain_lr_ : checked_lr(steps_);
   if (has_loss) schedule_.report(loss);
 
   double scale = 1;
-  if (opts_.clip_norm > 0) scale = std::min(1.0, opts_.clip_norm / (std::sqrt(sq) + 1e-6));
-  if (opts_.maximize) scale = -scale;
-  const bool transform = scale != 1 || opts_.clip_value > 0 || opts_.weight_decay > 0;
-  const T cv = static_cast<T>(opts_.clip_value);
-  const T wd = static_cast<T>(opts_.weight_decay);
-  const T keep = static_cast<T>(1 - lr * opts_.decoupled_weight_decay);
+  bool transform = false;
+  T cv = 0, wd = 0, keep = 1;
+  if (!plain_) {
+    if (opts_.clip_norm > 0) scale = std::min(1.0, opts_.clip_norm / (std::sqrt(sq) + 1e-6));
+    if (opts_.maximize) scale = -scale;
+    transform = scale != 1 || opts_.clip_value > 0 || opts_.weight_decay > 0;
+    cv = static_cast<T>(opts_.clip_value);
+    wd = static_cast<T>(opts_.weight_decay);
+    keep = static_cast<T>(1 - lr * opts_.decoupled_weight_decay);
+  }
 
   for (std::size_t i = 0; i < params_.size(); ++i) {
     xt::xarray<T>& value = *values_[i];
@@ -332,7 +346,7 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
       if (opts_.weight_decay > 0) xt::noalias(w) += wd * value;
       grad = &w;
     }
-    if (opts_.decoupled_weight_decay > 0) xt::noalias(value) *= keep;
+    if (keep != 1) xt::noalias(value) *= keep;
     try {
       update(value, *grad, state_[i], StepContext<T>{static_cast<T>(lr), t, epoch_, i});
     } catch (const ShapeError& e) {  // ParamState::tensor: a state that does not fit

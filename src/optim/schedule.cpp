@@ -40,6 +40,7 @@ class Constant final : public Cloneable<Constant> {
   explicit Constant(double lr) : lr_(lr) { check_rate("constant schedule", "lr", lr); }
   double lr(std::size_t, std::size_t) const override { return lr_; }
   std::string describe() const override { return "constant(" + num(lr_) + ")"; }
+  bool constant() const override { return true; }
 
  private:
   double lr_;

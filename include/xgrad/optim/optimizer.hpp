@@ -214,6 +214,9 @@ class Optimizer {
                                                         std::span<const xt::xarray<T>> grads) const;
   double checked_lr(std::size_t step) const;
   [[noreturn, gnu::cold, gnu::noinline]] void fail_lr(std::size_t step, double lr) const;
+  // Sets plain_: no option transforms the gradient or the parameter, and the rate is
+  // constant (plain_lr_), so apply() skips both per step (overhead-bound steps, workload 1).
+  void refresh_plain();
   void check_grad_range(std::size_t outputs, std::size_t first_grad) const;
   // Whether outputs [first_grad, first_grad + parameters) exist (without the sum, which
   // wraps for a first_grad near SIZE_MAX); check_grad_range throws when not.
@@ -238,6 +241,8 @@ class Optimizer {
   // The squared global norm: the square root is taken only where the norm is used (clipping,
   // messages, last_grad_norm()), not on every step.
   double last_grad_sq_ = std::numeric_limits<double>::quiet_NaN();
+  bool plain_ = false;
+  double plain_lr_ = 0;
 };
 
 extern template struct ParamState<float>;

@@ -35,6 +35,9 @@ class LrRule {
   virtual void set_state(const ScheduleState& s);
   /// A short description such as "cosine(lr0=0.1, period=100, min_lr=0)".
   virtual std::string describe() const = 0;
+  /// True when lr() is the same at every step and epoch and report() changes nothing (a
+  /// constant rate): optimizers then take the rate once instead of asking every step.
+  virtual bool constant() const { return false; }
 };
 
 /// A learning-rate schedule with value semantics. A plain number converts to a constant
@@ -67,6 +70,8 @@ class Schedule {
   void set_state(const ScheduleState& s) { rule_->set_state(s); }
   /// A short description, for logs.
   std::string describe() const { return rule_->describe(); }
+  /// Whether the rate never changes (see LrRule::constant).
+  bool constant() const { return rule_->constant(); }
   /// The wrapped rule.
   const LrRule& rule() const { return *rule_; }
 
