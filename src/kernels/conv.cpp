@@ -245,28 +245,6 @@ void conv2d(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
   });
 }
 
-namespace {
-
-/// d[0] + ... + d[n-1] in 16 independent partial sums (one AVX-512 register of floats,
-/// two AVX2 ones), added in a fixed order at the end: a single chain of dependent adds ran
-/// at one element per add's latency (workload 6's bias gradients). Every clone keeps each
-/// lane's order, so every clone gives the same bits.
-template <class T>
-XGRAD_KERNEL T sum_in_lanes(const T* d, std::size_t n) {
-  T s[16] = {};
-  std::size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (std::size_t k = 0; k < 16; ++k) s[k] += d[i + k];
-  }
-  for (; i < n; ++i) s[0] += d[i];
-  for (std::size_t w = 8; w > 0; w /= 2) {
-    for (std::size_t k = 0; k < w; ++k) s[k] += s[k + w];
-  }
-  return s[0];
-}
-
-}  // namespace
-
 template <class T>
 void conv2d_grad_bias(const T* dy, T* db, const ConvGeometry& g) {
   const std::size_t ohw = g.oh * g.ow;
@@ -275,7 +253,9 @@ void conv2d_grad_bias(const T* dy, T* db, const ConvGeometry& g) {
                             for (std::size_t oc = b; oc < e; ++oc) {
                               T sum = 0;
                               for (std::size_t s = 0; s < g.n; ++s)
-                                sum += sum_in_lanes(dy + (s * g.o + oc) * ohw, ohw);
+                                // 16 lanes: one AVX-512 register of floats, two AVX2 ones.
+                                sum += xgrad::detail::sum_in_lanes<T, 16>(
+                                    dy + (s * g.o + oc) * ohw, ohw, [](T v) { return v; });
                               db[oc] = sum;
                             }
                           });

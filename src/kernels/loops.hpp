@@ -103,6 +103,24 @@ template <class S>
 XGRAD_KERNEL void accumulate(const S* __restrict x, double* __restrict acc, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) acc[i] += static_cast<double>(x[i]);
 }
+/// f(x[0]) + ... + f(x[n-1]) in L independent partial sums of type Acc (L a power of two),
+/// added pairwise at the end ((s0 + s1) + (s2 + s3)) + ...: one chain of dependent adds
+/// would run at one element per add's latency. Every clone keeps each lane's order, so every
+/// clone gives the same bits. The optimizers' gradient norm and conv2d's bias gradient.
+template <class Acc, std::size_t L, class S, class F>
+XGRAD_KERNEL Acc sum_in_lanes(const S* x, std::size_t n, F f) {
+  static_assert(L > 0 && (L & (L - 1)) == 0, "lanes: a power of two");
+  Acc s[L] = {};
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) {
+    for (std::size_t k = 0; k < L; ++k) s[k] += f(x[i + k]);
+  }
+  for (; i < n; ++i) s[0] += f(x[i]);
+  for (std::size_t w = 1; w < L; w *= 2) {
+    for (std::size_t k = 0; k < L; k += 2 * w) s[k] += s[k + w];
+  }
+  return s[0];
+}
 /// acc + x[0] + x[1] + ... in double, in order: the one loop of a whole-tensor sum, so that
 /// the sum op, a row-tiled group's blocks and the executor's direct steps give one result.
 template <class S>

@@ -53,20 +53,12 @@ void check_options(const std::string& who, const Options& o) {
 
 namespace {
 
-/// Sum of squares of n elements in eight independent partial sums: one AVX2 register of
-/// four doubles twice over (the kernel clones keep each lane's order, so every clone gives the
-/// same bits).
+/// Sum of squares of n elements in eight partial sums of double: one AVX2 register of four
+/// doubles twice over.
 template <class T>
-XGRAD_KERNEL double sum_of_squares_serial(const T* data, std::size_t n) {
-  double s[8] = {};
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (std::size_t k = 0; k < 8; ++k) {
-      s[k] += static_cast<double>(data[i + k]) * static_cast<double>(data[i + k]);
-    }
-  }
-  for (; i < n; ++i) s[0] += static_cast<double>(data[i]) * static_cast<double>(data[i]);
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+double sum_of_squares_serial(const T* data, std::size_t n) {
+  return xgrad::detail::sum_in_lanes<double, 8>(
+      data, n, [](T v) { return static_cast<double>(v) * static_cast<double>(v); });
 }
 
 // A long array is summed in kMaxBlocks blocks whose bounds depend on n only, each block's
