@@ -38,7 +38,9 @@ struct LoaderOptions {
   bool drop_last = false;
   /// Batches gathered ahead of the consumer by background threads, at most this many at
   /// a time, ready or in progress (0: every batch is gathered in the consumer's thread,
-  /// when it is reached).
+  /// when it is reached). A consumer that reaches a batch not ready yet spins for up to
+  /// 50 microseconds before it sleeps: waking a sleeping thread for every batch costs more
+  /// than a fast gather.
   std::size_t prefetch = 2;
   /// Threads that gather the prefetched batches, 1 to 256 (min(workers, prefetch) are
   /// started; none with prefetch 0). More than one pays where a gather waits on slow
