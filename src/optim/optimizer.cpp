@@ -66,10 +66,6 @@ double sum_of_squares_serial(const T* data, std::size_t n) {
 // result, so the norm is the same bits at every thread count.
 constexpr std::size_t kBlockElements = 16384, kMaxBlocks = 64;
 
-}  // namespace
-
-namespace {
-
 // The blocked sum of a long array, out of line so that the short case below inlines into
 // Optimizer::apply.
 template <class T>
