@@ -145,7 +145,7 @@ void for_each_isa(F f) {
 TEST(GemvKernels, DoubleMatrixVectorProductsMatchLoops) {
   for_each_isa([] {
     check_matrix_vector<double>(kGemvRows,
-                                {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100, 2048, 2049});
+                                {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 2048, 2049});
   });
 }
 
@@ -153,9 +153,68 @@ TEST(GemvKernels, DoubleMatrixVectorProductsMatchLoops) {
 // to BLAS above 16 KiB rows (4096 / 4097 floats), exactly.
 TEST(GemvKernels, FloatMatrixVectorProductsMatchLoopsExactly) {
   for_each_isa([] {
-    check_matrix_vector<float>(
-        kGemvRows, {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100, 2048, 2049, 4096, 4097});
+    check_matrix_vector<float>(kGemvRows, {1,  2,  3,  4,  5,  7,   8,    9,    15,   16,  17,
+                                           31, 33, 63, 64, 65, 100, 2048, 2049, 4096, 4097});
   });
+}
+
+// Guards what row tiling and threads rely on: a row's dot product does not depend on the
+// block of rows it is computed in (long rows are read one by one, short ones four side by
+// side), and A^T v adds the rows in row order whether A is taken to come from cache or from
+// memory (1 MiB and more): computed in blocks, with beta = 1 after the first, it gives the
+// bits of one call.
+template <class T>
+void check_block_independence() {
+  for (std::size_t cols : {7, 16, 33, 64, 100, 129}) {
+    if (!xgrad::kernels::gemv_own<T>(cols)) continue;
+    const std::size_t rows = (std::size_t{3} << 20) / (cols * sizeof(T)) + 5;  // about 3 MiB
+    SCOPED_TRACE("cols " + std::to_string(cols) + ", rows " + std::to_string(rows));
+    const xt::xarray<T> A = uniform<T>({rows, cols}, 7);
+    const xt::xarray<T> x = uniform<T>({cols}, 8);
+    const xt::xarray<T> v = uniform<T>({rows}, 9);
+    std::vector<T> whole(rows), blocked(rows, T(0));
+    xgrad::kernels::gemv_dots(A.data(), rows, cols, x.data(), T(0), whole.data());
+    std::size_t bad = 0;
+    for (std::size_t b : {1, 7}) {
+      for (std::size_t r0 = 0; r0 < rows; r0 += b) {
+        const std::size_t m = std::min(b, rows - r0);
+        xgrad::kernels::gemv_dots(A.data() + r0 * cols, m, cols, x.data(), T(0),
+                                  blocked.data() + r0);
+      }
+      bad += static_cast<std::size_t>(!std::equal(whole.begin(), whole.end(), blocked.begin()));
+    }
+    EXPECT_EQ(bad, 0u) << "A @ x differs between one call and blocks of rows";
+    std::vector<double> ref(rows, 0), scale(rows, 0);
+    for (std::size_t i = 0; i < rows; ++i) {
+      for (std::size_t j = 0; j < cols; ++j) {
+        ref[i] += static_cast<double>(A(i, j)) * static_cast<double>(x(j));
+        scale[i] += std::abs(static_cast<double>(A(i, j)) * static_cast<double>(x(j)));
+      }
+    }
+    const double rel = std::is_same_v<T, float> ? 2e-5 : 1e-12;
+    expect_close(xt::xarray<T>(xt::adapt(whole)), ref, scale, rel, "A @ x");
+
+    std::vector<T> g_whole(cols), g_blocked(cols);
+    xgrad::kernels::gemv_axpys(A.data(), rows, cols, v.data(), T(0), g_whole.data());
+    for (std::size_t r0 = 0; r0 < rows; r0 += 9) {
+      const std::size_t m = std::min<std::size_t>(9, rows - r0);
+      xgrad::kernels::gemv_axpys(A.data() + r0 * cols, m, cols, v.data() + r0,
+                                 r0 == 0 ? T(0) : T(1), g_blocked.data());
+    }
+    EXPECT_TRUE(std::equal(g_whole.begin(), g_whole.end(), g_blocked.begin()))
+        << "A^T @ v differs between one call and blocks of 9 rows";
+  }
+}
+
+TEST(GemvKernels, RowsGiveTheSameBitsInAnyBlock) {
+  const int best = xgrad::kernels::gemv_isa();
+  for (int isa = best; isa >= 1; --isa) {  // BLAS's order depends on the block
+    SCOPED_TRACE("kernel instruction set " + std::to_string(isa));
+    xgrad::kernels::gemv_limit_isa(isa);
+    check_block_independence<double>();
+    check_block_independence<float>();
+  }
+  xgrad::kernels::gemv_limit_isa(2);
 }
 
 // Guards the kernels on rows that start at any alignment: a matrix bound at an odd element

@@ -83,10 +83,11 @@ struct CompileOptions {
   /// Off: every step runs over whole arrays (the reference the tiled results are tested
   /// against).
   bool tile_rows = true;
-  /// Bytes of operands and results per block of rows when tiling. 0: 16 KiB (smaller
-  /// blocks pay more for the executor, larger ones leave memory idle while a block is
-  /// computed from cache), or 256 KiB where the chain has a matrix-matrix product (BLAS is
-  /// slow on few rows); docs/benchmarks.md has the measurements behind both.
+  /// Bytes of operands and results per block of rows when tiling. 0: about a third of the
+  /// level-1 data cache, 8 KiB or 16 KiB (smaller blocks pay more for the executor, larger
+  /// ones leave memory idle while a block is computed from cache), or 256 KiB where the
+  /// chain has a matrix-matrix product (BLAS is slow on few rows); docs/benchmarks.md has
+  /// the measurements behind both.
   std::size_t tile_bytes = 0;
   /// Run a step whose shapes lead forward() straight to one kernel (a same-shape map, a
   /// small matrix-vector product, a whole-tensor sum) by calling that kernel, decided once

@@ -15,6 +15,8 @@
 // every block.
 #include "tiling.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <stdexcept>
@@ -29,13 +31,19 @@ namespace {
 
 // A group streams operands of at least this many bytes...
 constexpr std::size_t kTileMinStreamBytes = std::size_t{2} << 20;
-// ...in blocks of rows whose operands and results take about this many bytes (unless
-// CompileOptions::tile_bytes says otherwise), so that a block read from memory by one step
-// is still in the level-1 cache (48 KiB on current x86 cores) for the next, and the
-// stream of the next block's rows (prefetched by the gemv kernels) is not left idle for
-// long while a block is computed from cache. Smaller blocks pay the per-block cost of the
-// executor more often (docs/benchmarks.md has the measurements).
-constexpr std::size_t kTileBytes = std::size_t{16} << 10;
+// ...in blocks of rows whose operands and results take about a third of the level-1 data
+// cache (unless CompileOptions::tile_bytes says otherwise), so that a block read from
+// memory by one step is still in that cache for the next, and the stream of the next
+// block's rows is not left idle for long while a block is computed from cache. Smaller
+// blocks pay the per-block cost of the executor more often. Measured best: 16 KiB on a
+// Xeon's 48 KiB cache, 8 KiB on Zen 4's 32 KiB (docs/benchmarks.md).
+std::size_t tile_bytes_for_cache() {
+  static const std::size_t bytes = [] {
+    const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);  // 0 or -1 where unknown
+    return l1 > 0 && l1 < (48 << 10) ? std::size_t{8} << 10 : std::size_t{16} << 10;
+  }();
+  return bytes;
+}
 // Groups with matrix-matrix products take larger blocks, within the level-2 cache: BLAS
 // is slow on a few rows.
 constexpr std::size_t kGemmTileBytes = std::size_t{256} << 10;
@@ -336,7 +344,7 @@ class GroupPlanner {
       gemm = gemm || (m.matmul && slot(operand(p_.steps[m.step], 1)).rank == 2);
     const std::size_t tile_bytes = p_.opts.tile_bytes ? p_.opts.tile_bytes
                                    : gemm             ? kGemmTileBytes
-                                                      : kTileBytes;
+                                                      : tile_bytes_for_cache();
     const std::size_t rows =
         std::clamp<std::size_t>(tile_bytes / std::max<std::size_t>(row_bytes, 1), 1, gr.n);
     return rows >= 16 ? rows / 8 * 8 : rows;

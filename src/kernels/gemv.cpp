@@ -35,6 +35,7 @@ struct V<double> {
   static void store(double* p, type v) { _mm512_storeu_pd(p, v); }
   static type set1(double x) { return _mm512_set1_pd(x); }
   static type fma(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
+  static type add(type a, type b) { return _mm512_add_pd(a, b); }
   // Summed through memory: GCC 12 warns inside every AVX-512 lane-extracting intrinsic
   // (an uninitialised placeholder operand), and this runs once per row only.
   static double sum(type v) {
@@ -52,6 +53,7 @@ struct V<float> {
   static void store(float* p, type v) { _mm512_storeu_ps(p, v); }
   static type set1(float x) { return _mm512_set1_ps(x); }
   static type fma(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
+  static type add(type a, type b) { return _mm512_add_ps(a, b); }
   static float sum(type v) {
     alignas(64) float t[W];
     _mm512_store_ps(t, v);
@@ -86,6 +88,7 @@ struct V<double> {
   static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
   static type set1(double x) { return _mm256_set1_pd(x); }
   static type fma(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
+  static type add(type a, type b) { return _mm256_add_pd(a, b); }
   static double sum(type v) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
@@ -100,6 +103,7 @@ struct V<float> {
   static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
   static type set1(float x) { return _mm256_set1_ps(x); }
   static type fma(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
+  static type add(type a, type b) { return _mm256_add_ps(a, b); }
   static float sum(type v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
