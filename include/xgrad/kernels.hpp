@@ -1,8 +1,8 @@
 /// @file kernels.hpp
 /// @brief The dense kernels built-in ops and the executor share, for user ops that want
 /// the same speed: matrix products through BLAS, and matrix-vector products over short
-/// rows with a prefetch running ahead of the rows (faster than BLAS on a matrix streamed
-/// from memory once, such as a block of rows of a larger one).
+/// rows, read in an order the cores' prefetchers follow (faster than BLAS on a matrix
+/// streamed from memory once, such as a block of rows of a larger one).
 #pragma once
 
 #include <cstddef>
