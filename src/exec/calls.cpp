@@ -5,6 +5,7 @@
 // directly, with forward()'s bits; everything else keeps forward().
 #include "../kernels/loops.hpp"
 #include "plan.hpp"
+#include "thread_pool.hpp"
 #include "xgrad/kernels.hpp"
 
 namespace xgrad::exec {
@@ -30,6 +31,7 @@ void Plan<T>::plan_calls() {
         // An operand of the output's element count has the output's shape up to leading
         // 1s (broadcasting only repeats), so the flat loops see the elements forward() does.
         st.map = &tr.map;
+        st.one_part = parts_for_work(o.size, 1.0, kMinPartWork) == 1;
         if (st.in_count == 1 && tr.map.unary && n0 == o.size) st.call = Call::unary;
         if (st.in_count == 2 && tr.map.binary) {
           if (n0 == o.size && n1 == o.size) {

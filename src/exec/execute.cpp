@@ -37,8 +37,10 @@ template <class T>
 inline void run_step(Plan<T>& p, const Step<T>& st, Slot<T>& o) {
   const std::uint32_t* in = &p.step_inputs[st.in_begin];
   auto data = [&](std::uint32_t k) -> const T* { return p.slots[in[k]].data; };
-  // Large maps in parts of the flat range, as the elementwise ops' forward() splits them.
+  // Large maps in parts of the flat range, as the elementwise ops' forward() splits them;
+  // the part count of a small one was decided when planning.
   auto flat = [&](auto&& part) {
+    if (st.one_part) return part(std::size_t{0}, o.size);
     parallel_for_work(o.size, 1.0, kMinPartWork,
                       [&](std::size_t b, std::size_t e, std::size_t) { part(b, e - b); });
   };

@@ -64,6 +64,7 @@ struct Step {
   // Filled by plan_calls().
   Call call = Call::forward;
   bool matrix_first = true;            // dots, axpys: operand 0 is the matrix
+  bool one_part = false;               // the elementwise calls: too small to split
   const MapKernels<T>* map = nullptr;  // the elementwise calls
   std::size_t rows = 0, cols = 0;      // dots, axpys: the matrix
 };
