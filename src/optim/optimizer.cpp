@@ -308,18 +308,26 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
   const double lr = plain_ ? plain_lr_ : checked_lr(steps_);
   if (has_loss) schedule_.report(loss);
 
-  double scale = 1;
-  bool transform = false;
-  T cv = 0, wd = 0, keep = 1;
-  if (!plain_) {
-    if (opts_.clip_norm > 0) scale = std::min(1.0, opts_.clip_norm / (std::sqrt(sq) + 1e-6));
-    if (opts_.maximize) scale = -scale;
-    transform = scale != 1 || opts_.clip_value > 0 || opts_.weight_decay > 0;
-    cv = static_cast<T>(opts_.clip_value);
-    wd = static_cast<T>(opts_.weight_decay);
-    keep = static_cast<T>(1 - lr * opts_.decoupled_weight_decay);
+  if (plain_) {
+    for (std::size_t i = 0; i < params_.size(); ++i) update_param(i, *values_[i], grads[i], lr, t);
+  } else {
+    apply_options(sq, lr, t, grads);
   }
+  steps_ = t;
+  last_lr_ = lr;
+  last_grad_sq_ = sq;
+}
 
+template <class T>
+void Optimizer<T>::apply_options(double sq, double lr, std::size_t t,
+                                 std::span<const xt::xarray<T>> grads) {
+  double scale = 1;
+  if (opts_.clip_norm > 0) scale = std::min(1.0, opts_.clip_norm / (std::sqrt(sq) + 1e-6));
+  if (opts_.maximize) scale = -scale;
+  const bool transform = scale != 1 || opts_.clip_value > 0 || opts_.weight_decay > 0;
+  const T cv = static_cast<T>(opts_.clip_value);
+  const T wd = static_cast<T>(opts_.weight_decay);
+  const T keep = static_cast<T>(1 - lr * opts_.decoupled_weight_decay);
   for (std::size_t i = 0; i < params_.size(); ++i) {
     xt::xarray<T>& value = *values_[i];
     const xt::xarray<T>* grad = &grads[i];
@@ -335,17 +343,20 @@ void Optimizer<T>::apply(double loss, bool has_loss, std::span<const xt::xarray<
       grad = &w;
     }
     if (keep != 1) xt::noalias(value) *= keep;
-    try {
-      update(value, *grad, state_[i], StepContext<T>{static_cast<T>(lr), t, epoch_, i});
-    } catch (const ShapeError& e) {  // ParamState::tensor: a state that does not fit
-      std::string what = e.what();
-      if (what.rfind("xgrad: ", 0) == 0) what.erase(0, 7);
-      throw ShapeError(name_ + ": parameter " + param_name(i) + ": " + what);
-    }
+    update_param(i, value, *grad, lr, t);
   }
-  steps_ = t;
-  last_lr_ = lr;
-  last_grad_sq_ = sq;
+}
+
+template <class T>
+void Optimizer<T>::update_param(std::size_t i, xt::xarray<T>& value, const xt::xarray<T>& grad,
+                                double lr, std::size_t t) {
+  try {
+    update(value, grad, state_[i], StepContext<T>{static_cast<T>(lr), t, epoch_, i});
+  } catch (const ShapeError& e) {  // ParamState::tensor: a state that does not fit
+    std::string what = e.what();
+    if (what.rfind("xgrad: ", 0) == 0) what.erase(0, 7);
+    throw ShapeError(name_ + ": parameter " + param_name(i) + ": " + what);
+  }
 }
 
 template <class T>

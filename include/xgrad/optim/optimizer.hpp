@@ -212,6 +212,13 @@ class Optimizer {
   enum class Failure { count, graph, shape, loss, norm };
   [[noreturn, gnu::cold, gnu::noinline]] void fail_step(Failure check, double loss, double sq,
                                                         std::span<const xt::xarray<T>> grads) const;
+  // The option transforms (clipping, decay, maximize) and the update, when !plain_; out of
+  // apply(), whose frame they would otherwise enlarge for every plain step.
+  [[gnu::noinline]] void apply_options(double sq, double lr, std::size_t t,
+                                       std::span<const xt::xarray<T>> grads);
+  // update() of parameter i, naming the parameter in a ShapeError from its state.
+  void update_param(std::size_t i, xt::xarray<T>& value, const xt::xarray<T>& grad, double lr,
+                    std::size_t t);
   double checked_lr(std::size_t step) const;
   [[noreturn, gnu::cold, gnu::noinline]] void fail_lr(std::size_t step, double lr) const;
   // Sets plain_: no option transforms the gradient or the parameter, and the rate is
