@@ -139,16 +139,16 @@ void Plan<T>::bind_and_plan(std::span<const Feed<T>> feeds) {
       }
     }
   }
+  // Planning sets only the op results' pointers, so the leaves' can be taken first.
   for (std::size_t i = 0; i < leaves.size(); ++i) {
     const xt::xarray<T>& v = *leaf_values[i];
     if (!same_dims(leaf_shapes[i], v.shape())) {
       leaf_shapes[i].assign(v.shape().begin(), v.shape().end());
       reshape = true;
     }
+    slots[leaves[i]].data = const_cast<T*>(v.data());
   }
   if (reshape) plan();
-  for (std::size_t i = 0; i < leaves.size(); ++i)
-    slots[leaves[i]].data = const_cast<T*>(leaf_values[i]->data());
   for (Bound<T>& b : bound) {
     Slot<T>& s = slots[b.pos];
     if (b.dtype == dtype_of<T>()) {
