@@ -447,6 +447,57 @@ TEST(NpyDataset, RefusesMismatchesAndLossyDtypes) {
   EXPECT_TRUE(contains(message([&] { ok.gather(std::vector<std::size_t>{4}); }), "out of range"));
 }
 
+// Rows are checked run by run when read from the file: every position of a bad index in
+// a run (its start, its middle, its end, a run that would wrap past SIZE_MAX) is caught, and
+// the message names the first bad index.
+TEST(NpyDataset, GatherNamesTheFirstIndexOutOfRange) {
+  TempDir dir;
+  xt::xarray<double> x = xt::arange<double>(20);
+  x.reshape({5, 4});
+  xgrad::data::save_npy(dir.file("x.npy"), x);
+  xgrad::data::save_npy(dir.file("y.npy"), xt::xarray<double>{0, 1, 2, 3, 4});
+  const NpyDataset<double> columns(dir.file("x.npy"), {0, 1, 2}, {3});
+  const NpyDataset<double> files(dir.file("x.npy"), dir.file("y.npy"));
+  const ArrayFile file = ArrayFile::open_npy(dir.file("x.npy"));
+  constexpr std::size_t kMax = SIZE_MAX;
+  const std::vector<std::pair<std::vector<std::size_t>, std::size_t>> bad = {
+      {{5}, 5},
+      {{0, 1, 2, 3, 4, 5}, 5},
+      {{5, 6, 7}, 5},
+      {{3, 4, 5, 1}, 5},
+      {{1, 7, 2}, 7},
+      {{2, kMax, 0}, kMax},
+      {{kMax, 0, 1}, kMax},
+      {{4, 9, 0, 8}, 9},
+      {{0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 6}, 6}};
+  for (const auto& [idx, first_bad] : bad) {
+    const std::string want = "index " + std::to_string(first_bad) + " out of range";
+    auto message = [&](auto&& gather) {
+      try {
+        gather();
+      } catch (const DataError& e) {
+        return std::string(e.what());
+      }
+      return std::string("no error");
+    };
+    const std::string m1 = message([&] { (void)columns.gather(idx); });
+    const std::string m2 = message([&] { (void)files.gather(idx); });
+    std::vector<double> out(4 * idx.size());
+    const std::string m3 = message([&] { file.gather<double>(idx, out.data()); });
+    for (const std::string& m : {m1, m2, m3}) {
+      EXPECT_TRUE(contains(m, want)) << m;
+      EXPECT_TRUE(contains(m, "x.npy")) << m;
+    }
+  }
+  // Runs up to the last row, in any order, read back the rows asked for.
+  const std::vector<std::size_t> good = {3, 4, 0, 1, 2, 4, 4, 0};
+  const auto b = columns.gather(good);
+  for (std::size_t k = 0; k < good.size(); ++k) {
+    for (std::size_t j = 0; j < 3; ++j) EXPECT_EQ(b.features(k, j), x(good[k], j));
+    EXPECT_EQ(b.targets(k), x(good[k], 3));
+  }
+}
+
 TEST(NpyErrors, EveryTruncationOfAValidFile) {
   TempDir dir;
   xgrad::data::save_npy(dir.file("ok.npy"), xt::xarray<std::int32_t>{{1, 2}, {3, 4}});

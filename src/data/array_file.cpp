@@ -296,9 +296,11 @@ void ArrayFile::read_rows(std::size_t first, std::size_t count, std::byte* out) 
 
 void ArrayFile::visit_rows_impl(std::span<const std::size_t> rows, Visitor visit, void* ctx) const {
   const Impl& f = *impl_;
-  check_indices(rows, f.rows, f.path);
   const std::size_t m = rows.size(), rb = f.row_bytes;
   if (m == 0) return;
+  // Reads from the file check the rows run by run below (a block shuffle's batch has a few
+  // runs for a thousand rows); the other cases check them all first.
+  if (rb == 0 || f.in_memory) check_indices(rows, f.rows, f.path);
   if (rb == 0) {
     const std::byte none{};
     for (std::size_t k = 0; k < m; ++k) visit(ctx, k, 1, &none);
@@ -322,13 +324,23 @@ void ArrayFile::visit_rows_impl(std::span<const std::size_t> rows, Visitor visit
   ScratchLease lease(local);
   ReadScratch& s = lease.get();
   s.runs.clear();
-  for (std::size_t k = 0; k < m; ++k) {
-    if (k > 0 && rows[k] == rows[k - 1] + 1 && s.runs.back().count < cap_rows) {
-      ++s.runs.back().count;
+  // A run of rows first, first + 1, ... is within the file when its first row is and its
+  // count fits after it (a run whose rows wrap around passes SIZE_MAX, so it starts
+  // outside). check_indices then names the first row outside.
+  auto add_run = [&](std::size_t first, std::size_t count, std::size_t k) {
+    if (first >= f.rows || count > f.rows - first) check_indices(rows, f.rows, f.path);
+    s.runs.push_back({first, count, k});
+  };
+  std::size_t first = rows[0], count = 1, k0 = 0;
+  for (std::size_t k = 1; k < m; ++k) {
+    if (rows[k] == first + count && count < cap_rows) {
+      ++count;
     } else {
-      s.runs.push_back({rows[k], 1, k});
+      add_run(first, count, k0);
+      first = rows[k], count = 1, k0 = k;
     }
   }
+  add_run(first, count, k0);
   std::sort(s.runs.begin(), s.runs.end(),
             [](const Run& a, const Run& b) { return a.first < b.first; });
   s.spans.clear();

@@ -58,6 +58,15 @@ Batch<T, L>::~Batch() = default;
 
 void check_indices(std::span<const std::size_t> indices, std::size_t size,
                    const std::string& what) {
+  // The largest index first, in four independent maxima (a compare per index instead of
+  // a branch); the bad index is looked for only once there is one.
+  std::size_t top[4] = {};
+  std::size_t k = 0;
+  for (; k + 4 <= indices.size(); k += 4) {
+    for (std::size_t j = 0; j < 4; ++j) top[j] = std::max(top[j], indices[k + j]);
+  }
+  for (; k < indices.size(); ++k) top[0] = std::max(top[0], indices[k]);
+  if (std::max(std::max(top[0], top[1]), std::max(top[2], top[3])) < size) return;
   for (std::size_t i : indices) {
     if (i >= size) {
       throw DataError(what + ": index " + std::to_string(i) + " out of range: expected < " +

@@ -35,12 +35,18 @@ std::size_t Permutation::operator()(std::size_t i) const {
 }
 
 void Permutation::fill(std::size_t first, std::span<std::size_t> out) const {
+  // The natural order and single-element blocks in loops of their own: a batch in file
+  // order would otherwise pay a call per element.
+  if (identity_) {
+    for (std::size_t k = 0; k < out.size(); ++k) out[k] = first + k;
+    return;
+  }
+  if (block_ == 1) {
+    for (std::size_t k = 0; k < out.size(); ++k) out[k] = walk_encrypt(first + k);
+    return;
+  }
   for (std::size_t k = 0; k < out.size();) {
     const std::size_t i = first + k;
-    if (identity_ || block_ == 1) {
-      out[k++] = (*this)(i);
-      continue;
-    }
     const std::size_t t = slot(i);
     const std::size_t b = t / block_, off = t % block_;
     const std::size_t run = (b == last_at_ ? last_ : block_) - off;  // to the block's end
