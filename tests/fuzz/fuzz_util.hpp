@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -18,11 +19,24 @@
 
 namespace xgrad_fuzz {
 
+/// The files write_input made, removed when the process exits (libFuzzer ends a run of
+/// -max_total_time or -runs with exit()), so that fuzzing leaves no file behind.
+struct InputFiles {
+  std::vector<std::string> paths;
+  ~InputFiles() {
+    for (const std::string& p : paths) std::remove(p.c_str());
+  }
+};
+
 /// A file of this process (one per target and suffix), rewritten for each input.
 inline std::string write_input(const std::uint8_t* data, std::size_t size, const char* suffix) {
+  static InputFiles made;
   const char* dir = std::getenv("TMPDIR");
   const std::string path = std::string(dir && *dir ? dir : "/tmp") + "/xgrad-fuzz-" +
                            std::to_string(::getpid()) + suffix;
+  if (std::find(made.paths.begin(), made.paths.end(), path) == made.paths.end()) {
+    made.paths.push_back(path);
+  }
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) {
     std::perror(path.c_str());
