@@ -13,11 +13,11 @@
 //                      graph that reads X once per step through BLAS)
 //   kernels by hand    the same with xgrad's own kernels (xgrad/kernels.hpp), in 40 KiB
 //                      and in 8-row blocks: xgrad's row-tiled executor minus its overhead
-// xgrad and its kernels by hand run twice: with the kernels the CPU allows (AVX-512 where
-// present) and capped at AVX2 (kernels::gemv_limit_isa(1)).
+// xgrad and its kernels by hand run twice where the CPU has AVX-512: with the kernels'
+// default (AVX-512, or AVX2 on AMD Zen 4) and with the other (kernels::gemv_limit_isa).
 // Also the memory bandwidth, by reading X once per step: STREAM-style sums of X with 8
-// independent vector accumulators (AVX-512 and AVX2, one core), the limit of a step that
-// reads X once; and OpenBLAS dasum, twice per step. GB/s of each variant counted as bytes
+// independent vector accumulators (AVX-512 and AVX2, one core, and with more threads all
+// cores at once), the limit of a step that reads X once; and OpenBLAS dasum, twice per step. GB/s of each variant counted as bytes
 // of X per step / time per step, and each variant's GB/s as a share of the read limit.
 //
 //   w2_full_linreg [ROWS] [COLS] [STEPS]
@@ -88,13 +88,15 @@ double read_avx2(const double*, std::size_t) { return 0; }
 bool have(bool) { return false; }
 #endif
 
-// Runs f with xgrad's matrix-vector kernels capped at AVX2, then restores the cap.
+// Runs f with xgrad's matrix-vector kernels at instruction set isa, then restores the setting.
 template <class F>
-void with_avx2(F&& f) {
-  const int before = xgrad::kernels::gemv_limit_isa(1);
+void with_isa(int isa, F&& f) {
+  const int before = xgrad::kernels::gemv_limit_isa(isa);
   f();
   xgrad::kernels::gemv_limit_isa(before);
 }
+
+const char* isa_name(int isa) { return isa == 2 ? "AVX-512" : isa == 1 ? "AVX2" : "BLAS"; }
 
 }  // namespace
 
@@ -144,10 +146,16 @@ int main(int argc, char** argv) {
                   xgrad_steps(steps);
                 }});
   vs.back().steps = xgrad_steps;
-  const bool avx2_too = xgrad::kernels::gemv_isa() == 2;  // an AVX-512 machine
-  if (avx2_too) {
-    vs.push_back({"xgrad, kernels capped at AVX2", "xgrad", [&] {
-                    with_avx2([&] {
+  // The kernels' other instruction set, where the CPU has both: AVX2 below an AVX-512
+  // default, AVX-512 above an AVX2 default (AMD Zen 4).
+  const int isa_default = xgrad::kernels::gemv_isa();
+  int isa_best = 0;
+  with_isa(2, [&] { isa_best = xgrad::kernels::gemv_isa(); });
+  const int isa_other = isa_default == 2 ? 1 : isa_best == 2 ? 2 : -1;
+  const std::string other_suffix = isa_other < 0 ? "" : std::string(", ") + isa_name(isa_other);
+  if (isa_other > 0) {
+    vs.push_back({"xgrad, kernels at " + std::string(isa_name(isa_other)), "xgrad", [&] {
+                    with_isa(isa_other, [&] {
                       g.value(beta).fill(0);
                       xgrad_steps(steps);
                     });
@@ -237,23 +245,43 @@ int main(int argc, char** argv) {
     vs.push_back(
         {"xgrad's kernels by hand, 40 KiB blocks", "limit", [&] { one_pass(block, true); }});
     vs.push_back({"xgrad's kernels by hand, 8-row blocks", "limit", [&] { one_pass(8, true); }});
-    if (avx2_too) {
-      vs.push_back({"xgrad's kernels by hand, 8-row blocks, AVX2", "limit",
-                    [&] { with_avx2([&] { one_pass(8, true); }); }});
+    if (isa_other > 0) {
+      vs.push_back({"xgrad's kernels by hand, 8-row blocks" + other_suffix, "limit",
+                    [&] { with_isa(isa_other, [&] { one_pass(8, true); }); }});
     }
   }
 
   // ---- the memory bandwidth: X read once per step, STREAM-style (the limit)
+  // With more than one thread also the read of all threads at once, each over its own
+  // contiguous part of X and without a barrier per step: what memory gives the cores
+  // together, the limit of the speed-up a memory-bound step can have.
   double sink = 0;
-  std::vector<std::string> reads;  // names of the STREAM-style variants
-  for (const bool wide : {true, false}) {
-    if (!have(wide)) continue;
-    reads.push_back(wide ? "STREAM-style read of X, AVX-512, 8 accumulators"
-                         : "STREAM-style read of X, AVX2, 8 accumulators");
-    vs.push_back({reads.back(), "read", [&, wide] {
-                    for (int it = 0; it < steps; ++it)
-                      sink += wide ? read_avx512(X.data(), n * k) : read_avx2(X.data(), n * k);
-                  }});
+  const int nt = bench::threads_in_use();
+  std::vector<int> thread_counts = {1};
+  if (nt > 1) thread_counts.push_back(nt);
+  for (const int threads : thread_counts) {
+    for (const bool wide : {true, false}) {
+      if (!have(wide)) continue;
+      std::string name = wide ? "STREAM-style read of X, AVX-512, 8 accumulators"
+                              : "STREAM-style read of X, AVX2, 8 accumulators";
+      if (threads > 1) name += ", " + std::to_string(threads) + " threads";
+      vs.push_back({name, "read", [&, wide, threads] {
+                      std::vector<double> part(static_cast<std::size_t>(threads));
+                      auto read_part = [&](int t) {
+                        const std::size_t all = n * k, b = all * t / threads,
+                                          e = all * (t + 1) / threads;
+                        for (int it = 0; it < steps; ++it) {
+                          part[t] += wide ? read_avx512(X.data() + b, e - b)
+                                          : read_avx2(X.data() + b, e - b);
+                        }
+                      };
+                      std::vector<std::thread> others;
+                      for (int t = 1; t < threads; ++t) others.emplace_back(read_part, t);
+                      read_part(0);
+                      for (std::thread& th : others) th.join();
+                      for (double v : part) sink += v;
+                    }});
+    }
   }
 
   // ---- a plain read of X (OpenBLAS dasum: vectorised, one pass), twice per step
@@ -287,27 +315,44 @@ int main(int argc, char** argv) {
     return 1;
   }
 #endif
-  // The read limit: the faster STREAM-style read (X once per step); every variant's GB/s
-  // of X (per step) as a share of it.
-  double limit = 0;
-  std::string limit_name;
+  // The read limit: the faster one-thread STREAM-style read (X once per step); every
+  // variant's GB/s of X (per step) as a share of it. With more threads, the faster read of
+  // all threads too, against which the multi-threaded variants are measured as well.
+  double limit = 0, limit_all = 0;
+  std::string limit_name, limit_all_name;
   for (const auto& v : vs) {
     const double gbs = bytes_x * steps / v.median() / 1e9;
-    if (v.name.rfind("STREAM", 0) == 0 && gbs > limit) limit = gbs, limit_name = v.name;
+    if (v.name.rfind("STREAM", 0) == 0) {
+      const bool all = v.name.find(" threads") != std::string::npos;
+      double& best = all ? limit_all : limit;
+      if (gbs > best) best = gbs, (all ? limit_all_name : limit_name) = v.name;
+    }
     if (v.name.rfind("plain read", 0) == 0) {
       bench::note("%s: %.1f GB/s (two passes over X per step, so twice the column's figure)",
                   v.name.c_str(), 2 * gbs);
     }
   }
+  bench::note("xgrad's matrix-vector kernels by default on this CPU: %s", isa_name(isa_default));
   if (limit > 0) {
     bench::note(
         "read limit: %.1f GB/s (%s, median); GB/s of X per step against it (target >= "
-        "0.70 for every path that reads X once per step):",
+        "0.70 for every path that reads X once per step, at 1 thread):",
         limit, limit_name.c_str());
     for (const auto& v : vs) {
       if (v.kind == "read") continue;
       const double gbs = bytes_x * steps / v.median() / 1e9;
       bench::note("  %s: %.1f GB/s, %.2f of the limit", v.name.c_str(), gbs, gbs / limit);
+    }
+  }
+  if (limit > 0 && limit_all > 0) {
+    bench::note(
+        "read limit of %d threads: %.1f GB/s (%s, median), %.2fx the one-thread limit: the "
+        "most %d threads can speed up a step that reads X once. Against it:",
+        nt, limit_all, limit_all_name.c_str(), limit_all / limit, nt);
+    for (const auto& v : vs) {
+      if (v.kind == "read" || v.name.find(bench::one_thread_suffix) != std::string::npos) continue;
+      const double gbs = bytes_x * steps / v.median() / 1e9;
+      bench::note("  %s: %.1f GB/s, %.2f of the limit", v.name.c_str(), gbs, gbs / limit_all);
     }
   }
   return 0;

@@ -206,7 +206,8 @@ $(md_loads w1_seed_linreg)
 Targets (issue 14): at 1 thread, LibTorch / xgrad >= 2.6 and GB/s of X against the read
 limit (a STREAM-style read of X, one core) >= 0.70 for every kernel path that reads X once
 per step (xgrad's kernels at AVX-512 and at AVX2, BLAS); at 2 threads, >= 1.5x xgrad's own
-1-thread speed.
+1-thread speed. At 2 threads the table also reads X on both cores at once: what memory gives
+two cores together bounds the 2-thread speed-up of a step that reads X once.
 
 $(md_rows w2_full_linreg)
 

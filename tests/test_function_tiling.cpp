@@ -130,14 +130,29 @@ const std::vector<std::size_t> kGemvRows = {0, 1, 2, 3, 4, 5, 7, 8, 9, 33};
 // none (BLAS), so an AVX-512 machine also tests the AVX2 kernels.
 template <class F>
 void for_each_isa(F f) {
-  const int best = xgrad::kernels::gemv_isa();
+  const int before = xgrad::kernels::gemv_limit_isa(2);
+  const int best = xgrad::kernels::gemv_isa();  // AVX-512 too where the default is AVX2
   for (int isa = best; isa >= 0; --isa) {
     SCOPED_TRACE("kernel instruction set " + std::to_string(isa));
     xgrad::kernels::gemv_limit_isa(isa);
     EXPECT_EQ(xgrad::kernels::gemv_isa(), isa);
     f();
   }
-  xgrad::kernels::gemv_limit_isa(2);
+  xgrad::kernels::gemv_limit_isa(before);
+}
+
+// The setting caps the kernels, can raise them above the default (AVX-512 on a CPU whose
+// default is AVX2), and a negative value brings the default back.
+TEST(GemvKernels, LimitAndDefaultInstructionSet) {
+  namespace k = xgrad::kernels;
+  const int def = k::gemv_isa();
+  const int before = k::gemv_limit_isa(0);
+  EXPECT_EQ(k::gemv_isa(), 0);
+  EXPECT_EQ(k::gemv_limit_isa(2), 0);
+  EXPECT_GE(k::gemv_isa(), def);
+  EXPECT_EQ(k::gemv_limit_isa(-1), 2);
+  EXPECT_EQ(k::gemv_isa(), def);
+  k::gemv_limit_isa(before);
 }
 
 // Guards the double matrix-vector kernels (every row/column remainder of the 4-row and

@@ -21,10 +21,13 @@ void matmul(const ConstTensor<T>& x, const ConstTensor<T>& y, Tensor<T> out, boo
             bool transpose_y, T beta);
 
 /// Instruction set the matrix-vector kernels use: 2 AVX-512, 1 AVX2 + FMA, 0 none (BLAS).
+/// By default the faster one this CPU has: AVX-512 where present, except AVX2 on AMD Zen 4,
+/// which reads memory more slowly with 512-bit loads.
 int gemv_isa();
 
-/// Caps the instruction set at `isa` (0-2), so tests and benchmarks can run the AVX2
-/// kernels on an AVX-512 machine; returns the previous cap. Set it before compiling the
+/// Lets the kernels use at most `isa` (0-2, as far as the CPU has it), so that tests and
+/// benchmarks can run each kernel variant; a negative `isa` restores the default. Returns the
+/// previous setting (-1 for the default), for restoring it. Set it before compiling the
 /// Functions it should affect: a plan chooses between these kernels and BLAS when made.
 int gemv_limit_isa(int isa);
 

@@ -1,13 +1,13 @@
-
-
 // Matrix-vector kernels with a prefetch running ahead of the rows (see xgrad/kernels.hpp), compiled
-// for AVX-512 and for AVX2 + FMA and chosen once, at the first call, by what the CPU has.
+// for AVX-512 and for AVX2 + FMA and chosen once, at the first call, by what the CPU has
+// (AVX2 on AMD Zen 4, where it reads memory faster).
 #include <algorithm>
 #include <atomic>
 
 #include "xgrad/kernels.hpp"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -125,19 +125,42 @@ int detected() {
                                                                                          : 0;
   return l;
 }
+
+/// True on AMD's family 19h (Zen 3 and Zen 4; only Zen 4 has AVX-512). Zen 4 runs 512-bit
+/// operations as two 256-bit halves, so AVX-512 adds no arithmetic, and it reads memory
+/// more slowly with 512-bit loads than with 256-bit ones (docs/benchmarks.md, workload 2).
+bool amd_family_19h() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  const bool amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  // "AuthenticAMD"
+  if (!amd || !__get_cpuid(1, &a, &b, &c, &d)) return false;
+  unsigned family = (a >> 8) & 0xf;
+  if (family == 0xf) family += (a >> 20) & 0xff;
+  return family == 0x19;
+}
+
+/// The kernels used unless gemv_limit_isa says otherwise: the best this CPU has, except
+/// AVX2 on Zen 4, where it is the faster of the two.
+int preferred() {
+  static const int l = detected() == 2 && amd_family_19h() ? 1 : detected();
+  return l;
+}
 #else
 int detected() { return 0; }
+int preferred() { return 0; }
 #endif
 
-std::atomic<int> cap{2};  // gemv_limit_isa
-// min(detected(), cap), or -1 until computed: a product of a few elements asks for it twice
-// (gemv_own, then the kernel), and detected()'s guarded static cost more than the product.
+std::atomic<int> cap{-1};  // gemv_limit_isa; -1: preferred()
+// min(detected(), the cap or else preferred()), or -1 until computed: a product of a few
+// elements asks for it twice (gemv_own, then the kernel), and the guarded statics cost more
+// than the product.
 std::atomic<int> effective{-1};
 
 int level() {
   int l = effective.load(std::memory_order_relaxed);
   if (l < 0) {
-    l = std::min(detected(), cap.load(std::memory_order_relaxed));
+    const int c = cap.load(std::memory_order_relaxed);
+    l = std::min(detected(), c < 0 ? preferred() : c);
     effective.store(l, std::memory_order_relaxed);
   }
   return l;
@@ -148,7 +171,7 @@ int level() {
 int gemv_isa() { return level(); }
 
 int gemv_limit_isa(int isa) {
-  const int old = cap.exchange(std::clamp(isa, 0, 2));
+  const int old = cap.exchange(isa < 0 ? -1 : std::min(isa, 2));
   effective.store(-1, std::memory_order_relaxed);
   return old;
 }
