@@ -57,8 +57,13 @@ std::vector<NodeId> topo_order(const Graph<T>& g, std::span<const NodeId> roots)
 /// one ever appear). The sort runs on the reversed edges (node -> operand): listed node by
 /// node they are already sorted by source, so the compressed-sparse-row graph is built in
 /// one pass without sorting, and the DFS finishing order of the reversed graph is directly
-/// an order with operands first. Boost's DFS is iterative: deep chains do not exhaust the
-/// stack.
+/// an order with operands first.
+///
+/// Vertex 0 is an extra root with an edge to every node, in increasing id order. Boost's DFS
+/// then makes one search, from it, instead of one per node (each search allocates its own
+/// stack): a node's operands have smaller ids, so each node is entered with its operands
+/// finished, and the stack never holds more than the root and one node, however deep the
+/// graph. The root finishes last and is dropped.
 template <class T>
 std::vector<NodeId> execution_order(const Graph<T>& g, std::span<const NodeId> roots) {
   std::vector<NodeId> reach = topo_order(g, roots);
@@ -69,22 +74,27 @@ std::vector<NodeId> execution_order(const Graph<T>& g, std::span<const NodeId> r
     index[reach[i]] = static_cast<std::uint32_t>(i);
     n_edges += GraphAccess::inputs(g, reach[i]).size();
   }
+  // Node i of reach is vertex i + 1.
   std::vector<std::pair<std::uint32_t, std::uint32_t>> edges;
-  edges.reserve(n_edges);
+  edges.reserve(reach.size() + n_edges);
+  for (std::size_t i = 0; i < reach.size(); ++i)
+    edges.emplace_back(0, static_cast<std::uint32_t>(i + 1));
   for (std::size_t i = 0; i < reach.size(); ++i) {
     for (NodeId in : GraphAccess::inputs(g, reach[i]))
-      edges.emplace_back(static_cast<std::uint32_t>(i), index[in]);
+      edges.emplace_back(static_cast<std::uint32_t>(i + 1), index[in] + 1);
   }
   using BG =
       boost::compressed_sparse_row_graph<boost::directedS, boost::no_property, boost::no_property,
                                          boost::no_property, std::uint32_t, std::uint32_t>;
-  BG reversed(boost::edges_are_sorted, edges.begin(), edges.end(), reach.size());
+  BG reversed(boost::edges_are_sorted, edges.begin(), edges.end(), reach.size() + 1);
   std::vector<std::uint32_t> finished;
-  finished.reserve(reach.size());
+  finished.reserve(reach.size() + 1);
   boost::topological_sort(reversed, std::back_inserter(finished));
   std::vector<NodeId> order;
   order.reserve(reach.size());
-  for (std::uint32_t i : finished) order.push_back(reach[i]);
+  for (std::uint32_t v : finished) {
+    if (v != 0) order.push_back(reach[v - 1]);
+  }
   return order;
 }
 

@@ -4,11 +4,13 @@
 
 #include <cmath>
 #include <ctime>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 #include <xgrad/xgrad.hpp>
 
+#include "../src/topo.hpp"  // execution_order, topo_order
 #include "test_util.hpp"
 
 namespace {
@@ -321,6 +323,56 @@ TEST(GraphDeep, DeepChainValuesAndGradient) {
   EXPECT_NEAR(f.run()[0](), sv, 1e-14);
   EXPECT_NEAR(f.results()[1](), sd, 1e-13 * std::abs(sd));
   EXPECT_GT(std::abs(sd), 1e-8);
+}
+
+// The order a Function executes in, from Boost's topological sort, on random graphs with
+// shared operands, several roots and nodes the roots do not need: exactly the nodes the
+// roots reach, each after its operands (the reachability sweep's id order, which any valid
+// order of these graphs equals since the sort visits nodes in id order).
+TEST(GraphOrder, ExecutionOrderIsTopologicalOverTheReachableNodes) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 40; ++trial) {
+    Graph<double> g;
+    std::vector<Expr<double>> nodes;
+    for (int i = 0; i < 3; ++i) nodes.push_back(g.parameter("p" + std::to_string(i), 1.0 + i));
+    const int count = 5 + trial * 7;
+    for (int i = 0; i < count; ++i) {
+      std::uniform_int_distribution<std::size_t> pick(0, nodes.size() - 1);
+      Expr<double> a = nodes[pick(rng)], b = nodes[pick(rng)];
+      switch (rng() % 3) {
+        case 0:
+          nodes.push_back(xgrad::tanh(a + b));
+          break;
+        case 1:
+          nodes.push_back(xgrad::sin(a) * b);
+          break;
+        default:
+          nodes.push_back(xgrad::exp(a - 2.0 * b));
+          break;
+      }
+    }
+    std::vector<xgrad::NodeId> roots;
+    for (int r = 0; r < 1 + trial % 4; ++r) roots.push_back(nodes[rng() % nodes.size()].id());
+    const auto order = xgrad::detail::execution_order(g, std::span<const xgrad::NodeId>(roots));
+    EXPECT_EQ(order, xgrad::detail::topo_order(g, std::span<const xgrad::NodeId>(roots)));
+    std::vector<int> pos(g.size(), -1);
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      ASSERT_EQ(pos[order[k]], -1) << "node " << order[k] << " listed twice";
+      pos[order[k]] = static_cast<int>(k);
+    }
+    std::vector<bool> needed(g.size(), false);
+    for (xgrad::NodeId r : roots) needed[r] = true;
+    for (std::size_t id = g.size(); id-- > 0;) {
+      if (!needed[id]) continue;
+      for (xgrad::NodeId in : g.node(static_cast<xgrad::NodeId>(id)).inputs) needed[in] = true;
+    }
+    for (std::size_t id = 0; id < g.size(); ++id) {
+      EXPECT_EQ(pos[id] >= 0, needed[id]) << "node " << id;
+      if (pos[id] < 0) continue;
+      for (xgrad::NodeId in : g.node(static_cast<xgrad::NodeId>(id)).inputs)
+        EXPECT_LT(pos[in], pos[id]) << "node " << id << " before its operand " << in;
+    }
+  }
 }
 
 TEST(GraphExpr, InvalidHandle) {
