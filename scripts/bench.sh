@@ -148,7 +148,17 @@ md_stream() {  # the streaming tables (one run per phase), 1 and 2 loader worker
   echo "|---|---|---:|---:|---:|---:|---:|"
   grep -h '^MD |' "$log/stream_npy.txt" "$log/stream_npy_w2.txt" | sed 's/^MD //'
 }
-md_notes() { grep '^MDNOTE ' "$log/$1.txt" | sed 's/^MDNOTE /- /' || true; }
+md_notes() {  # the notes of the first thread count, then the others' under their count
+  grep '^MDNOTE ' "$log/$1.txt" | sed 's/^MDNOTE /- /' || true
+  local f t
+  for f in "$log/$1".t*.txt; do
+    t=${f%.txt}
+    t=${t##*.t}
+    [ "$t" != "${thread_counts[0]}" ] && grep -q '^MDNOTE ' "$f" || continue
+    echo "- at $t threads:"
+    grep '^MDNOTE ' "$f" | sed 's/^MDNOTE /  - /'
+  done
+}
 fact() { grep "^$1: " "$log/machine_info.txt" | head -1 | sed "s/^$1: //"; }
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
