@@ -19,8 +19,10 @@ using cxxblas::Transpose;
 using I = xt::blas_index_t;
 
 // A part of a matrix-matrix product has at least this many floating-point operations (about
-// 20 microseconds of one core's BLAS), or the product is not split.
-constexpr double kMinGemmPartFlops = 2e6;
+// 10 microseconds of one core's BLAS, several times a wake-up of the pool), or the product
+// is not split. Small enough that LeNet-5's fully connected products split in two
+// (docs/benchmarks.md).
+constexpr double kMinGemmPartFlops = 1e6;
 
 /// out[0, cols) accumulates A^T v in parts: part p of the rows of A goes to the output
 /// itself (p = 0, with beta) or to a partial vector, and the partials are added in part order.
