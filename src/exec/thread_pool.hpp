@@ -98,8 +98,10 @@ void parallel_for_work(std::size_t count, double item_work, double min_work, con
 }
 
 /// Elementary operations a part should have at least, for parallel_for_work: about the work
-/// of 20 microseconds of one core, against a few microseconds to wake and join a worker.
-inline constexpr double kMinPartWork = 65536;
+/// of 10 microseconds of one core, against a few microseconds to wake and join a worker (the
+/// workers spin a while after each region, so a training step's many regions wake them
+/// cheaply: docs/benchmarks.md).
+inline constexpr double kMinPartWork = 32768;
 
 /// True while this thread runs a part of a parallel region (nested calls then run serially).
 bool in_parallel_part();
