@@ -470,8 +470,10 @@ TEST(NpyDataset, GatherNamesTheFirstIndexOutOfRange) {
       {{kMax, 0, 1}, kMax},
       {{4, 9, 0, 8}, 9},
       {{0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 6}, 6}};
-  for (const auto& [idx, first_bad] : bad) {
-    const std::string want = "index " + std::to_string(first_bad) + " out of range";
+  for (const auto& c : bad) {
+    // Not a structured binding: Clang 14 cannot capture those in lambdas.
+    const std::vector<std::size_t>& idx = c.first;
+    const std::string want = "index " + std::to_string(c.second) + " out of range";
     auto message = [&](auto&& gather) {
       try {
         gather();
