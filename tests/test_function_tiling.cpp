@@ -73,6 +73,29 @@ void expect_close(const xt::xarray<T>& actual, const std::vector<double>& ref,
 
 // ---------------------------------------------------------------- matrix-vector kernels
 
+/// A x and A^T u by loops in double, each with the sum of its terms' magnitudes (the scale
+/// a tolerance is relative to).
+struct GemvReference {
+  std::vector<double> Ax, Ax_scale, Atu, Atu_scale;
+};
+template <class T>
+GemvReference gemv_reference(const xt::xarray<T>& A, const xt::xarray<T>& x,
+                             const xt::xarray<T>& u) {
+  const std::size_t rows = A.shape(0), cols = A.shape(1);
+  GemvReference r{std::vector<double>(rows, 0), std::vector<double>(rows, 0),
+                  std::vector<double>(cols, 0), std::vector<double>(cols, 0)};
+  for (std::size_t i = 0; i < rows; ++i) {
+    for (std::size_t j = 0; j < cols; ++j) {
+      const double a = static_cast<double>(A(i, j));
+      r.Ax[i] += a * static_cast<double>(x(j));
+      r.Ax_scale[i] += std::abs(a * static_cast<double>(x(j)));
+      r.Atu[j] += a * static_cast<double>(u(i));
+      r.Atu_scale[j] += std::abs(a * static_cast<double>(u(i)));
+    }
+  }
+  return r;
+}
+
 /// A v, A^T u, u A and v A^T through matmul for every shape rows x cols, against loops.
 /// float uses small integers, whose products and sums are exact (so any summation order
 /// must give the exact value, tolerance 0); double uses random reals within 1e-12 of the
@@ -97,16 +120,7 @@ void check_matrix_vector(const std::vector<std::size_t>& rows_list,
       xt::xarray<T> vv = exact ? small_integers<T>({cols}, seed + 1) : uniform<T>({cols}, seed + 1);
       xt::xarray<T> uv = exact ? small_integers<T>({rows}, seed + 2) : uniform<T>({rows}, seed + 2);
       seed += 3;
-      std::vector<double> Ax(rows, 0), Ax_scale(rows, 0), Atu(cols, 0), Atu_scale(cols, 0);
-      for (std::size_t i = 0; i < rows; ++i) {
-        for (std::size_t j = 0; j < cols; ++j) {
-          double a = static_cast<double>(Av(i, j));
-          Ax[i] += a * static_cast<double>(vv(j));
-          Ax_scale[i] += std::abs(a * static_cast<double>(vv(j)));
-          Atu[j] += a * static_cast<double>(uv(i));
-          Atu_scale[j] += std::abs(a * static_cast<double>(uv(i)));
-        }
-      }
+      const GemvReference ref = gemv_reference(Av, vv, uv);
       // Bound through adaptors over a non-null pointer: binding an empty xt::xarray (whose
       // data() is null) is rejected as "not bound", a separate issue of Function::run.
       T dummy[1] = {};
@@ -116,10 +130,10 @@ void check_matrix_vector(const std::vector<std::size_t>& rows_list,
       };
       auto Aa = view(Av), va = view(vv), ua = view(uv);
       const auto& r = f.run({{A, Aa}, {v, va}, {u, ua}});
-      expect_close(r[0], Ax, Ax_scale, rel, "A @ v");
-      expect_close(r[1], Atu, Atu_scale, rel, "A^T @ u");
-      expect_close(r[2], Atu, Atu_scale, rel, "u @ A");
-      expect_close(r[3], Ax, Ax_scale, rel, "v @ A^T");
+      expect_close(r[0], ref.Ax, ref.Ax_scale, rel, "A @ v");
+      expect_close(r[1], ref.Atu, ref.Atu_scale, rel, "A^T @ u");
+      expect_close(r[2], ref.Atu, ref.Atu_scale, rel, "u @ A");
+      expect_close(r[3], ref.Ax, ref.Ax_scale, rel, "v @ A^T");
     }
   }
 }
@@ -199,15 +213,9 @@ void check_block_independence() {
       bad += static_cast<std::size_t>(!std::equal(whole.begin(), whole.end(), blocked.begin()));
     }
     EXPECT_EQ(bad, 0u) << "A @ x differs between one call and blocks of rows";
-    std::vector<double> ref(rows, 0), scale(rows, 0);
-    for (std::size_t i = 0; i < rows; ++i) {
-      for (std::size_t j = 0; j < cols; ++j) {
-        ref[i] += static_cast<double>(A(i, j)) * static_cast<double>(x(j));
-        scale[i] += std::abs(static_cast<double>(A(i, j)) * static_cast<double>(x(j)));
-      }
-    }
+    const GemvReference ref = gemv_reference(A, x, v);
     const double rel = std::is_same_v<T, float> ? 2e-5 : 1e-12;
-    expect_close(xt::xarray<T>(xt::adapt(whole)), ref, scale, rel, "A @ x");
+    expect_close(xt::xarray<T>(xt::adapt(whole)), ref.Ax, ref.Ax_scale, rel, "A @ x");
 
     std::vector<T> g_whole(cols), g_blocked(cols);
     xgrad::kernels::gemv_axpys(A.data(), rows, cols, v.data(), T(0), g_whole.data());
