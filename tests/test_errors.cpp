@@ -45,6 +45,24 @@ std::string message_of(const std::function<void()>& f) {
   return {};
 }
 
+// Every error says where it comes from; message() is the text without that prefix, as
+// messages that quote another error use it.
+TEST(ErrorsBase, MessageIsWhatWithoutThePrefix) {
+  try {
+    Graph<double> g;
+    auto a = g.input("a", {2});
+    auto b = g.input("b", {3});
+    (void)(a + b);
+    FAIL() << "no error";
+  } catch (const xgrad::ShapeError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("xgrad: ", 0), 0u) << what;
+    EXPECT_EQ(e.message(), what.substr(7));
+    EXPECT_NE(e.message().find("add"), std::string::npos) << e.message();
+  }
+  EXPECT_EQ(xgrad::ValueError("a label out of range").message(), "a label out of range");
+}
+
 TEST(ErrorsShape, AddMismatchNamesOpShapesAndNodes) {
   Graph<double> g;
   auto a = g.input("a", {2, 3});

@@ -12,6 +12,8 @@ class Error : public std::runtime_error {
  public:
   /// Builds an error; the message is prefixed with "xgrad: " so logs show the origin.
   explicit Error(const std::string& what) : std::runtime_error("xgrad: " + what) {}
+  /// The message without the "xgrad: " prefix, for quoting it inside another message.
+  std::string message() const { return std::string(what()).substr(7); }
 };
 
 /// Operand shapes that do not fit an op (raised at build time when shapes are known,

@@ -22,8 +22,8 @@ void fail(const std::string& path, const std::string& where, const std::string& 
 }
 
 std::string message_of(const std::exception& e) {
-  const std::string m = e.what();
-  return m.compare(0, 7, "xgrad: ") == 0 ? m.substr(7) : m;
+  const auto* x = dynamic_cast<const Error*>(&e);
+  return x ? x->message() : e.what();
 }
 
 std::string at_byte(std::uint64_t offset) { return "byte " + std::to_string(offset); }

@@ -10,15 +10,6 @@
 
 namespace xgrad::exec {
 
-namespace {
-
-std::string strip_prefix(const char* what) {
-  std::string s = what;
-  return s.rfind("xgrad: ", 0) == 0 ? s.substr(7) : s;
-}
-
-}  // namespace
-
 template <class T>
 void Plan<T>::run_forward(const Step<T>& st, Slot<T>& o) {
   for (std::uint32_t k = 0; k < st.in_count; ++k) {
@@ -103,10 +94,10 @@ void Plan<T>::execute() {
       check_values(st, o.data, o.size);
     }
   } catch (const ShapeError& e) {
-    throw ShapeError("while running " + g->describe(current->id) + ": " + strip_prefix(e.what()));
+    throw ShapeError("while running " + g->describe(current->id) + ": " + e.message());
   } catch (const ValueError& e) {
     if (std::string(e.what()).find("check_finite") != std::string::npos) throw;
-    throw ValueError("while running " + g->describe(current->id) + ": " + strip_prefix(e.what()));
+    throw ValueError("while running " + g->describe(current->id) + ": " + e.message());
   }
   // Results that are not op results (inputs, parameters, repeated results) are copied.
   for (std::size_t k = 0; k < out_pos.size(); ++k) {

@@ -70,8 +70,7 @@ LoadReport read_state(const data::NpzFile& f, Module<T>& m, const LoadOptions& o
         values.emplace_back(&target, f.read<T>(key));
         report.loaded.push_back(s.name);
       } catch (const data::DataError& err) {
-        const std::string m = err.what();  // without the "xgrad: " of every Error
-        report.mismatched.push_back({s.name, m.compare(0, 7, "xgrad: ") == 0 ? m.substr(7) : m});
+        report.mismatched.push_back({s.name, err.message()});
       }
     }
   }

@@ -353,9 +353,7 @@ void Optimizer<T>::update_param(std::size_t i, xt::xarray<T>& value, const xt::x
   try {
     update(value, grad, state_[i], StepContext<T>{static_cast<T>(lr), t, epoch_, i});
   } catch (const ShapeError& e) {  // ParamState::tensor: a state that does not fit
-    std::string what = e.what();
-    if (what.rfind("xgrad: ", 0) == 0) what.erase(0, 7);
-    throw ShapeError(name_ + ": parameter " + param_name(i) + ": " + what);
+    throw ShapeError(name_ + ": parameter " + param_name(i) + ": " + e.message());
   }
 }
 
