@@ -58,12 +58,12 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
     }
   }
   NodeId root = y.id();
-  std::vector<NodeId> order = detail::topo_order(g, std::span<const NodeId>(&root, 1));
+  detail::big_vector<NodeId> order = detail::topo_order(g, std::span<const NodeId>(&root, 1));
   // Only nodes up to the root matter (the rest cannot reach it); one flag byte and one
   // adjoint id per node keep these arrays small for graphs of a million nodes.
   enum : std::uint8_t { kIsX = 1, kRel = 2, kReached = 4 };
   const std::size_t n = static_cast<std::size_t>(root) + 1;
-  std::vector<std::uint8_t> flag(n, 0);
+  detail::big_vector<std::uint8_t> flag(n, 0);
   for (const Expr<T>& x : xs) {
     if (x.id() < n) flag[x.id()] |= kIsX;
   }
@@ -76,7 +76,7 @@ std::vector<Expr<T>> reverse_mode(Expr<T> y, const std::vector<Expr<T>>& xs, Exp
   // consumer (later in the order) has contributed. Most nodes get exactly one, kept
   // inline; only the others pay for a list.
   constexpr NodeId kNoAdj = ~NodeId{0};
-  std::vector<NodeId> adj(n, kNoAdj);
+  detail::big_vector<NodeId> adj(n, kNoAdj);
   std::unordered_map<NodeId, std::vector<Expr<T>>> more;
   adj[root] = seed.id();
   std::vector<Expr<T>> grads;

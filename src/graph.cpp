@@ -2,8 +2,6 @@
 // identical nodes all happen here, once, when a node is created.
 #include "xgrad/graph.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
@@ -13,6 +11,7 @@
 #include <new>
 #include <sstream>
 
+#include "huge_pages.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad {
@@ -149,27 +148,6 @@ void check_shape(const Shape& s, const std::string& who) {
 template <class T>
 Graph<T>::Graph() = default;
 
-namespace {
-
-// Chunks of 2 MiB and more are aligned to 2 MiB and offered to the kernel as huge pages
-// (where transparent huge pages are enabled "always" or "madvise"): a large graph then
-// takes one page fault per 2 MiB instead of one per 4 KiB page, which shows in the time
-// to build, differentiate and compile it (docs/benchmarks.md has the figures).
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
-
-void* chunk_alloc(std::size_t bytes, std::size_t align) {
-  if (bytes >= kHugePage) align = std::max(align, kHugePage);
-  const std::size_t size = (bytes + align - 1) / align * align;
-  void* p = std::aligned_alloc(align, size);
-  if (!p) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  if (bytes >= kHugePage) madvise(p, size, MADV_HUGEPAGE);  // a hint: failure is harmless
-#endif
-  return p;
-}
-
-}  // namespace
-
 template <class T>
 Graph<T>::~Graph() {
   for (std::size_t i = 0; i < size_; ++i) at(static_cast<NodeId>(i)).~Node<T>();
@@ -184,9 +162,12 @@ Node<T>& Graph<T>::new_node() {
   NodeId id = static_cast<NodeId>(size_);
   std::size_t k = chunk_of(id);
   if (k == chunks_.size()) {
+    // Chunks go on huge pages from 2 MiB up, not only from kHugeArray: glibc returns
+    // freed chunks of a few megabytes to the kernel, so each graph faults them in again,
+    // and on 4 KiB pages that doubled the time to build a large graph.
     chunks_.reserve(k + 1);
-    chunks_.push_back(
-        static_cast<Node<T>*>(chunk_alloc(sizeof(Node<T>) * (kFirstChunk << k), alignof(Node<T>))));
+    chunks_.push_back(static_cast<Node<T>*>(
+        detail::huge_alloc(sizeof(Node<T>) * (kFirstChunk << k), alignof(Node<T>))));
   }
   uses_of_.emplace_back();
   in_begin_.push_back(static_cast<std::uint32_t>(in_ids_.size()));

@@ -44,7 +44,7 @@ std::vector<NodeId> all_ids(const Graph<T>& g) {
 }
 
 template <class T>
-std::string dot_of(const Graph<T>& g, const std::vector<NodeId>& ids) {
+std::string dot_of(const Graph<T>& g, std::span<const NodeId> ids) {
   std::vector<std::uint32_t> index(g.size(), 0);
   for (std::size_t i = 0; i < ids.size(); ++i) index[ids[i]] = static_cast<std::uint32_t>(i);
   // An edge carries a mark when its operand enters a matrix product transposed.

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "huge_pages.hpp"
 #include "xgrad/graph.hpp"
 
 namespace xgrad::detail {
@@ -29,14 +30,14 @@ struct GraphAccess {
 /// No recursion and no stack, and only the packed operand lists are read, so chains of
 /// millions of nodes cost one pass over a few bytes per node.
 template <class T>
-std::vector<NodeId> topo_order(const Graph<T>& g, std::span<const NodeId> roots) {
+big_vector<NodeId> topo_order(const Graph<T>& g, std::span<const NodeId> roots) {
   if (roots.empty()) return {};
   NodeId top = 0;
   for (NodeId r : roots) {
     g.node(r);  // bounds check
     top = std::max(top, r);
   }
-  std::vector<char> seen(static_cast<std::size_t>(top) + 1, 0);
+  big_vector<char> seen(static_cast<std::size_t>(top) + 1, 0);
   for (NodeId r : roots) seen[r] = 1;
   std::size_t count = 0;
   for (std::size_t id = top + 1; id-- > 0;) {
@@ -44,7 +45,7 @@ std::vector<NodeId> topo_order(const Graph<T>& g, std::span<const NodeId> roots)
     ++count;
     for (NodeId in : GraphAccess::inputs(g, static_cast<NodeId>(id))) seen[in] = 1;
   }
-  std::vector<NodeId> order;
+  big_vector<NodeId> order;
   order.reserve(count);
   for (std::size_t id = 0; id <= top; ++id) {
     if (seen[id]) order.push_back(static_cast<NodeId>(id));
@@ -65,17 +66,17 @@ std::vector<NodeId> topo_order(const Graph<T>& g, std::span<const NodeId> roots)
 /// finished, and the stack never holds more than the root and one node, however deep the
 /// graph. The root finishes last and is dropped.
 template <class T>
-std::vector<NodeId> execution_order(const Graph<T>& g, std::span<const NodeId> roots) {
-  std::vector<NodeId> reach = topo_order(g, roots);
+big_vector<NodeId> execution_order(const Graph<T>& g, std::span<const NodeId> roots) {
+  big_vector<NodeId> reach = topo_order(g, roots);
   if (reach.empty()) return reach;
-  std::vector<std::uint32_t> index(static_cast<std::size_t>(reach.back()) + 1, 0);
+  big_vector<std::uint32_t> index(static_cast<std::size_t>(reach.back()) + 1, 0);
   std::size_t n_edges = 0;
   for (std::size_t i = 0; i < reach.size(); ++i) {
     index[reach[i]] = static_cast<std::uint32_t>(i);
     n_edges += GraphAccess::inputs(g, reach[i]).size();
   }
   // Node i of reach is vertex i + 1.
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> edges;
+  big_vector<std::pair<std::uint32_t, std::uint32_t>> edges;
   edges.reserve(reach.size() + n_edges);
   for (std::size_t i = 0; i < reach.size(); ++i)
     edges.emplace_back(0, static_cast<std::uint32_t>(i + 1));
@@ -87,10 +88,10 @@ std::vector<NodeId> execution_order(const Graph<T>& g, std::span<const NodeId> r
       boost::compressed_sparse_row_graph<boost::directedS, boost::no_property, boost::no_property,
                                          boost::no_property, std::uint32_t, std::uint32_t>;
   BG reversed(boost::edges_are_sorted, edges.begin(), edges.end(), reach.size() + 1);
-  std::vector<std::uint32_t> finished;
+  big_vector<std::uint32_t> finished;
   finished.reserve(reach.size() + 1);
   boost::topological_sort(reversed, std::back_inserter(finished));
-  std::vector<NodeId> order;
+  big_vector<NodeId> order;
   order.reserve(reach.size());
   for (std::uint32_t v : finished) {
     if (v != 0) order.push_back(reach[v - 1]);

@@ -86,7 +86,7 @@ struct Arena {
 template <class T>
 void Plan<T>::plan_buffers() {
   // Buffer owner of each slot: itself, or the slot an alias reads.
-  std::vector<std::uint32_t> owner(slots.size());
+  detail::big_vector<std::uint32_t> owner(slots.size());
   for (std::size_t p = 0; p < slots.size(); ++p) owner[p] = static_cast<std::uint32_t>(p);
   aliased.clear();
   for (Slot<T>& sl : slots) sl.flags &= static_cast<std::uint8_t>(~kAlias);
@@ -118,20 +118,20 @@ void Plan<T>::plan_buffers() {
     for_value_operands(st, step_inputs, *st.traits,
                        [&](std::uint32_t, std::uint32_t p) { f(owner[p]); });
   };
-  std::vector<std::uint32_t> last_use(slots.size(), 0);
+  detail::big_vector<std::uint32_t> last_use(slots.size(), 0);
   for (std::size_t u = 0; u < units.size(); ++u) {
     for_reads(units[u], [&](std::uint32_t b) {
       last_use[b] = std::max(last_use[b], static_cast<std::uint32_t>(u));
     });
   }
   Arena<T> arena_plan;
-  std::vector<std::size_t> offset(slots.size(), 0);
-  std::vector<std::size_t> length(slots.size(), 0);
+  detail::big_vector<std::size_t> offset(slots.size(), 0);
+  detail::big_vector<std::size_t> length(slots.size(), 0);
   auto define = [&](std::uint32_t o) {
     if (out_index[o] < 0 && !(slots[o].flags & kAlias))
       offset[o] = arena_plan.allocate(slots[o].size, &length[o]);
   };
-  std::vector<std::size_t> block_offsets;  // of every group's blocks, in order
+  detail::big_vector<std::size_t> block_offsets;  // of every group's blocks, in order
   for (std::size_t u = 0; u < units.size(); ++u) {
     std::vector<std::pair<std::size_t, std::size_t>> blocks;  // offset, length
     if (!units[u].group) {

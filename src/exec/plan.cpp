@@ -43,7 +43,7 @@ Plan<T>::Plan(std::vector<Expr<T>> outs, CompileOptions options, std::vector<Upd
   order = detail::execution_order(*g, roots);
   const std::size_t n = order.size();
   // Positions by node id, over the id range the order spans.
-  std::vector<std::uint32_t> pos(
+  detail::big_vector<std::uint32_t> pos(
       n ? static_cast<std::size_t>(*std::max_element(order.begin(), order.end())) + 1 : 0, 0);
   slots.resize(n);
   steps.reserve(n);

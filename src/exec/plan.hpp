@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../huge_pages.hpp"
 #include "xgrad/function.hpp"
 
 namespace xgrad::exec {
@@ -139,7 +140,7 @@ void run_group(Plan<T>& p, std::uint32_t group, const Step<T>*& current);
 /// OpTraits::shape_operand, which needs no buffer and, in a row-tiled group, no finished
 /// value (shapes are known when planning).
 template <class T, class F>
-void for_value_operands(const Step<T>& st, const std::vector<std::uint32_t>& step_inputs,
+void for_value_operands(const Step<T>& st, const detail::big_vector<std::uint32_t>& step_inputs,
                         const OpTraits<T>& tr, F&& f) {
   for (std::uint32_t k = 0; k < st.in_count; ++k) {
     if (static_cast<int>(k) != tr.shape_operand) f(k, step_inputs[st.in_begin + k]);
@@ -167,10 +168,10 @@ struct Plan {
   std::vector<Update<T>> updates;
   std::vector<Expr<T>> inputs;
   CompileOptions opts;
-  std::vector<NodeId> order;
-  std::vector<Slot<T>> slots;
-  std::vector<Step<T>> steps;
-  std::vector<std::uint32_t> step_inputs;
+  detail::big_vector<NodeId> order;
+  detail::big_vector<Slot<T>> slots;
+  detail::big_vector<Step<T>> steps;
+  detail::big_vector<std::uint32_t> step_inputs;
   std::vector<ConstTensor<T>> args;   // operands of the step being run
   std::vector<std::uint32_t> leaves;  // parameter and constant slots
   std::vector<Shape> leaf_shapes;     // their run-time shapes, parallel to leaves
@@ -187,7 +188,7 @@ struct Plan {
   // Results: the user's outputs, then the update values (computed as outputs, so each
   // keeps a buffer of its own until the run ends), numbered in that order.
   std::vector<std::uint32_t> out_pos;  // slot of each result
-  std::vector<int> out_index;          // per slot: the first result it is, or -1
+  detail::big_vector<int> out_index;   // per slot: the first result it is, or -1
 
   // Schedule (plan_groups or schedule_steps, then plan_buffers).
   std::vector<Unit> units;                     // what execute() runs, in order
@@ -201,7 +202,7 @@ struct Plan {
   std::vector<Shape> operand_shapes;           // for infer_shape
   std::vector<xt::xarray<T>> results;          // the user's outputs
   std::vector<xt::xarray<T>> update_values;    // the updates' values, after them
-  std::vector<T> arena;
+  detail::big_vector<T> arena;
   std::size_t plans = 0;
   bool planned = false;
   int threads = 0;  // num_threads() when planned: row-tiled groups keep blocks per thread

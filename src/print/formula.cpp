@@ -179,7 +179,7 @@ class Printer {
   Printer(const Graph<T>& g, Notation nt) : g_(g), nt_(nt), terms_(g.size()) {}
 
   std::string print(NodeId root) {
-    std::vector<NodeId> order = detail::topo_order(g_, std::span<const NodeId>(&root, 1));
+    detail::big_vector<NodeId> order = detail::topo_order(g_, std::span<const NodeId>(&root, 1));
     for (NodeId id : order) {
       const Node<T>& n = g_.node(id);
       terms_[id] =
