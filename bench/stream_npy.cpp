@@ -7,7 +7,7 @@
 // loader: the bounds of a shuffle that reads every row (block) by itself.
 //
 //   stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--workers W]
-//              [--shuffled-rows R] [--cache-mib M] [--remove] [--no-reset]
+//              [--shuffled-rows R] [--cache-mib M] [--cold] [--remove] [--no-reset]
 //
 // The file (G GiB of float64, default 2) is generated in DIR (default $TMPDIR or /tmp) if
 // missing and kept for later runs unless --remove is given. Peak memory is measured per
@@ -21,6 +21,11 @@
 // (every 20 ms it counts the file's cached pages with mincore and drops them all with
 // posix_fadvise DONTNEED once there are more): what a memory limit below the file size
 // does to the cache, without a cgroup. Phases then read from the disk.
+//
+// --cold: every phase starts with the file dropped from the page cache, and nothing else:
+// for a run under a real memory limit smaller than the file (scripts/bench.sh runs it in a
+// memory cgroup), where the kernel itself keeps the cache small. Pages cached before, by
+// another cgroup, would otherwise be read without counting against the limit.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -153,6 +158,14 @@ class CacheLimit {
   std::thread thread_;
 };
 
+// Drops the file from the page cache (for --cold).
+void drop_from_cache(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw std::runtime_error("cannot open " + path);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+
 struct Phase {
   const char* name;
   std::size_t rows;
@@ -259,7 +272,7 @@ Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle,
 int usage() {
   std::fprintf(stderr,
                "usage: stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--workers W] "
-               "[--shuffled-rows R] [--cache-mib M] [--remove] [--no-reset]\n");
+               "[--shuffled-rows R] [--cache-mib M] [--cold] [--remove] [--no-reset]\n");
   return 2;
 }
 
@@ -268,7 +281,7 @@ int usage() {
 int main(int argc, char** argv) {
   double gib = 2.0, lr = 0.1, cache_mib = 0;
   std::size_t batch = 1024, workers = 1, shuffled_rows = SIZE_MAX;
-  bool remove = false;
+  bool remove = false, cold = false;
   const char* tmp = std::getenv("TMPDIR");
   std::string dir = tmp && *tmp ? tmp : "/tmp";
   for (int i = 1; i < argc; ++i) {
@@ -288,6 +301,8 @@ int main(int argc, char** argv) {
       shuffled_rows = std::size_t(std::atoll(argv[++i]));
     } else if (a == "--cache-mib" && has_value) {
       cache_mib = std::atof(argv[++i]);
+    } else if (a == "--cold") {
+      cold = true;
     } else if (a == "--remove") {
       remove = true;
     } else if (a == "--no-reset") {
@@ -321,6 +336,8 @@ int main(int argc, char** argv) {
       std::printf(
           "page cache for the file limited to about %.0f MiB (dropped at each phase's start)\n",
           cache_mib);
+    } else if (cold) {
+      std::printf("the file is dropped from the page cache at each phase's start\n");
     } else {
       // An untimed read first: every phase then reads from the page cache, whatever the
       // kernel evicted since the file was written (a cold first phase measured the disk).
@@ -328,6 +345,7 @@ int main(int argc, char** argv) {
     }
     std::vector<Phase> phases;
     auto run = [&](auto&& phase) {
+      if (cold) drop_from_cache(path);
       const CacheLimit limit(path, cache_mib);
       phases.push_back(phase());
       print(phases.back());
@@ -342,7 +360,8 @@ int main(int argc, char** argv) {
       return sgd_epoch(data, true, 1, batch, lr, workers, shuffled_rows, "SGD epoch, shuffled");
     });
     run([&] {
-      return random_reads(path, rows, 1, shuffled_rows, "one pread per row, shuffled order (bound)");
+      return random_reads(path, rows, 1, shuffled_rows,
+                          "one pread per row, shuffled order (bound)");
     });
     run([&] {
       return sgd_epoch(data, true, 64, batch, lr, workers, SIZE_MAX,
@@ -364,8 +383,7 @@ int main(int argc, char** argv) {
         "64 rows); shuffled / one pread per row: %.2f; blocks of 64 / one pread per block: "
         "%.2f (the bound itself: %.2f of the plain read)\n",
         rate(seq) / rate(read), rate(shuf) / rate(read), rate(blocks) / rate(read),
-        rate(shuf) / rate(bound), rate(blocks) / rate(block_bound),
-        rate(block_bound) / rate(read));
+        rate(shuf) / rate(bound), rate(blocks) / rate(block_bound), rate(block_bound) / rate(read));
     for (const Phase& p : phases) peak = std::max(peak, p.peak);
     std::printf("peak RSS of the whole run: %.1f MiB, for a %.0f MiB file\n", peak,
                 file_gib * 1024);
@@ -376,6 +394,10 @@ int main(int argc, char** argv) {
     if (cache_mib > 0) {
       const std::size_t n = std::strlen(setting);
       std::snprintf(setting + n, sizeof setting - n, ", page cache %.0f MiB", cache_mib);
+    }
+    if (cold) {
+      const std::size_t n = std::strlen(setting);
+      std::snprintf(setting + n, sizeof setting - n, ", from the disk");
     }
     for (const Phase& p : phases) {
       std::printf(

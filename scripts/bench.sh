@@ -67,9 +67,16 @@ fi
 # The fully shuffled phases stop after an eighth of the epoch (8M rows: a minute or more
 # each); the other phases stream the whole file.
 stream_args=(--gib 2 --shuffled-rows 8388608)
+# W5 once more in a memory cgroup smaller than its file (page cache included): every phase
+# reads from the disk. 256 MiB for a 1 GiB file, the shuffled phase cut to 256K rows (one
+# read from the disk each).
+limit_mib=256
+limit_args=(--gib 1 --cold --shuffled-rows 262144)
 if [ "$quick" = 1 ]; then
   export XGRAD_BENCH_REPS=${XGRAD_BENCH_REPS:-3}
   stream_args=(--gib 0.25 --shuffled-rows 1048576)
+  limit_mib=64
+  limit_args=(--gib 0.25 --cold --shuffled-rows 65536)
 fi
 
 log=$(mktemp -d)
@@ -95,6 +102,18 @@ done
 echo
 echo "===== stream_npy --workers 2 ====="
 "$build/bench/stream_npy" "${stream_args[@]}" --workers 2 | tee "$log/stream_npy_w2.txt"
+echo
+echo "===== stream_npy under a ${limit_mib} MiB memory limit ====="
+limit_status=0
+scripts/memlimit.sh "$limit_mib" "$build/bench/stream_npy" "${limit_args[@]}" --remove \
+  >"$log/stream_npy_limit.txt" 2>"$log/stream_npy_limit.err" || limit_status=$?
+cat "$log/stream_npy_limit.txt" "$log/stream_npy_limit.err"
+if [ "$limit_status" = 3 ]; then
+  echo "(no memory cgroup could be made here: the limited run is left out)" | tee "$log/stream_npy_limit.txt"
+elif [ "$limit_status" != 0 ]; then
+  echo "bench.sh: stream_npy under the memory limit failed (exit $limit_status)" >&2
+  exit 1
+fi
 
 # ---- W7: workload 3 data-parallel over MPI (built when xgrad::dist is, i.e. MPI found)
 w7=0
@@ -147,6 +166,19 @@ md_stream() {  # the streaming tables (one run per phase), 1 and 2 loader worker
   echo "| workload | variant | time | rows/s | GB/s | / plain read | peak RSS |"
   echo "|---|---|---:|---:|---:|---:|---:|"
   grep -h '^MD |' "$log/stream_npy.txt" "$log/stream_npy_w2.txt" | sed 's/^MD //'
+}
+md_stream_limit() {  # the run under the memory limit, when there was one
+  grep -q '^MD |' "$log/stream_npy_limit.txt" || {
+    cat "$log/stream_npy_limit.txt"
+    return
+  }
+  echo "| workload | variant | time | rows/s | GB/s | / plain read | peak RSS |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  grep -h '^MD |' "$log/stream_npy_limit.txt" | sed 's/^MD //'
+  echo
+  echo '```'
+  grep -h -v '^generating\|^  written\|^MD ' "$log/stream_npy_limit.txt" "$log/stream_npy_limit.err"
+  echo '```'
 }
 md_notes() {  # the notes of the first thread count, then the others' under their count
   grep '^MDNOTE ' "$log/$1.txt" | sed 's/^MDNOTE /- /' || true
@@ -271,6 +303,14 @@ $(md_stream)
 \`\`\`
 $(grep -h -v '^generating\|^  written\|^MD ' "$log/stream_npy.txt" "$log/stream_npy_w2.txt")
 \`\`\`
+
+Under a memory limit smaller than the file: the same phases in a memory cgroup of
+${limit_mib} MiB, the page cache included (\`scripts/memlimit.sh ${limit_mib} stream_npy
+${limit_args[*]}\`), so the kernel cannot keep the file cached; the file is also dropped
+from the cache at each phase's start, so each phase reads it from the disk (a virtual disk
+here: its speed is the host's, and the ratios to the plain read say more than the times).
+
+$(md_stream_limit)
 
 ## 6. LeNet-5 CNN on Fashion-MNIST (convolutions)
 
