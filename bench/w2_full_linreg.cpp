@@ -17,8 +17,9 @@
 // default (AVX-512, or AVX2 on AMD Zen 4) and with the other (kernels::gemv_limit_isa).
 // Also the memory bandwidth, by reading X once per step: STREAM-style sums of X with 8
 // independent vector accumulators (AVX-512 and AVX2, one core, and with more threads all
-// cores at once), the limit of a step that reads X once; and OpenBLAS dasum, twice per step. GB/s of each variant counted as bytes
-// of X per step / time per step, and each variant's GB/s as a share of the read limit.
+// cores at once), the limit of a step that reads X once; and OpenBLAS dasum, twice per step. GB/s
+// of each variant counted as bytes of X per step / time per step, and each variant's GB/s as a
+// share of the read limit.
 //
 //   w2_full_linreg [ROWS] [COLS] [STEPS]
 #include <cmath>
@@ -226,7 +227,9 @@ int main(int argc, char** argv) {
           xgrad::kernels::gemv_dots(Xb, m, k, b1.data(), -1.0, rb);
           for (std::size_t i = 0; i < m; ++i) l += rb[i] * rb[i];
           for (std::size_t i = 0; i < m; ++i) rb[i] *= two_n;
-          xgrad::kernels::gemv_axpys(Xb, m, k, rb, 1.0, g1.data());
+          // The next block is prefetched meanwhile, as the executor does.
+          xgrad::kernels::gemv_axpys(Xb, m, k, rb, 1.0, g1.data(),
+                                     r0 + m < n ? Xb + m * k : nullptr);
         } else {
           gemv(false, m, k, 1.0, Xb, b1.data(), -1.0, rb);
           for (std::size_t i = 0; i < m; ++i) l += rb[i] * rb[i];

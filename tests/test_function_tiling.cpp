@@ -190,8 +190,8 @@ TEST(GemvKernels, FloatMatrixVectorProductsMatchLoopsExactly) {
 // Guards what row tiling and threads rely on: a row's dot product does not depend on the
 // block of rows it is computed in (long rows are read one by one, short ones four side by
 // side), and A^T v adds the rows in row order whether A is taken to come from cache or from
-// memory (1 MiB and more): computed in blocks, with beta = 1 after the first, it gives the
-// bits of one call.
+// memory (1 MiB and more): computed in blocks, with beta = 1 after the first, with the next
+// block prefetched or not, it gives the bits of one call.
 template <class T>
 void check_block_independence() {
   for (std::size_t cols : {7, 16, 33, 64, 100, 129}) {
@@ -217,15 +217,21 @@ void check_block_independence() {
     const double rel = std::is_same_v<T, float> ? 2e-5 : 1e-12;
     expect_close(xt::xarray<T>(xt::adapt(whole)), ref.Ax, ref.Ax_scale, rel, "A @ x");
 
-    std::vector<T> g_whole(cols), g_blocked(cols);
+    std::vector<T> g_whole(cols), g_blocked(cols), g_prefetching(cols);
     xgrad::kernels::gemv_axpys(A.data(), rows, cols, v.data(), T(0), g_whole.data());
     for (std::size_t r0 = 0; r0 < rows; r0 += 9) {
       const std::size_t m = std::min<std::size_t>(9, rows - r0);
-      xgrad::kernels::gemv_axpys(A.data() + r0 * cols, m, cols, v.data() + r0,
-                                 r0 == 0 ? T(0) : T(1), g_blocked.data());
+      const T* Ab = A.data() + r0 * cols;
+      const T beta = r0 == 0 ? T(0) : T(1);
+      xgrad::kernels::gemv_axpys(Ab, m, cols, v.data() + r0, beta, g_blocked.data());
+      // As the tiled executor calls it: the next block named for prefetching.
+      xgrad::kernels::gemv_axpys(Ab, m, cols, v.data() + r0, beta, g_prefetching.data(),
+                                 r0 + m < rows ? Ab + m * cols : nullptr);
     }
     EXPECT_TRUE(std::equal(g_whole.begin(), g_whole.end(), g_blocked.begin()))
         << "A^T @ v differs between one call and blocks of 9 rows";
+    EXPECT_TRUE(std::equal(g_whole.begin(), g_whole.end(), g_prefetching.begin()))
+        << "A^T @ v differs between one call and blocks of 9 rows prefetching the next";
   }
 }
 

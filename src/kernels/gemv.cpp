@@ -193,12 +193,13 @@ void gemv_dots(const T* A, std::size_t rows, std::size_t cols, const T* x, T bet
 }
 
 template <class T>
-void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out) {
+void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out,
+                const T* next) {
 #ifdef XGRAD_GEMV_X86
-  if (level() == 2) return avx512::gemv_axpys(A, rows, cols, v, beta, out);
-  return avx2::gemv_axpys(A, rows, cols, v, beta, out);
+  if (level() == 2) return avx512::gemv_axpys(A, rows, cols, v, beta, out, next);
+  return avx2::gemv_axpys(A, rows, cols, v, beta, out, next);
 #else
-  (void)A, (void)rows, (void)cols, (void)v, (void)beta, (void)out;
+  (void)A, (void)rows, (void)cols, (void)v, (void)beta, (void)out, (void)next;
 #endif
 }
 
@@ -206,7 +207,9 @@ template bool gemv_own<float>(std::size_t);
 template bool gemv_own<double>(std::size_t);
 template void gemv_dots(const float*, std::size_t, std::size_t, const float*, float, float*);
 template void gemv_dots(const double*, std::size_t, std::size_t, const double*, double, double*);
-template void gemv_axpys(const float*, std::size_t, std::size_t, const float*, float, float*);
-template void gemv_axpys(const double*, std::size_t, std::size_t, const double*, double, double*);
+template void gemv_axpys(const float*, std::size_t, std::size_t, const float*, float, float*,
+                         const float*);
+template void gemv_axpys(const double*, std::size_t, std::size_t, const double*, double, double*,
+                         const double*);
 
 }  // namespace xgrad::kernels
