@@ -83,8 +83,8 @@ struct CompileOptions {
   /// Off: every step runs over whole arrays (the reference the tiled results are tested
   /// against).
   bool tile_rows = true;
-  /// Bytes of operands and results per block of rows when tiling. 0: about a third of the
-  /// level-1 data cache, 8 KiB or 16 KiB (smaller blocks pay more for the executor, larger
+  /// Bytes of operands and results per block of rows when tiling. 0: a fraction of the
+  /// level-1 data cache, 6 KiB or 16 KiB (smaller blocks pay more for the executor, larger
   /// ones leave memory idle while a block is computed from cache), or 256 KiB where the
   /// chain has a matrix-matrix product (BLAS is slow on few rows); docs/benchmarks.md has
   /// the measurements behind both.

@@ -31,16 +31,16 @@ namespace {
 
 // A group streams operands of at least this many bytes...
 constexpr std::size_t kTileMinStreamBytes = std::size_t{2} << 20;
-// ...in blocks of rows whose operands and results take about a third of the level-1 data
+// ...in blocks of rows whose operands and results take a fraction of the level-1 data
 // cache (unless CompileOptions::tile_bytes says otherwise), so that a block read from
 // memory by one step is still in that cache for the next, and the stream of the next
 // block's rows is not left idle for long while a block is computed from cache. Smaller
 // blocks pay the per-block cost of the executor more often. Measured best: 16 KiB on a
-// Xeon's 48 KiB cache, 8 KiB on Zen 4's 32 KiB (docs/benchmarks.md).
+// Xeon's 48 KiB cache, 6 KiB on the 32 KiB of Zen 3 (docs/benchmarks.md).
 std::size_t tile_bytes_for_cache() {
   static const std::size_t bytes = [] {
     const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);  // 0 or -1 where unknown
-    return l1 > 0 && l1 < (48 << 10) ? std::size_t{8} << 10 : std::size_t{16} << 10;
+    return l1 > 0 && l1 < (48 << 10) ? std::size_t{6} << 10 : std::size_t{16} << 10;
   }();
   return bytes;
 }
