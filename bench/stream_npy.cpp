@@ -7,14 +7,16 @@
 // loader: the bounds of a shuffle that reads every row (block) by itself.
 //
 //   stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--workers W]
-//              [--shuffled-rows R] [--cache-mib M] [--cold] [--remove] [--no-reset]
+//              [--consumer-gathers] [--shuffled-rows R] [--cache-mib M] [--cold] [--remove]
+//              [--no-reset]
 //
 // The file (G GiB of float64, default 2) is generated in DIR (default $TMPDIR or /tmp) if
 // missing and kept for later runs unless --remove is given. Peak memory is measured per
 // phase (VmHWM, reset between phases); --no-reset keeps the kernel's whole-run peak
 // intact instead, for `/usr/bin/time -v stream_npy --no-reset`. --workers: the loader's
-// prefetching threads (LoaderOptions::workers, default 1). --shuffled-rows: stop the
-// fully shuffled phases after R rows (default: the whole epoch).
+// prefetching threads (LoaderOptions::workers, default 1); --consumer-gathers: the loop
+// gathers later batches itself while it waits (LoaderOptions::consumer_gathers). --shuffled-rows:
+// stop the fully shuffled phases after R rows (default: the whole epoch).
 //
 // --cache-mib M: the file does not fit in the page cache. Every phase starts with the
 // file dropped from the page cache, and a thread keeps at most about M MiB of it cached
@@ -224,11 +226,17 @@ Phase random_reads(const std::string& path, std::size_t rows, std::size_t block,
   return p;
 }
 
+// How the loader gathers: its prefetching threads, and whether the consumer helps.
+struct Loading {
+  std::size_t workers = 1;
+  bool consumer_gathers = false;
+};
+
 // One SGD epoch over the file (its first max_rows rows, rounded up to a batch); beta
 // starts at zero. shuffle_block > 1 shuffles runs of that many rows, which the dataset
 // reads in one piece each. lr 0: the loader alone, its batches only summed.
 Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle,
-                std::size_t shuffle_block, std::size_t batch, double lr, std::size_t workers,
+                std::size_t shuffle_block, std::size_t batch, double lr, const Loading& loading,
                 std::size_t max_rows, const char* name) {
   reset_peak();
   const auto t0 = Clock::now();
@@ -241,7 +249,8 @@ Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle,
   xgrad::data::DataLoader loader(data, {.batch_size = batch,
                                         .shuffle = shuffle,
                                         .seed = 1,
-                                        .workers = workers,
+                                        .workers = loading.workers,
+                                        .consumer_gathers = loading.consumer_gathers,
                                         .shuffle_block = shuffle_block});
   double last_loss = 0;
   std::size_t rows = 0;
@@ -272,6 +281,7 @@ Phase sgd_epoch(const xgrad::data::NpyDataset<double>& data, bool shuffle,
 int usage() {
   std::fprintf(stderr,
                "usage: stream_npy [--gib G] [--dir DIR] [--batch B] [--lr LR] [--workers W] "
+               "[--consumer-gathers] "
                "[--shuffled-rows R] [--cache-mib M] [--cold] [--remove] [--no-reset]\n");
   return 2;
 }
@@ -280,7 +290,9 @@ int usage() {
 
 int main(int argc, char** argv) {
   double gib = 2.0, lr = 0.1, cache_mib = 0;
-  std::size_t batch = 1024, workers = 1, shuffled_rows = SIZE_MAX;
+  std::size_t batch = 1024, shuffled_rows = SIZE_MAX;
+  Loading loading;
+  std::size_t& workers = loading.workers;
   bool remove = false, cold = false;
   const char* tmp = std::getenv("TMPDIR");
   std::string dir = tmp && *tmp ? tmp : "/tmp";
@@ -297,6 +309,8 @@ int main(int argc, char** argv) {
       lr = std::atof(argv[++i]);
     } else if (a == "--workers" && has_value) {
       workers = std::size_t(std::atoll(argv[++i]));
+    } else if (a == "--consumer-gathers") {
+      loading.consumer_gathers = true;
     } else if (a == "--shuffled-rows" && has_value) {
       shuffled_rows = std::size_t(std::atoll(argv[++i]));
     } else if (a == "--cache-mib" && has_value) {
@@ -330,8 +344,9 @@ int main(int argc, char** argv) {
     }
     const double file_gib = double(rows) * 32 / (1 << 30);
     std::printf(
-        "file %.2f GiB, batch %zu, lr %g, %zu loader worker(s); peak RSS per phase (VmHWM%s)\n",
-        file_gib, batch, lr, workers, reset_peak() ? ", reset per phase" : ", since start");
+        "file %.2f GiB, batch %zu, lr %g, %zu loader worker(s)%s; peak RSS per phase (VmHWM%s)\n",
+        file_gib, batch, lr, workers, loading.consumer_gathers ? " and the consumer" : "",
+        reset_peak() ? ", reset per phase" : ", since start");
     if (cache_mib > 0) {
       std::printf(
           "page cache for the file limited to about %.0f MiB (dropped at each phase's start)\n",
@@ -354,17 +369,17 @@ int main(int argc, char** argv) {
     run([&] { return sequential_read(path, rows); });
     xgrad::data::NpyDataset<double> data(path, {0, 1, 2}, {3});
     run([&] {
-      return sgd_epoch(data, false, 1, batch, lr, workers, SIZE_MAX, "SGD epoch, shuffle off");
+      return sgd_epoch(data, false, 1, batch, lr, loading, SIZE_MAX, "SGD epoch, shuffle off");
     });
     run([&] {
-      return sgd_epoch(data, true, 1, batch, lr, workers, shuffled_rows, "SGD epoch, shuffled");
+      return sgd_epoch(data, true, 1, batch, lr, loading, shuffled_rows, "SGD epoch, shuffled");
     });
     run([&] {
       return random_reads(path, rows, 1, shuffled_rows,
                           "one pread per row, shuffled order (bound)");
     });
     run([&] {
-      return sgd_epoch(data, true, 64, batch, lr, workers, SIZE_MAX,
+      return sgd_epoch(data, true, 64, batch, lr, loading, SIZE_MAX,
                        "SGD epoch, shuffled in blocks of 64 rows");
     });
     run([&] {
@@ -372,7 +387,7 @@ int main(int argc, char** argv) {
                           "one pread per block of 64 rows, shuffled order (bound)");
     });
     run([&] {
-      return sgd_epoch(data, false, 1, batch, 0, workers, SIZE_MAX,
+      return sgd_epoch(data, false, 1, batch, 0, loading, SIZE_MAX,
                        "the loader alone, shuffle off (no SGD)");
     });
     const Phase &read = phases[0], &seq = phases[1], &shuf = phases[2], &bound = phases[3],
@@ -391,6 +406,10 @@ int main(int argc, char** argv) {
     // gigabytes needs no repetitions to be stable).
     char setting[96] = "";
     if (workers > 1) std::snprintf(setting, sizeof setting, ", %zu workers", workers);
+    if (loading.consumer_gathers) {
+      const std::size_t n = std::strlen(setting);
+      std::snprintf(setting + n, sizeof setting - n, ", consumer gathers too");
+    }
     if (cache_mib > 0) {
       const std::size_t n = std::strlen(setting);
       std::snprintf(setting + n, sizeof setting - n, ", page cache %.0f MiB", cache_mib);

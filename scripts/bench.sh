@@ -102,6 +102,10 @@ done
 echo
 echo "===== stream_npy --workers 2 ====="
 "$build/bench/stream_npy" "${stream_args[@]}" --workers 2 | tee "$log/stream_npy_w2.txt"
+# And with one thread and the consumer gathering while it waits (LoaderOptions::consumer_gathers).
+echo
+echo "===== stream_npy --consumer-gathers ====="
+"$build/bench/stream_npy" "${stream_args[@]}" --consumer-gathers | tee "$log/stream_npy_cg.txt"
 echo
 echo "===== stream_npy under a ${limit_mib} MiB memory limit ====="
 limit_status=0
@@ -162,10 +166,10 @@ md_loads() {  # the load averages around each run of one program
 md_speedup() {  # xgrad's first variant at N threads against 1 thread, measured in the same run
   grep -h '^MDSPEEDUP ' "$log/$1".t*.txt 2>/dev/null | sed 's/^MDSPEEDUP /- /' || true
 }
-md_stream() {  # the streaming tables (one run per phase), 1 and 2 loader workers
+md_stream() {  # the streaming tables (one run per phase): 1 and 2 loader workers, 1 and the consumer
   echo "| workload | variant | time | rows/s | GB/s | / plain read | peak RSS |"
   echo "|---|---|---:|---:|---:|---:|---:|"
-  grep -h '^MD |' "$log/stream_npy.txt" "$log/stream_npy_w2.txt" | sed 's/^MD //'
+  grep -h '^MD |' "$log/stream_npy.txt" "$log/stream_npy_w2.txt" "$log/stream_npy_cg.txt" | sed 's/^MD //'
 }
 md_stream_limit() {  # the run under the memory limit, when there was one
   grep -q '^MD |' "$log/stream_npy_limit.txt" || {
@@ -291,7 +295,9 @@ $(md_loads w4_tanh_chain)
 ## 5. Streaming a .npy file through the DataLoader
 
 Rows per second and peak resident memory of one SGD epoch streamed from a .npy file
-(\`stream_npy ${stream_args[*]}\`, then with \`--workers 2\`), beside a plain sequential
+(\`stream_npy ${stream_args[*]}\`, then with \`--workers 2\`, then with one worker and
+\`--consumer-gathers\`: the training loop gathers later batches itself while it waits for
+one, \`LoaderOptions::consumer_gathers\`), beside a plain sequential
 read() of the same file and one pread() per row, and per block of 64 rows, in a shuffled
 order (the bounds of the shuffled phases; file in the page cache; one run each: an epoch
 over gigabytes is stable without repetitions). Targets: file order >= 0.8 of the plain
@@ -301,7 +307,7 @@ read, blocks of 64 rows >= 0.6 (against the bound of one pread per block), fully
 $(md_stream)
 
 \`\`\`
-$(grep -h -v '^generating\|^  written\|^MD ' "$log/stream_npy.txt" "$log/stream_npy_w2.txt")
+$(grep -h -v '^generating\|^  written\|^MD ' "$log/stream_npy.txt" "$log/stream_npy_w2.txt" "$log/stream_npy_cg.txt")
 \`\`\`
 
 Under a memory limit smaller than the file: the same phases in a memory cgroup of

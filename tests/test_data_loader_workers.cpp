@@ -138,13 +138,17 @@ TEST(LoaderWorkers, SameBatchesWhateverTheNumberOfWorkers) {
       const auto want = epoch_of(inline_loader, epoch);
       ASSERT_EQ(want.size(), inline_loader.num_batches());
       for (std::size_t w : {1u, 2u, 4u}) {
-        SCOPED_TRACE("workers " + std::to_string(w));
-        const DataLoader<double> loader(data, opts(c.prefetch, w));
-        expect_same(epoch_of(loader, epoch), want);
-        // Resumed in the middle of the epoch: the same tail.
-        const std::size_t from = want.size() / 2;
-        expect_same(epoch_of(loader, epoch, from),
-                    std::vector<Batch<double>>(want.begin() + std::ptrdiff_t(from), want.end()));
+        for (bool helps : {false, true}) {
+          SCOPED_TRACE("workers " + std::to_string(w) + (helps ? ", consumer gathers" : ""));
+          LoaderOptions o = opts(c.prefetch, w);
+          o.consumer_gathers = helps;
+          const DataLoader<double> loader(data, o);
+          expect_same(epoch_of(loader, epoch), want);
+          // Resumed in the middle of the epoch: the same tail.
+          const std::size_t from = want.size() / 2;
+          expect_same(epoch_of(loader, epoch, from),
+                      std::vector<Batch<double>>(want.begin() + std::ptrdiff_t(from), want.end()));
+        }
       }
     }
   }
@@ -180,6 +184,29 @@ TEST(LoaderWorkers, AtMostMinOfWorkersAndPrefetchAtOnce) {
     for (const auto& b : loader.epoch(1)) n += b.size();
     EXPECT_EQ(n, 40u);
     EXPECT_EQ(data.max_active(), limit);
+    EXPECT_EQ(data.gathers(), 10);
+  }
+}
+
+// consumer_gathers: while its batch is not ready, the consumer gathers a later one itself,
+// so one worker and the consumer gather at once (the rendezvous of two is met only so),
+// still within prefetch, and every batch arrives once, in order.
+TEST(LoaderWorkers, ConsumerGathersWhileItWaits) {
+  for (std::size_t prefetch : {2u, 4u}) {
+    SCOPED_TRACE("prefetch " + std::to_string(prefetch));
+    Concurrent data(40, 2, std::chrono::milliseconds(1));
+    const DataLoader<double> loader(data, {.batch_size = 4,
+                                           .shuffle = false,
+                                           .prefetch = prefetch,
+                                           .workers = 1,
+                                           .consumer_gathers = true});
+    std::vector<std::size_t> got;
+    for (const auto& b : loader.epoch(0)) got.insert(got.end(), b.indices.begin(), b.indices.end());
+    std::vector<std::size_t> want(40);
+    for (std::size_t i = 0; i < want.size(); ++i) want[i] = i;
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(data.max_active(), 2);
+    EXPECT_EQ(data.threads(), 2u);  // the worker and the consumer
     EXPECT_EQ(data.gathers(), 10);
   }
 }
@@ -305,13 +332,14 @@ class Failing : public Dataset<double> {
 // fails first (batch 4 waits for that), yet the consumer receives batches 0..3 and then
 // batch 4's exception, as with one worker or none.
 TEST(LoaderWorkers, ExceptionReachesTheConsumerInBatchOrder) {
-  for (std::size_t w : {0u, 1u, 2u, 4u}) {
+  for (std::size_t w : {0u, 1u, 2u, 4u, 5u}) {  // 5: one worker, and the consumer gathers
     SCOPED_TRACE("workers " + std::to_string(w) + " (0: no prefetch)");
     Failing data(40, {8, 12}, w > 1 ? 9 : 1000);
     const DataLoader<double> loader(data, {.batch_size = 2,
                                            .shuffle = false,
                                            .prefetch = w == 0 ? 0u : 4u,
-                                           .workers = std::max<std::size_t>(w, 1)});
+                                           .workers = w == 5 ? 1u : std::max<std::size_t>(w, 1),
+                                           .consumer_gathers = w == 5});
     std::vector<std::size_t> got;
     try {
       for (const auto& b : loader.epoch(0))

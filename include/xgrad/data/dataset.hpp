@@ -100,8 +100,8 @@ struct Batch {
 
 /// A data set: a number of examples and a way to gather any of them into a Batch.
 /// gather() is called from the loader's worker threads, several at once with
-/// LoaderOptions::workers > 1, so it must not modify shared state without its own
-/// locking (every built-in data set is safe for that).
+/// LoaderOptions::workers > 1 or LoaderOptions::consumer_gathers, so it must not modify
+/// shared state without its own locking (every built-in data set is safe for that).
 template <Element T, Element L = T>
 class Dataset {
  public:

@@ -50,6 +50,15 @@ struct LoaderOptions {
   /// several threads the data set's gather() is called from several threads at once
   /// (every built-in data set allows that).
   std::size_t workers = 1;
+  /// While the consumer waits for a batch that is not ready, it gathers a later one itself
+  /// (one a worker could claim: prefetch still bounds the batches in flight), instead of
+  /// waiting idle. What it buys: a consumer faster than its workers (a small model over a
+  /// shuffled file) puts its own core to work, without an extra thread competing with it
+  /// for the cores. What it costs: gather() then runs on the consumer's thread and a
+  /// worker's at once even with one worker, so the data set must allow concurrent calls
+  /// (every built-in one does); and the consumer's next batch may wait for the gather it
+  /// started. No effect with prefetch 0.
+  bool consumer_gathers = false;
   /// Shuffle runs of this many consecutive examples instead of single examples (1: a
   /// full shuffle): epoch e visits the runs in a seeded order and the examples of a run
   /// in their natural order (Permutation(n, seed, e, shuffle_block)). What it buys: a
