@@ -118,18 +118,20 @@ Batch<T, L> DataLoader<T, L>::batch(std::size_t epoch, std::size_t b) const {
   return out;
 }
 
-// Gathers the epoch's batches ahead of the consumer on min(workers, prefetch) threads (and,
-// with consumer_gathers, on the consumer's while it waits). Batches are claimed in order, at most
-// `prefetch` claimed and not yet taken by the consumer; batch b is gathered into slot b mod
-// prefetch, which batch b - prefetch has left by then, so the consumer takes them in order whatever
-// thread finishes first. A gather that throws stores its exception in its slot and no batch after
-// it is claimed: the consumer receives the batches before it, then the exception. The consumer
-// spins for up to kSpinUs before it blocks on a batch not ready yet: when a gather takes about as
-// long as a step (a file in the page cache, a small model), it would otherwise be woken for every
-// batch, which costs more than the gather on a virtual machine (workload 5 in file order took 3.3x
-// as long). `ready` is atomic for the spin; every change is still made under the mutex. The workers
-// do not spin for a free slot: they would take the core from the compute threads of a step that
-// takes longer than a gather.
+// Gathers the epoch's batches ahead of the consumer on min(workers, prefetch) threads
+// (and, with consumer_gathers, on the consumer's while it waits). Batches are claimed in
+// order, at most `prefetch` claimed and not yet taken by the consumer; batch b is gathered
+// into slot b mod prefetch, which batch b - prefetch has left by then, so the consumer takes
+// them in order whatever thread finishes first. A gather that throws stores its exception in
+// its slot and no batch after it is claimed: the consumer receives the batches before it,
+// then the exception.
+//
+// The consumer spins for up to kSpinUs before it blocks on a batch not ready yet: when a
+// gather takes about as long as a step (a file in the page cache, a small model), it would
+// otherwise be woken for every batch, which costs more than the gather on a virtual machine
+// (workload 5 in file order, docs/benchmarks.md). `ready` is atomic for the spin; every change
+// is still made under the mutex. The workers do not spin for a free slot: they would take
+// the core from the compute threads of a step that takes longer than a gather.
 template <Element T, Element L>
 struct DataLoader<T, L>::Epoch::Workers {
   static constexpr unsigned kSpinUs = 50;
@@ -170,8 +172,8 @@ struct DataLoader<T, L>::Epoch::Workers {
 
   // Moves the next batch (or its gather's exception) out of its slot into out, waiting
   // for it if need be; out's previous arrays are freed outside the lock. With
-  // consumer_gathers, while it is not ready the consumer gathers later batches that may be
-  // claimed before it spins or sleeps.
+  // consumer_gathers, while its batch is not ready the consumer first gathers the later
+  // batches it may claim, then spins or sleeps.
   void take(Batch<T, L>& out, std::exception_ptr& error) {
     Batch<T, L> next;
     Slot& s = slots[taken % slots.size()];  // only this thread changes `taken`
@@ -192,11 +194,11 @@ struct DataLoader<T, L>::Epoch::Workers {
     out = std::move(next);
   }
 
-  // Under the mutex: a batch may be claimed (one is left, none has failed before it, and
-  // its slot has been taken).
-  bool may_claim() const {
-    return !stop && claimed < count && claimed <= failed && claimed < taken + slots.size();
-  }
+  // Under the mutex: no batch will be claimed any more (stopped, none left, or one failed
+  // before the next).
+  bool finished() const { return stop || claimed >= count || claimed > failed; }
+  // Under the mutex: the next batch may be claimed now (its slot has been taken).
+  bool may_claim() const { return !finished() && claimed < taken + slots.size(); }
 
   // Claims the next batch and gathers it into its slot; called with `lock` held, which is
   // released during the gather.
@@ -222,9 +224,8 @@ struct DataLoader<T, L>::Epoch::Workers {
   void work() {
     std::unique_lock<std::mutex> lock(mutex);
     for (;;) {
-      can_claim.wait(
-          lock, [this] { return stop || claimed >= count || claimed > failed || may_claim(); });
-      if (!may_claim()) return;
+      can_claim.wait(lock, [this] { return finished() || may_claim(); });
+      if (finished()) return;
       gather(lock);
     }
   }
