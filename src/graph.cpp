@@ -321,7 +321,11 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
   bool all_constant = !inputs.empty();
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     const Node<T>& n = node(inputs[k]);
-    shapes[k].assign(n.shape.begin(), n.shape.end());
+    if (n.shape.empty()) {
+      shapes[k].clear();  // 0-d operands (losses, scalars) skip the out-of-line assign
+    } else {
+      shapes[k].assign(n.shape.begin(), n.shape.end());
+    }
     all_constant = all_constant && n.kind == NodeKind::constant;
   }
   auto operands = [&] {
@@ -337,8 +341,8 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
   }
   // Every shape rule's result passes here: an overflowing element count never reaches a
   // kernel or a stride computation.
-  if (std::string why = shape_problem(out); !why.empty()) {
-    throw ShapeError(std::string(op.name()) + ": " + why + operands());
+  if (out.size() > max_rank || shape_overflows(out)) [[unlikely]] {
+    throw ShapeError(std::string(op.name()) + ": " + shape_problem(out) + operands());
   }
   if (Expr<T> s = op.simplify(*this, inputs, attrs)) return s;
 

@@ -15,9 +15,8 @@ namespace {
 /// Replaces `x op c` by x when c is the identity scalar and x already has the result
 /// shape (so dropping the op loses no broadcasting).
 template <class T>
-bool drops_to(Expr<T> keep, Expr<T> other, T identity) {
-  return keep.graph().is_scalar_constant(other.id(), identity) &&
-         (keep.shape() == broadcast_shapes(keep.shape(), other.shape()));
+bool drops_to(const Node<T>& keep, const Node<T>& other, T identity) {
+  return is_scalar(other, identity) && keep.shape == broadcast_shapes(keep.shape, other.shape);
 }
 
 /// Zeros of the broadcast result shape: a constant when known, else zeros_like.
@@ -46,12 +45,12 @@ struct AddD : BinDiff {
     return g;
   }
   template <class T>
-  static Expr<T> simplify(Graph<T>& g, Expr<T> a, Expr<T> b) {
-    if (drops_to(a, b, T(0))) return a;
-    if (drops_to(b, a, T(0))) return b;
-    if (a == b) return mul(g.scalar(T(2)), a);  // x + x = 2*x
+  static Expr<T> simplify(const BinaryOperands<T>& o) {
+    if (drops_to(o.na, o.nb, T(0))) return o.a;
+    if (drops_to(o.nb, o.na, T(0))) return o.b;
+    if (o.a == o.b) return mul(o.g.scalar(T(2)), o.a);  // x + x = 2*x
     // Constants go to the right: "2*x + 2" reads better than "2 + 2*x".
-    if (g.is_constant(a.id()) && !g.is_constant(b.id())) return add(b, a);
+    if (o.na.kind == NodeKind::constant && o.nb.kind != NodeKind::constant) return add(o.b, o.a);
     return {};
   }
 };
@@ -69,9 +68,9 @@ struct SubD : BinDiff {
     return i == 0 ? g : neg(g);
   }
   template <class T>
-  static Expr<T> simplify(Graph<T>&, Expr<T> a, Expr<T> b) {
-    if (drops_to(a, b, T(0))) return a;
-    if (drops_to(b, a, T(0))) return neg(b);
+  static Expr<T> simplify(const BinaryOperands<T>& o) {
+    if (drops_to(o.na, o.nb, T(0))) return o.a;
+    if (drops_to(o.nb, o.na, T(0))) return neg(o.b);
     return {};
   }
 };
@@ -93,23 +92,24 @@ struct MulD : BinDiff {
     return g * other;
   }
   template <class T>
-  static Expr<T> simplify(Graph<T>& g, Expr<T> a, Expr<T> b) {
-    if (drops_to(a, b, T(1))) return a;
-    if (drops_to(b, a, T(1))) return b;
-    if (g.is_scalar_constant(a.id(), T(0)) || g.is_scalar_constant(b.id(), T(0))) {
-      if (Expr<T> z = zeros_of(a, b)) return z;
-      Expr<T> other = g.is_scalar_constant(a.id(), T(0)) ? b : a;
-      if (other.shape() == broadcast_shapes(a.shape(), b.shape())) return zeros_like(other);
+  static Expr<T> simplify(const BinaryOperands<T>& o) {
+    const Node<T>&na = o.na, &nb = o.nb;
+    if (drops_to(na, nb, T(1))) return o.a;
+    if (drops_to(nb, na, T(1))) return o.b;
+    if (is_scalar(na, T(0)) || is_scalar(nb, T(0))) {
+      if (Expr<T> z = zeros_of(o.a, o.b)) return z;
+      const Node<T>& other = is_scalar(na, T(0)) ? nb : na;
+      if (other.shape == broadcast_shapes(na.shape, nb.shape))
+        return zeros_like(is_scalar(na, T(0)) ? o.b : o.a);
     }
+    const bool ca = na.kind == NodeKind::constant && na.shape.empty();  // scalar constants
     // Scalar constants go to the left and merge: 2*(3*x) becomes 6*x.
-    if (g.is_constant(b.id()) && !g.is_constant(a.id()) && b.shape().empty()) return mul(b, a);
-    if (g.is_constant(a.id()) && a.shape().empty()) {
-      const Node<T>& nb = b.node();
-      if (is_node_of<BinaryOp<T, MulD>>(nb) && g.is_constant(nb.inputs[0]) &&
-          g.node(nb.inputs[0]).shape.empty()) {
-        T c = a.node().value() * g.node(nb.inputs[0]).value();
-        return mul(g.scalar(c), g.expr(nb.inputs[1]));
-      }
+    if (nb.kind == NodeKind::constant && na.kind != NodeKind::constant && nb.shape.empty())
+      return mul(o.b, o.a);
+    if (ca && is_node_of<BinaryOp<T, MulD>>(nb)) {
+      const Node<T>& c = o.g.node(nb.inputs[0]);
+      if (c.kind == NodeKind::constant && c.shape.empty())
+        return mul(o.g.scalar(na.value() * c.value()), o.g.expr(nb.inputs[1]));
     }
     return {};
   }
@@ -128,8 +128,8 @@ struct DivD : BinDiff {
     return i == 0 ? g / b : -(g * y / b);
   }
   template <class T>
-  static Expr<T> simplify(Graph<T>&, Expr<T> a, Expr<T> b) {
-    if (drops_to(a, b, T(1))) return a;
+  static Expr<T> simplify(const BinaryOperands<T>& o) {
+    if (drops_to(o.na, o.nb, T(1))) return o.a;
     return {};
   }
 };
@@ -230,8 +230,8 @@ struct TanhGradD : BinDiff {
     return args[1] + "*(1 - square(" + args[0] + "))";
   }
   template <class T>
-  static Expr<T> simplify(Graph<T>& gr, Expr<T> y, Expr<T> g) {
-    if (drops_to(y, g, T(1))) return gr.scalar(T(1)) - square(y);  // seed gradient 1
+  static Expr<T> simplify(const BinaryOperands<T>& o) {                     // a: y, b: g
+    if (drops_to(o.na, o.nb, T(1))) return o.g.scalar(T(1)) - square(o.a);  // seed gradient 1
     return {};
   }
 };
@@ -253,8 +253,8 @@ struct SigmoidGradD : BinDiff {
     return args[1] + "*" + args[0] + "*(1 - " + args[0] + ")";
   }
   template <class T>
-  static Expr<T> simplify(Graph<T>& gr, Expr<T> y, Expr<T> g) {
-    if (drops_to(y, g, T(1))) return y * (gr.scalar(T(1)) - y);
+  static Expr<T> simplify(const BinaryOperands<T>& o) {  // a: y, b: g
+    if (drops_to(o.na, o.nb, T(1))) return o.a * (o.g.scalar(T(1)) - o.a);
     return {};
   }
 };

@@ -142,21 +142,39 @@ Expr<T> binary(Expr<T> a, Expr<T> b) {
   return make<BinaryOp<T, D>>({a, b});
 }
 
-/// The operand of x = broadcast_like(s, ref) when the partner of x in an elementwise op
-/// has ref's run-time shape, so broadcasting by the op itself gives the same result.
+/// The operand of n = broadcast_like(s, ref) when n's partner in an elementwise op (node
+/// `partner`, of rank `partner_rank`) has ref's run-time shape, so broadcasting by the op
+/// itself gives the same result.
 template <class T>
-Expr<T> strip_broadcast(Graph<T>& g, Expr<T> x, Expr<T> partner) {
-  const Node<T>& n = x.node();
+Expr<T> strip_broadcast(Graph<T>& g, const Node<T>& n, NodeId partner, std::size_t partner_rank) {
   if (!is_broadcast_like(n)) return {};
-  if (!g.same_runtime_shape(n.inputs[1], partner.id())) return {};
+  if (!g.same_runtime_shape(n.inputs[1], partner)) return {};
   Expr<T> s = g.expr(n.inputs[0]);
-  if (s.rank() > partner.rank()) return {};
+  if (s.rank() > partner_rank) return {};
   return s;
+}
+
+/// The operands of a new binary node as D::simplify reads them: handles and nodes, each
+/// looked up once.
+template <class T>
+struct BinaryOperands {
+  Graph<T>& g;
+  Expr<T> a, b;
+  const Node<T>& na;
+  const Node<T>& nb;
+};
+
+/// True when node n is a 0-d constant equal to v.
+template <class T>
+bool is_scalar(const Node<T>& n, T v) {
+  return n.kind == NodeKind::constant && n.shape.empty() && n.value.data()[0] == v;
 }
 
 /// An elementwise op of two broadcast operands, defined by D: D::name, D::f(a, b), and
 /// D::grad(a, b, y, g, i) for operand i (before reduction to the operand's shape).
-/// Printed as a call, infix (D::infix, D::symbol) or by D::print.
+/// Printed as a call, infix (D::infix, D::symbol) or by D::print. D::simplify, if any,
+/// takes BinaryOperands and holds identities that need a constant operand or a == b: it
+/// is not asked otherwise.
 template <class T, class D>
 class BinaryOp final : public Op<T> {
   // The scalar kernel every loop below is instantiated with.
@@ -212,12 +230,25 @@ class BinaryOp final : public Op<T> {
     return -1;
   }
   Expr<T> simplify(Graph<T>& g, std::span<const NodeId> in, const Attrs&) const override {
-    Expr<T> a = g.expr(in[0]), b = g.expr(in[1]);
+    const Node<T>& na = g.node(in[0]);
+    const Node<T>& nb = g.node(in[1]);
+    const bool broadcast_a = na.kind == NodeKind::op && is_broadcast_like(na);
+    const bool broadcast_b = nb.kind == NodeKind::op && is_broadcast_like(nb);
+    // Every identity of a definition (binary.cpp) needs a constant operand or the same
+    // operand twice; most new nodes have neither, and leave here without further lookups.
+    if (!broadcast_a && !broadcast_b && na.kind != NodeKind::constant &&
+        nb.kind != NodeKind::constant && in[0] != in[1])
+      return {};
+    Expr<T> a(&g, in[0]), b(&g, in[1]);
     // An operand broadcast to the other's shape broadcasts here anyway.
-    if (Expr<T> s = strip_broadcast(g, a, b)) return binary<T, D>(s, b);
-    if (Expr<T> s = strip_broadcast(g, b, a)) return binary<T, D>(a, s);
-    if constexpr (requires { D::simplify(g, a, b); }) {
-      return D::simplify(g, a, b);
+    if (broadcast_a) {
+      if (Expr<T> s = strip_broadcast(g, na, in[1], nb.shape.size())) return binary<T, D>(s, b);
+    }
+    if (broadcast_b) {
+      if (Expr<T> s = strip_broadcast(g, nb, in[0], na.shape.size())) return binary<T, D>(a, s);
+    }
+    if constexpr (requires { D::simplify(BinaryOperands<T>{g, a, b, na, nb}); }) {
+      return D::simplify(BinaryOperands<T>{g, a, b, na, nb});
     } else {
       return {};
     }
