@@ -75,18 +75,23 @@ class NodeInputs {
 
  private:
   static constexpr std::uint32_t kInline = 3;
+  // Inline lists are copied element by element or whole: std::copy of a run-time count
+  // becomes a call to memmove, which costs more than the few ids (every new node pays it).
   void assign(std::span<const NodeId> ids) {
     size_ = static_cast<std::uint32_t>(ids.size());
-    NodeId* d = inline_;
-    if (size_ > kInline) d = heap_ = new NodeId[size_];
-    std::copy(ids.begin(), ids.end(), d);
+    if (size_ > kInline) {
+      heap_ = new NodeId[size_];
+      std::copy(ids.begin(), ids.end(), heap_);
+      return;
+    }
+    for (std::uint32_t i = 0; i < kInline; ++i) inline_[i] = i < size_ ? ids[i] : 0;
   }
   void steal(NodeInputs& o) {
     size_ = o.size_;
     if (size_ > kInline) {
       heap_ = o.heap_;
     } else {
-      std::copy(o.inline_, o.inline_ + size_, inline_);
+      std::copy(o.inline_, o.inline_ + kInline, inline_);
     }
     o.size_ = 0;
   }
@@ -95,7 +100,7 @@ class NodeInputs {
     size_ = 0;
   }
   union {
-    NodeId inline_[kInline];
+    NodeId inline_[kInline] = {};
     NodeId* heap_;
   };
   std::uint32_t size_ = 0;

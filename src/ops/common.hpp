@@ -60,7 +60,7 @@ Expr<T> make(std::span<const Expr<T>> xs, Attrs a = {}) {
   }
   for (std::size_t i = 0; i < xs.size(); ++i) {
     check_operand(op.name(), xs[i], i);
-    same_graph(op.name(), xs[0], xs[i]);
+    if (i && &xs[i].graph() != &xs[0].graph()) same_graph(op.name(), xs[0], xs[i]);  // throws
     ids[i] = xs[i].id();
   }
   return xs[0].graph().apply(op, std::span<const NodeId>(ids), std::move(a));
