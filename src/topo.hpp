@@ -4,6 +4,7 @@
 
 #include <boost/graph/compressed_sparse_row_graph.hpp>
 #include <boost/graph/topological_sort.hpp>
+#include <iterator>
 #include <span>
 #include <vector>
 
@@ -53,6 +54,55 @@ big_vector<NodeId> topo_order(const Graph<T>& g, std::span<const NodeId> roots) 
   return order;
 }
 
+/// The edges of execution_order's reversed graph, sorted by source, as an input iterator:
+/// vertex 0 -> every vertex, then vertex i + 1 (node reach[i]) -> each of its operands.
+/// Iterators compare by the number of edges before them.
+template <class T>
+class ReversedEdges {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = std::pair<std::uint32_t, std::uint32_t>;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const value_type*;
+  using reference = const value_type&;
+
+  /// The first edge (count 0), or an end (count: the number of edges).
+  ReversedEdges(const Graph<T>& g, const big_vector<NodeId>& reach,
+                const big_vector<std::uint32_t>& index, std::size_t count)
+      : g_(&g), reach_(&reach), index_(&index), count_(count) {
+    if (count == 0 && !reach.empty()) e_ = {0, 1};
+  }
+  reference operator*() const { return e_; }
+  pointer operator->() const { return &e_; }
+  ReversedEdges& operator++() {
+    ++count_;
+    if (count_ < reach_->size()) {  // the root's edges
+      e_.second = static_cast<std::uint32_t>(count_ + 1);
+      return *this;
+    }
+    if (in_ != in_end_) ++in_;
+    while (in_ == in_end_ && node_ < reach_->size()) {  // the next node with operands
+      std::span<const NodeId> in = GraphAccess::inputs(*g_, (*reach_)[node_++]);
+      in_ = in.data();
+      in_end_ = in.data() + in.size();
+    }
+    if (in_ != in_end_) e_ = {static_cast<std::uint32_t>(node_), (*index_)[*in_] + 1};
+    return *this;
+  }
+  bool operator==(const ReversedEdges& o) const { return count_ == o.count_; }
+  bool operator!=(const ReversedEdges& o) const { return count_ != o.count_; }
+
+ private:
+  const Graph<T>* g_;
+  const big_vector<NodeId>* reach_;
+  const big_vector<std::uint32_t>* index_;
+  std::size_t count_;
+  std::size_t node_ = 0;  // the next node whose operands come
+  const NodeId* in_ = nullptr;
+  const NodeId* in_end_ = nullptr;
+  value_type e_{0, 0};
+};
+
 /// The order a compiled Function executes in: the reachable nodes ordered by Boost.Graph's
 /// topological_sort (graph algorithms come from Boost, which also rejects a cycle should
 /// one ever appear). The sort runs on the reversed edges (node -> operand): listed node by
@@ -70,24 +120,20 @@ big_vector<NodeId> execution_order(const Graph<T>& g, std::span<const NodeId> ro
   big_vector<NodeId> reach = topo_order(g, roots);
   if (reach.empty()) return reach;
   big_vector<std::uint32_t> index(static_cast<std::size_t>(reach.back()) + 1, 0);
-  std::size_t n_edges = 0;
+  std::size_t n_edges = reach.size();  // the root's
   for (std::size_t i = 0; i < reach.size(); ++i) {
     index[reach[i]] = static_cast<std::uint32_t>(i);
     n_edges += GraphAccess::inputs(g, reach[i]).size();
   }
-  // Node i of reach is vertex i + 1.
-  big_vector<std::pair<std::uint32_t, std::uint32_t>> edges;
-  edges.reserve(reach.size() + n_edges);
-  for (std::size_t i = 0; i < reach.size(); ++i)
-    edges.emplace_back(0, static_cast<std::uint32_t>(i + 1));
-  for (std::size_t i = 0; i < reach.size(); ++i) {
-    for (NodeId in : GraphAccess::inputs(g, reach[i]))
-      edges.emplace_back(static_cast<std::uint32_t>(i + 1), index[in] + 1);
-  }
+  // Node i of reach is vertex i + 1. The edges are generated in order as the graph reads
+  // them, and their count is given: no edge list is stored, and the graph's arrays are
+  // sized once.
+  ReversedEdges<T> first(g, reach, index, 0), last(g, reach, index, n_edges);
   using BG =
       boost::compressed_sparse_row_graph<boost::directedS, boost::no_property, boost::no_property,
                                          boost::no_property, std::uint32_t, std::uint32_t>;
-  BG reversed(boost::edges_are_sorted, edges.begin(), edges.end(), reach.size() + 1);
+  BG reversed(boost::edges_are_sorted, first, last, static_cast<std::uint32_t>(reach.size() + 1),
+              static_cast<std::uint32_t>(n_edges));
   big_vector<std::uint32_t> finished;
   finished.reserve(reach.size() + 1);
   boost::topological_sort(reversed, std::back_inserter(finished));

@@ -26,19 +26,29 @@ struct Pool {
   std::vector<std::size_t>* hot = nullptr;
   std::size_t top = 0;
 
-  std::vector<std::size_t>& list_of(std::size_t len) {
-    if (hot && len == hot_len) return *hot;
-    hot_len = len;
-    hot = &free_blocks[len];
-    return *hot;
+  // The exact fits of the hot length inline, the searches out of line: a plan of a
+  // hundred thousand scalars takes and frees one length all the time.
+  void release(std::size_t len, std::size_t off) {
+    if (hot && len == hot_len) {
+      hot->push_back(off);
+    } else {
+      release_other(len, off);
+    }
   }
-  void release(std::size_t len, std::size_t off) { list_of(len).push_back(off); }
   std::size_t allocate(std::size_t need) {
     if (hot && need == hot_len && !hot->empty()) {  // an exact fit is the best fit
       std::size_t off = hot->back();
       hot->pop_back();
       return off;
     }
+    return allocate_other(need);
+  }
+  [[gnu::noinline]] void release_other(std::size_t len, std::size_t off) {
+    hot_len = len;
+    hot = &free_blocks[len];
+    hot->push_back(off);
+  }
+  [[gnu::noinline]] std::size_t allocate_other(std::size_t need) {
     for (auto it = free_blocks.lower_bound(need); it != free_blocks.end(); ++it) {
       if (it->second.empty()) continue;
       std::size_t off = it->second.back();
