@@ -155,7 +155,7 @@ Graph<T>::~Graph() {
 }
 
 template <class T>
-Node<T>& Graph<T>::new_node() {
+NodeId Graph<T>::reserve_node() {
   if (size_ >= std::numeric_limits<NodeId>::max() - 1) {
     throw GraphError("graph is full (" + std::to_string(size_) + " nodes)");
   }
@@ -171,7 +171,12 @@ Node<T>& Graph<T>::new_node() {
   }
   uses_of_.emplace_back();
   in_begin_.push_back(static_cast<std::uint32_t>(in_ids_.size()));
-  Node<T>* n = new (&at(id)) Node<T>();
+  return id;
+}
+
+template <class T>
+Node<T>& Graph<T>::new_node() {
+  Node<T>* n = new (&at(reserve_node())) Node<T>();
   ++size_;
   return *n;
 }
@@ -385,13 +390,11 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
       if (same(uses_[r].user)) return Expr<T>(this, uses_[r].user);
     }
   }
-  Node<T>& n = new_node();
-  n.kind = NodeKind::op;
-  n.op = &op;
-  n.inputs = NodeInputs(inputs);
-  n.attrs = std::move(attrs);
-  n.shape = std::move(out);
-  NodeId id = static_cast<NodeId>(size_ - 1);
+  NodeInputs ins(inputs);  // may allocate: before the node is reserved, whose moves cannot throw
+  const NodeId id = reserve_node();
+  new (&at(id)) Node<T>{NodeKind::op,     dtype_of<T>(),  &op, std::move(ins),
+                        std::move(attrs), std::move(out), {},  {}};
+  ++size_;
   if (inputs.empty()) leaf_ops_.push_back(id);
   if (in_ids_.size() + inputs.size() >= kNone) {
     throw GraphError("graph is full (too many operand references)");

@@ -241,6 +241,9 @@ class Graph {
     return chunks_[k][id - chunk_start(k)];
   }
   Node<T>& new_node();  // default-constructed, appended; its id is size() - 1
+  // Room and bookkeeping for node size(): the caller constructs it at at(id) and then
+  // counts it (++size_), so an op node is built from its fields in place.
+  NodeId reserve_node();
   [[noreturn]] void out_of_range(NodeId id) const;
   // Common-subexpression elimination by use lists: an identical node, if one exists,
   // consumes every operand of the new one, so apply() scans the consumers of the operand
