@@ -80,8 +80,8 @@ TEST(Blas, RectangularMatrixVectorAndDot) {
   auto a = g.input("A", {xgrad::open, 53});
   auto x = g.input("x", {53});
   auto z = g.input("z", {xgrad::open});
-  auto f = xgrad::compile({xgrad::matmul(a, x), xgrad::matmul(z, a), xgrad::matmul(a, z, true),
-                           xgrad::matmul(x, x)});
+  auto f = xgrad::compile(
+      {xgrad::matmul(a, x), xgrad::matmul(z, a), xgrad::matmul(a, z, true), xgrad::matmul(x, x)});
   const auto& r = f.run({{a, A}, {x, v53}, {z, v37}});
   EXPECT_LT(max_abs_diff(r[0], as_vector(naive(A, X1, false, false))), 1e-12);
   EXPECT_LT(max_abs_diff(r[1], as_vector(naive(A, Z1, true, false))), 1e-12);

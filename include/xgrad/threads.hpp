@@ -20,7 +20,8 @@
 /// partial sums of the parts, in part order, may differ in the last bits: sums and means over
 /// all elements, sum_to over rows (bias gradients of dense layers), A^T @ v, the accumulations
 /// of row-tiled groups, conv2d's weight gradient; and matrix-matrix products, which BLAS
-/// computes on row blocks whose size depends on the thread count. At one thread, results are those of the single-threaded library.
+/// computes on row blocks whose size depends on the thread count. At one thread, results are those
+/// of the single-threaded library.
 #pragma once
 
 namespace xgrad {

@@ -1,7 +1,7 @@
 /// @file xgrad.hpp
 /// @brief Everything a user needs: graphs, ops, autodiff, compiled functions, printing
-/// of nodes, gradient checks, optimizers, data, layers, training and plots. Printing arrays with operator<< is
-/// opt-in: xgrad/io.hpp.
+/// of nodes, gradient checks, optimizers, data, layers, training and plots. Printing arrays with
+/// operator<< is opt-in: xgrad/io.hpp.
 #pragma once
 
 #include "xgrad/autodiff.hpp"
