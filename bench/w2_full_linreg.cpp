@@ -229,7 +229,7 @@ int main(int argc, char** argv) {
           for (std::size_t i = 0; i < m; ++i) rb[i] *= two_n;
           // The next block is prefetched meanwhile, as the executor does.
           xgrad::kernels::gemv_axpys(Xb, m, k, rb, 1.0, g1.data(),
-                                     r0 + m < n ? Xb + m * k : nullptr);
+                                     r0 + 2 * m <= n ? Xb + m * k : nullptr);
         } else {
           gemv(false, m, k, 1.0, Xb, b1.data(), -1.0, rb);
           for (std::size_t i = 0; i < m; ++i) l += rb[i] * rb[i];

@@ -226,7 +226,7 @@ void check_block_independence() {
       xgrad::kernels::gemv_axpys(Ab, m, cols, v.data() + r0, beta, g_blocked.data());
       // As the tiled executor calls it: the next block named for prefetching.
       xgrad::kernels::gemv_axpys(Ab, m, cols, v.data() + r0, beta, g_prefetching.data(),
-                                 r0 + m < rows ? Ab + m * cols : nullptr);
+                                 r0 + 2 * m <= rows ? Ab + m * cols : nullptr);
     }
     EXPECT_TRUE(std::equal(g_whole.begin(), g_whole.end(), g_blocked.begin()))
         << "A^T @ v differs between one call and blocks of 9 rows";

@@ -43,9 +43,10 @@ template <class T>
 void gemv_dots(const T* A, std::size_t rows, std::size_t cols, const T* x, T beta, T* out);
 
 /// out[j] = sum_i v[i] A[i, j] + beta * out[j] (A^T v) for a row-major rows x cols matrix A
-/// (only where gemv_own<T>(cols)). `next`, when given, is the rows x cols block the caller
-/// reads next (a loop over blocks of a larger matrix): it is prefetched while this block,
-/// taken to be in cache, is read, so that it is on its way before the caller asks for it.
+/// (only where gemv_own<T>(cols)). `next`, when given, is a whole rows x cols block the
+/// caller reads next (a loop over blocks of a larger matrix; a shorter last block is not
+/// named): it is prefetched while this block, taken to be in cache, is read, so that it is
+/// on its way before the caller asks for it.
 template <class T>
 void gemv_axpys(const T* A, std::size_t rows, std::size_t cols, const T* v, T beta, T* out,
                 const T* next = nullptr);

@@ -146,9 +146,9 @@ void run_part(Plan<T>& p, Group<T>& gr, std::size_t part, std::size_t begin, std
         case Kernel::axpys:
           // The block of A is in cache by now (A @ x read it); when A streams from memory,
           // its next block is prefetched meanwhile (docs/benchmarks.md, workload 2 on Zen 3).
-          kernels::gemv_axpys<T>(c.in[0].at(r0), rows, c.in[0].row, c.in[1].at(r0), T(1),
-                                 c.out.base,
-                                 c.in[0].step && r0 + rows < end ? c.in[0].at(r0 + rows) : nullptr);
+          kernels::gemv_axpys<T>(
+              c.in[0].at(r0), rows, c.in[0].row, c.in[1].at(r0), T(1), c.out.base,
+              c.in[0].step && r0 + 2 * rows <= end ? c.in[0].at(r0 + rows) : nullptr);
           continue;
         case Kernel::sum: {
           // In double and in row-major order, as the reduction over the whole array sums
