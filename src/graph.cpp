@@ -125,8 +125,11 @@ Shape shape_of(const xt::xarray<T>& v) {
   return Shape(v.shape().begin(), v.shape().end());
 }
 
-// Why no node may have shape s ("" when it may): a rank above max_rank, or extents whose
-// element count overflows.
+// True when no node may have shape s: a rank above max_rank, or extents whose element count
+// overflows. Checked inline for every new node; shape_problem() says why, once it fails.
+bool bad_shape(const Shape& s) { return s.size() > max_rank || shape_overflows(s); }
+
+// Why no node may have shape s ("" when it may).
 std::string shape_problem(const Shape& s) {
   if (s.size() > max_rank) {
     return "rank " + std::to_string(s.size()) + " of shape " + shape_str(s) +
@@ -140,7 +143,7 @@ std::string shape_problem(const Shape& s) {
 
 // who: how the message names the node, "input 'x'".
 void check_shape(const Shape& s, const std::string& who) {
-  if (std::string why = shape_problem(s); !why.empty()) throw ShapeError(who + ": " + why);
+  if (bad_shape(s)) throw ShapeError(who + ": " + shape_problem(s));
 }
 
 }  // namespace
@@ -346,7 +349,7 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
   }
   // Every shape rule's result passes here: an overflowing element count never reaches a
   // kernel or a stride computation.
-  if (out.size() > max_rank || shape_overflows(out)) [[unlikely]] {
+  if (bad_shape(out)) [[unlikely]] {
     throw ShapeError(std::string(op.name()) + ": " + shape_problem(out) + operands());
   }
   if (Expr<T> s = op.simplify(*this, inputs, attrs)) return s;
