@@ -96,17 +96,16 @@ struct MulD : BinDiff {
     const Node<T>&na = o.na, &nb = o.nb;
     if (drops_to(na, nb, T(1))) return o.a;
     if (drops_to(nb, na, T(1))) return o.b;
-    if (is_scalar(na, T(0)) || is_scalar(nb, T(0))) {
+    const bool zero_a = is_scalar(na, T(0));
+    if (zero_a || is_scalar(nb, T(0))) {
       if (Expr<T> z = zeros_of(o.a, o.b)) return z;
-      const Node<T>& other = is_scalar(na, T(0)) ? nb : na;
-      if (other.shape == broadcast_shapes(na.shape, nb.shape))
-        return zeros_like(is_scalar(na, T(0)) ? o.b : o.a);
+      if ((zero_a ? nb : na).shape == broadcast_shapes(na.shape, nb.shape))
+        return zeros_like(zero_a ? o.b : o.a);
     }
-    const bool ca = na.kind == NodeKind::constant && na.shape.empty();  // scalar constants
     // Scalar constants go to the left and merge: 2*(3*x) becomes 6*x.
     if (nb.kind == NodeKind::constant && na.kind != NodeKind::constant && nb.shape.empty())
       return mul(o.b, o.a);
-    if (ca && is_node_of<BinaryOp<T, MulD>>(nb)) {
+    if (na.kind == NodeKind::constant && na.shape.empty() && is_node_of<BinaryOp<T, MulD>>(nb)) {
       const Node<T>& c = o.g.node(nb.inputs[0]);
       if (c.kind == NodeKind::constant && c.shape.empty())
         return mul(o.g.scalar(na.value() * c.value()), o.g.expr(nb.inputs[1]));
