@@ -2,9 +2,11 @@
 // src/.
 #pragma once
 
-#include <boost/graph/compressed_sparse_row_graph.hpp>
+#include <boost/graph/graph_traits.hpp>
 #include <boost/graph/topological_sort.hpp>
+#include <boost/property_map/property_map.hpp>
 #include <iterator>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -54,95 +56,151 @@ big_vector<NodeId> topo_order(const Graph<T>& g, std::span<const NodeId> roots) 
   return order;
 }
 
-/// The edges of execution_order's reversed graph, sorted by source, as an input iterator:
-/// vertex 0 -> every vertex, then vertex i + 1 (node reach[i]) -> each of its operands.
-/// Iterators compare by the number of edges before them.
+/// The reversed graph (node -> operand) of the nodes in `reach`, seen through Boost.Graph's
+/// VertexListGraph and IncidenceGraph concepts: Boost's algorithms walk the graph's own
+/// packed operand lists, and nothing is copied into a Boost graph type. Vertices are node
+/// ids plus one extra root (`root`, past every id) with an edge to every node of `reach`.
 template <class T>
-class ReversedEdges {
- public:
-  using iterator_category = std::input_iterator_tag;
-  using value_type = std::pair<std::uint32_t, std::uint32_t>;
-  using difference_type = std::ptrdiff_t;
-  using pointer = const value_type*;
-  using reference = const value_type&;
+struct OperandGraph {
+  const Graph<T>* g;
+  const big_vector<NodeId>* reach;  ///< increasing ids
+  NodeId root;
 
-  /// The first edge (count 0), or an end (count: the number of edges).
-  ReversedEdges(const Graph<T>& g, const big_vector<NodeId>& reach,
-                const big_vector<std::uint32_t>& index, std::size_t count)
-      : g_(&g), reach_(&reach), index_(&index), count_(count) {
-    if (count == 0 && !reach.empty()) e_ = {0, 1};
-  }
-  reference operator*() const { return e_; }
-  pointer operator->() const { return &e_; }
-  ReversedEdges& operator++() {
-    ++count_;
-    if (count_ < reach_->size()) {  // the root's edges
-      e_.second = static_cast<std::uint32_t>(count_ + 1);
+  /// An edge: (source, target).
+  struct Edge {
+    NodeId source = 0, target = 0;
+    bool operator==(const Edge&) const = default;
+  };
+  /// The out-edges of one vertex: its source and a walk over its targets.
+  class OutEdges {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Edge;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Edge*;
+    using reference = Edge;
+    OutEdges() = default;
+    OutEdges(NodeId source, const NodeId* p) : source_(source), p_(p) {}
+    Edge operator*() const { return {source_, *p_}; }
+    OutEdges& operator++() {
+      ++p_;
       return *this;
     }
-    if (in_ != in_end_) ++in_;
-    while (in_ == in_end_ && node_ < reach_->size()) {  // the next node with operands
-      std::span<const NodeId> in = GraphAccess::inputs(*g_, (*reach_)[node_++]);
-      in_ = in.data();
-      in_end_ = in.data() + in.size();
+    OutEdges operator++(int) {
+      OutEdges o = *this;
+      ++p_;
+      return o;
     }
-    if (in_ != in_end_) e_ = {static_cast<std::uint32_t>(node_), (*index_)[*in_] + 1};
-    return *this;
-  }
-  bool operator==(const ReversedEdges& o) const { return count_ == o.count_; }
-  bool operator!=(const ReversedEdges& o) const { return count_ != o.count_; }
+    bool operator==(const OutEdges& o) const { return p_ == o.p_; }
 
- private:
-  const Graph<T>* g_;
-  const big_vector<NodeId>* reach_;
-  const big_vector<std::uint32_t>* index_;
-  std::size_t count_;
-  std::size_t node_ = 0;  // the next node whose operands come
-  const NodeId* in_ = nullptr;
-  const NodeId* in_end_ = nullptr;
-  value_type e_{0, 0};
+   private:
+    NodeId source_ = 0;
+    const NodeId* p_ = nullptr;
+  };
+  /// The vertices: the root, then `reach` in order.
+  class Vertices {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = NodeId;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const NodeId*;
+    using reference = NodeId;
+    Vertices() = default;
+    Vertices(const OperandGraph* og, std::size_t i) : og_(og), i_(i) {}
+    NodeId operator*() const { return i_ == 0 ? og_->root : (*og_->reach)[i_ - 1]; }
+    Vertices& operator++() {
+      ++i_;
+      return *this;
+    }
+    Vertices operator++(int) {
+      Vertices o = *this;
+      ++i_;
+      return o;
+    }
+    bool operator==(const Vertices& o) const { return i_ == o.i_; }
+
+   private:
+    const OperandGraph* og_ = nullptr;
+    std::size_t i_ = 0;
+  };
+
+  // What boost::graph_traits reads.
+  using vertex_descriptor = NodeId;
+  using edge_descriptor = Edge;
+  using out_edge_iterator = OutEdges;
+  using vertex_iterator = Vertices;
+  using directed_category = boost::directed_tag;
+  using edge_parallel_category = boost::allow_parallel_edge_tag;
+  struct traversal_category : boost::incidence_graph_tag, boost::vertex_list_graph_tag {};
+  using vertices_size_type = std::size_t;
+  using edges_size_type = std::size_t;
+  using degree_size_type = std::size_t;
+  static NodeId null_vertex() { return ~NodeId{0}; }
+
+  /// The targets of vertex v's out-edges.
+  std::span<const NodeId> targets(NodeId v) const {
+    if (v == root) return {reach->data(), reach->size()};
+    return GraphAccess::inputs(*g, v);
+  }
 };
+
+/// @cond BOOST_GRAPH_INTERFACE
+template <class T>
+std::pair<typename OperandGraph<T>::Vertices, typename OperandGraph<T>::Vertices> vertices(
+    const OperandGraph<T>& og) {
+  return {{&og, 0}, {&og, og.reach->size() + 1}};
+}
+template <class T>
+std::size_t num_vertices(const OperandGraph<T>& og) {
+  return og.reach->size() + 1;
+}
+template <class T>
+std::pair<typename OperandGraph<T>::OutEdges, typename OperandGraph<T>::OutEdges> out_edges(
+    NodeId v, const OperandGraph<T>& og) {
+  std::span<const NodeId> t = og.targets(v);
+  return {{v, t.data()}, {v, t.data() + t.size()}};
+}
+template <class T>
+std::size_t out_degree(NodeId v, const OperandGraph<T>& og) {
+  return og.targets(v).size();
+}
+template <class T>
+NodeId source(typename OperandGraph<T>::Edge e, const OperandGraph<T>&) {
+  return e.source;
+}
+template <class T>
+NodeId target(typename OperandGraph<T>::Edge e, const OperandGraph<T>&) {
+  return e.target;
+}
+/// @endcond
 
 /// The order a compiled Function executes in: the reachable nodes ordered by Boost.Graph's
 /// topological_sort (graph algorithms come from Boost, which also rejects a cycle should
-/// one ever appear). The sort runs on the reversed edges (node -> operand): listed node by
-/// node they are already sorted by source, so the compressed-sparse-row graph is built in
-/// one pass without sorting, and the DFS finishing order of the reversed graph is directly
-/// an order with operands first.
+/// one ever appear). The sort runs on the reversed edges (node -> operand), read in place
+/// from the graph's operand lists (OperandGraph), so the DFS finishing order is directly an
+/// order with operands first.
 ///
-/// Vertex 0 is an extra root with an edge to every node, in increasing id order. Boost's DFS
-/// then makes one search, from it, instead of one per node (each search allocates its own
-/// stack): a node's operands have smaller ids, so each node is entered with its operands
-/// finished, and the stack never holds more than the root and one node, however deep the
-/// graph. The root finishes last and is dropped.
+/// The extra root has an edge to every node, in increasing id order. Boost's DFS then makes
+/// one search, from it, instead of one per node (each search allocates its own stack): a
+/// node's operands have smaller ids, so each node is entered with its operands finished,
+/// and the stack never holds more than the root and one node, however deep the graph. The
+/// root finishes last and is dropped.
 template <class T>
 big_vector<NodeId> execution_order(const Graph<T>& g, std::span<const NodeId> roots) {
   big_vector<NodeId> reach = topo_order(g, roots);
   if (reach.empty()) return reach;
-  big_vector<std::uint32_t> index(static_cast<std::size_t>(reach.back()) + 1, 0);
-  std::size_t n_edges = reach.size();  // the root's
-  for (std::size_t i = 0; i < reach.size(); ++i) {
-    index[reach[i]] = static_cast<std::uint32_t>(i);
-    n_edges += GraphAccess::inputs(g, reach[i]).size();
-  }
-  // Node i of reach is vertex i + 1. The edges are generated in order as the graph reads
-  // them, and their count is given: no edge list is stored, and the graph's arrays are
-  // sized once.
-  ReversedEdges<T> first(g, reach, index, 0), last(g, reach, index, n_edges);
-  using BG =
-      boost::compressed_sparse_row_graph<boost::directedS, boost::no_property, boost::no_property,
-                                         boost::no_property, std::uint32_t, std::uint32_t>;
-  BG reversed(boost::edges_are_sorted, first, last, static_cast<std::uint32_t>(reach.size() + 1),
-              static_cast<std::uint32_t>(n_edges));
-  big_vector<std::uint32_t> finished;
+  const OperandGraph<T> og{&g, &reach, static_cast<NodeId>(reach.back() + 1)};
+  // Colours indexed by id, left uninitialised: the search whitens every vertex of `reach`
+  // (and the root) before it starts, and no edge leads anywhere else.
+  std::unique_ptr<boost::default_color_type[]> colors(
+      new boost::default_color_type[static_cast<std::size_t>(og.root) + 1]);
+  auto color =
+      boost::make_iterator_property_map(colors.get(), boost::typed_identity_property_map<NodeId>());
+  big_vector<NodeId> finished;
   finished.reserve(reach.size() + 1);
-  boost::topological_sort(reversed, std::back_inserter(finished));
-  big_vector<NodeId> order;
-  order.reserve(reach.size());
-  for (std::uint32_t v : finished) {
-    if (v != 0) order.push_back(reach[v - 1]);
-  }
-  return order;
+  boost::topological_sort(og, std::back_inserter(finished), boost::color_map(color));
+  finished.pop_back();  // the root
+  return finished;
 }
 
 }  // namespace xgrad::detail
