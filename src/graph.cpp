@@ -154,7 +154,8 @@ Graph<T>::Graph() = default;
 template <class T>
 Graph<T>::~Graph() {
   for (std::size_t i = 0; i < size_; ++i) at(static_cast<NodeId>(i)).~Node<T>();
-  for (Node<T>* c : chunks_) std::free(c);
+  for (std::size_t k = 0; k < chunks_.size(); ++k)
+    detail::huge_free(chunks_[k], sizeof(Node<T>) * (kFirstChunk << k));
 }
 
 template <class T>

@@ -24,8 +24,18 @@ inline constexpr std::size_t kHugeArray = std::size_t{32} << 20;
 
 /// `bytes` of memory aligned to `align`; from kHugePage up, aligned to and rounded up to
 /// whole huge pages and offered to the kernel as huge pages (a hint: where transparent
-/// huge pages are off it is plain memory). Throws std::bad_alloc; released by std::free.
+/// huge pages are off it is plain memory), or a block of that size freed shortly before.
+/// Throws std::bad_alloc; released by huge_free with the same `bytes`.
 void* huge_alloc(std::size_t bytes, std::size_t align);
+
+/// Releases huge_alloc's memory. Blocks of kHugeArray and more, which glibc would unmap, are
+/// kept for a later huge_alloc of the same size for a short time (two seconds, at most
+/// 1 GiB in all), so that a graph built after another does not have the kernel fault in
+/// and clear its memory again.
+void huge_free(void* p, std::size_t bytes) noexcept;
+
+/// Bytes of freed blocks huge_free keeps for reuse (for tests).
+std::size_t huge_cached_bytes();
 
 /// std::allocator for arrays that grow with the graph: huge_alloc's memory from
 /// kHugeArray up, std::allocator's below.
@@ -44,7 +54,7 @@ struct HugePageAllocator {
     if (n * sizeof(T) < kHugeArray) {
       std::allocator<T>().deallocate(p, n);
     } else {
-      std::free(p);
+      huge_free(p, n * sizeof(T));
     }
   }
   template <class U>

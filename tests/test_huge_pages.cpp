@@ -1,10 +1,14 @@
 // The allocator of the library's large internal arrays (src/huge_pages.hpp): arrays of
 // kHugeArray and more start on a huge page boundary, smaller ones come from operator new,
-// and a vector keeps its contents when it grows across the threshold.
+// a vector keeps its contents when it grows across the threshold, and freed blocks of
+// kHugeArray and more are reused for a while, then given back.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
+#include <thread>
 
 #include "../src/huge_pages.hpp"
 
@@ -23,11 +27,11 @@ TEST(HugePages, LargeArraysStartOnAHugePage) {
   EXPECT_EQ(v.back(), 7u);
   void* p = xgrad::detail::huge_alloc(kHugePage + 1, 8);
   EXPECT_EQ(address(p) % kHugePage, 0u);
-  std::free(p);
+  xgrad::detail::huge_free(p, kHugePage + 1);
   // Below 2 MiB, huge_alloc keeps the alignment asked for.
   p = xgrad::detail::huge_alloc(100, 64);
   EXPECT_EQ(address(p) % 64, 0u);
-  std::free(p);
+  xgrad::detail::huge_free(p, 100);
 }
 
 TEST(HugePages, GrowingAcrossTheThresholdKeepsTheValues) {
@@ -49,6 +53,38 @@ TEST(HugePages, OverlongRequestsThrowBadAlloc) {
   xgrad::detail::HugePageAllocator<double> a;
   EXPECT_THROW(static_cast<void>(a.allocate(static_cast<std::size_t>(-1) / 4)), std::bad_alloc);
   EXPECT_THROW(xgrad::detail::huge_alloc(static_cast<std::size_t>(-1) - 10, 8), std::bad_alloc);
+}
+
+TEST(HugePages, FreedLargeBlocksAreReusedThenGivenBack) {
+  using xgrad::detail::huge_alloc;
+  using xgrad::detail::huge_cached_bytes;
+  using xgrad::detail::huge_free;
+  const std::size_t size = kHugeArray + 3 * kHugePage;
+  void* p = huge_alloc(size, 8);
+  std::memset(p, 1, size);
+  const std::size_t before = huge_cached_bytes();
+  huge_free(p, size);
+  EXPECT_EQ(huge_cached_bytes(), before + size);
+  // The same size gets the same block back; another size does not.
+  void* q = huge_alloc(size + kHugePage, 8);
+  EXPECT_NE(q, p);
+  void* r = huge_alloc(size - 100, 8);  // the same number of huge pages
+  EXPECT_EQ(r, p);
+  EXPECT_EQ(address(r) % kHugePage, 0u);
+  EXPECT_EQ(static_cast<unsigned char*>(r)[size - 1], 1);  // memory reused, not refaulted
+  huge_free(q, size + kHugePage);
+  huge_free(r, size - 100);
+  EXPECT_GE(huge_cached_bytes(), 2 * size + kHugePage);
+  // Blocks not reused within two seconds go back at the next large allocation.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  void* s = huge_alloc(kHugeArray, 8);
+  EXPECT_EQ(huge_cached_bytes(), 0u);
+  huge_free(s, kHugeArray);
+  EXPECT_EQ(huge_cached_bytes(), kHugeArray);
+  // Blocks below kHugeArray are never kept.
+  void* t = huge_alloc(4 * kHugePage, 8);
+  huge_free(t, 4 * kHugePage);
+  EXPECT_EQ(huge_cached_bytes(), kHugeArray);
 }
 
 }  // namespace
