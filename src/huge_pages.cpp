@@ -48,6 +48,10 @@ class BlockCache {
     while (held_ > kMaxHeld) release(0);  // the oldest first
     release_old(now);
   }
+  void set_keep(std::chrono::milliseconds keep) {
+    std::lock_guard<std::mutex> lock(m_);
+    keep_ = keep;
+  }
   std::size_t held() {
     std::lock_guard<std::mutex> lock(m_);
     return held_;
@@ -65,7 +69,6 @@ class BlockCache {
   };
   static constexpr std::size_t kMaxHeld = std::size_t{1} << 30;
   static constexpr std::size_t kMaxBlocks = 256;
-  static constexpr std::chrono::seconds kKeep{2};
 
   void release(std::size_t i) {
     std::free(blocks_[i].p);
@@ -73,12 +76,15 @@ class BlockCache {
     blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
   }
   void release_old(Clock::time_point now) {
-    while (!blocks_.empty() && now - blocks_.front().freed > kKeep) release(0);
+    while (!blocks_.empty() && now - blocks_.front().freed > keep_) release(0);
   }
 
   std::mutex m_;
   std::vector<Block> blocks_;  // in the order freed
   std::size_t held_ = 0;
+  // As long as jemalloc keeps freed pages by default: loops that build a graph, run it and
+  // do something else for a few seconds (an eager-style training step) still reuse them.
+  std::chrono::milliseconds keep_{10000};
 };
 
 BlockCache& cache() {
@@ -127,5 +133,7 @@ void huge_free(void* p, std::size_t bytes) noexcept {
 }
 
 std::size_t huge_cached_bytes() { return cache().held(); }
+
+void set_huge_cache_keep(std::chrono::milliseconds keep) { cache().set_keep(keep); }
 
 }  // namespace xgrad::detail

@@ -5,6 +5,7 @@
 // figures). Internal to src/.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
@@ -29,13 +30,16 @@ inline constexpr std::size_t kHugeArray = std::size_t{32} << 20;
 void* huge_alloc(std::size_t bytes, std::size_t align);
 
 /// Releases huge_alloc's memory. Blocks of kHugeArray and more, which glibc would unmap, are
-/// kept for a later huge_alloc of the same size for a short time (two seconds, at most
+/// kept for a later huge_alloc of the same size for a while (ten seconds, at most
 /// 1 GiB in all), so that a graph built after another does not have the kernel fault in
 /// and clear its memory again.
 void huge_free(void* p, std::size_t bytes) noexcept;
 
 /// Bytes of freed blocks huge_free keeps for reuse (for tests).
 std::size_t huge_cached_bytes();
+
+/// How long huge_free keeps a block (for tests; ten seconds unless set).
+void set_huge_cache_keep(std::chrono::milliseconds keep);
 
 /// std::allocator for arrays that grow with the graph: huge_alloc's memory from
 /// kHugeArray up, std::allocator's below.

@@ -75,8 +75,10 @@ TEST(HugePages, FreedLargeBlocksAreReusedThenGivenBack) {
   huge_free(q, size + kHugePage);
   huge_free(r, size - 100);
   EXPECT_GE(huge_cached_bytes(), 2 * size + kHugePage);
-  // Blocks not reused within two seconds go back at the next large allocation.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  // Blocks not reused in time (ten seconds; here 200 ms) go back at the next large
+  // allocation.
+  xgrad::detail::set_huge_cache_keep(std::chrono::milliseconds(200));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   void* s = huge_alloc(kHugeArray, 8);
   EXPECT_EQ(huge_cached_bytes(), 0u);
   huge_free(s, kHugeArray);
@@ -85,6 +87,7 @@ TEST(HugePages, FreedLargeBlocksAreReusedThenGivenBack) {
   void* t = huge_alloc(4 * kHugePage, 8);
   huge_free(t, 4 * kHugePage);
   EXPECT_EQ(huge_cached_bytes(), kHugeArray);
+  xgrad::detail::set_huge_cache_keep(std::chrono::seconds(10));
 }
 
 }  // namespace
