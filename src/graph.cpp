@@ -166,9 +166,7 @@ NodeId Graph<T>::reserve_node() {
   NodeId id = static_cast<NodeId>(size_);
   std::size_t k = chunk_of(id);
   if (k == chunks_.size()) {
-    // Chunks go on huge pages from 2 MiB up, not only from kHugeArray: glibc returns
-    // freed chunks of a few megabytes to the kernel, so each graph faults them in again,
-    // and on 4 KiB pages that doubled the time to build a large graph.
+    // On huge pages from 2 MiB up (huge_alloc), and reused from the graph before.
     chunks_.reserve(k + 1);
     chunks_.push_back(static_cast<Node<T>*>(
         detail::huge_alloc(sizeof(Node<T>) * (kFirstChunk << k), alignof(Node<T>))));

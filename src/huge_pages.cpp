@@ -13,11 +13,13 @@
 namespace xgrad::detail {
 namespace {
 
-/// Freed blocks of whole huge pages, kept for reuse. glibc maps blocks this large afresh on
-/// every allocation and unmaps them on free, so each graph built after another would have
-/// the kernel fault in and clear all of its memory again (a quarter of the time of building,
-/// differentiating and compiling a graph of scalar ops). The cache gives a block back to the
-/// kernel once it has not been reused for a while, and never holds more than a bound.
+/// Freed blocks of whole huge pages, kept for reuse. glibc maps blocks of 32 MiB and more
+/// afresh on every allocation and unmaps them on free, and gives smaller ones back to the
+/// kernel when the top of its heap has more free than a threshold, so each graph built
+/// after another would have the kernel fault in and clear much of its memory again (a
+/// quarter of the time of building, differentiating and compiling a graph of scalar ops).
+/// The cache gives a block back to the kernel once it has not been reused for a while, and
+/// never holds more than a bound.
 class BlockCache {
  public:
   BlockCache() { blocks_.reserve(kMaxBlocks); }
@@ -118,10 +120,7 @@ void* huge_alloc(std::size_t bytes, std::size_t align) {
 
 void huge_free(void* p, std::size_t bytes) noexcept {
   if (!p) return;
-  // Smaller blocks go back to glibc, which serves blocks of up to 32 MiB from its heap once
-  // one has been freed (it raises its mapping threshold then): caching those too would
-  // keep glibc mapping every later block of a few megabytes afresh.
-  if (bytes < kHugeArray) {
+  if (bytes < kHugePage) {
     std::free(p);
     return;
   }

@@ -1,7 +1,7 @@
 // The allocator of the library's large internal arrays (src/huge_pages.hpp): arrays of
-// kHugeArray and more start on a huge page boundary, smaller ones come from operator new,
+// kHugePage and more start on a huge page boundary, smaller ones come from operator new,
 // a vector keeps its contents when it grows across the threshold, and freed blocks of
-// kHugeArray and more are reused for a while, then given back.
+// kHugePage and more are reused for a while, then given back.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -15,13 +15,12 @@
 namespace {
 
 using xgrad::detail::big_vector;
-using xgrad::detail::kHugeArray;
 using xgrad::detail::kHugePage;
 
 std::uintptr_t address(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
 
 TEST(HugePages, LargeArraysStartOnAHugePage) {
-  big_vector<std::uint32_t> v(kHugeArray / sizeof(std::uint32_t));
+  big_vector<std::uint32_t> v(4 * kHugePage / sizeof(std::uint32_t));
   EXPECT_EQ(address(v.data()) % kHugePage, 0u);
   v.back() = 7;  // the whole array is usable
   EXPECT_EQ(v.back(), 7u);
@@ -36,7 +35,7 @@ TEST(HugePages, LargeArraysStartOnAHugePage) {
 
 TEST(HugePages, GrowingAcrossTheThresholdKeepsTheValues) {
   big_vector<std::uint64_t> v;
-  const std::size_t n = kHugeArray / sizeof(std::uint64_t) + 12345;
+  const std::size_t n = 4 * kHugePage / sizeof(std::uint64_t) + 12345;
   for (std::size_t i = 0; i < n; ++i) v.push_back(i * 3);
   ASSERT_EQ(v.size(), n);
   EXPECT_EQ(address(v.data()) % kHugePage, 0u);
@@ -59,7 +58,7 @@ TEST(HugePages, FreedLargeBlocksAreReusedThenGivenBack) {
   using xgrad::detail::huge_alloc;
   using xgrad::detail::huge_cached_bytes;
   using xgrad::detail::huge_free;
-  const std::size_t size = kHugeArray + 3 * kHugePage;
+  const std::size_t size = 5 * kHugePage;
   void* p = huge_alloc(size, 8);
   std::memset(p, 1, size);
   const std::size_t before = huge_cached_bytes();
@@ -79,14 +78,14 @@ TEST(HugePages, FreedLargeBlocksAreReusedThenGivenBack) {
   // allocation.
   xgrad::detail::set_huge_cache_keep(std::chrono::milliseconds(200));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  void* s = huge_alloc(kHugeArray, 8);
+  void* s = huge_alloc(kHugePage, 8);
   EXPECT_EQ(huge_cached_bytes(), 0u);
-  huge_free(s, kHugeArray);
-  EXPECT_EQ(huge_cached_bytes(), kHugeArray);
-  // Blocks below kHugeArray are never kept.
-  void* t = huge_alloc(4 * kHugePage, 8);
-  huge_free(t, 4 * kHugePage);
-  EXPECT_EQ(huge_cached_bytes(), kHugeArray);
+  huge_free(s, kHugePage);
+  EXPECT_EQ(huge_cached_bytes(), kHugePage);
+  // Blocks below kHugePage are never kept.
+  void* t = huge_alloc(kHugePage / 2, 8);
+  huge_free(t, kHugePage / 2);
+  EXPECT_EQ(huge_cached_bytes(), kHugePage);
   xgrad::detail::set_huge_cache_keep(std::chrono::seconds(10));
 }
 

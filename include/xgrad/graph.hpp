@@ -15,6 +15,7 @@
 #include <vector>
 #include <xtensor/xarray.hpp>
 
+#include "xgrad/detail/huge_pages.hpp"
 #include "xgrad/error.hpp"
 #include "xgrad/node_inputs.hpp"
 #include "xgrad/op.hpp"
@@ -263,11 +264,11 @@ class Graph {
   friend struct detail::GraphAccess;
   // Operand ids of every node, node after node (a copy of Node::inputs packed for the
   // sweeps of topological ordering, which then never touch the nodes themselves).
-  std::vector<std::uint32_t> in_begin_;  // per node: first operand in in_ids_
-  std::vector<NodeId> in_ids_;
-  std::vector<Uses> uses_of_;     // per node
-  std::vector<Use> uses_;         // use records, appended per operand of each op node
-  std::vector<NodeId> leaf_ops_;  // op nodes without operands
+  detail::big_vector<std::uint32_t> in_begin_;  // per node: first operand in in_ids_
+  detail::big_vector<NodeId> in_ids_;
+  detail::big_vector<Uses> uses_of_;  // per node
+  detail::big_vector<Use> uses_;      // use records, appended per operand of each op node
+  std::vector<NodeId> leaf_ops_;      // op nodes without operands
   std::unordered_map<std::uint64_t, NodeId> scalars_;  // bit pattern -> interned scalar
   // A direct-mapped cache in front of scalars_, so the few scalars a loop uses are found
   // without hashing.
