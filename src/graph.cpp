@@ -146,6 +146,13 @@ void check_shape(const Shape& s, const std::string& who) {
   if (bad_shape(s)) throw ShapeError(who + ": " + shape_problem(s));
 }
 
+// Bytes of node chunk k, whose first chunk holds `first` nodes: what huge_alloc is asked
+// for and huge_free is told.
+template <class T>
+std::size_t chunk_bytes(std::size_t first, std::size_t k) {
+  return sizeof(Node<T>) * (first << k);
+}
+
 }  // namespace
 
 template <class T>
@@ -155,7 +162,7 @@ template <class T>
 Graph<T>::~Graph() {
   for (std::size_t i = 0; i < size_; ++i) at(static_cast<NodeId>(i)).~Node<T>();
   for (std::size_t k = 0; k < chunks_.size(); ++k)
-    detail::huge_free(chunks_[k], sizeof(Node<T>) * (kFirstChunk << k));
+    detail::huge_free(chunks_[k], chunk_bytes<T>(kFirstChunk, k));
 }
 
 template <class T>
@@ -169,7 +176,7 @@ NodeId Graph<T>::reserve_node() {
     // On huge pages from 2 MiB up (huge_alloc), and reused from the graph before.
     chunks_.reserve(k + 1);
     chunks_.push_back(static_cast<Node<T>*>(
-        detail::huge_alloc(sizeof(Node<T>) * (kFirstChunk << k), alignof(Node<T>))));
+        detail::huge_alloc(chunk_bytes<T>(kFirstChunk, k), alignof(Node<T>))));
   }
   uses_of_.emplace_back();
   in_begin_.push_back(static_cast<std::uint32_t>(in_ids_.size()));
