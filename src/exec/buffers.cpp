@@ -95,13 +95,37 @@ struct Arena {
 
 template <class T>
 void Plan<T>::plan_buffers() {
-  // Buffer owner of each slot: itself, or the slot an alias reads.
-  detail::big_vector<std::uint32_t> owner(slots.size());
-  for (std::size_t p = 0; p < slots.size(); ++p) owner[p] = static_cast<std::uint32_t>(p);
+  // Per slot: its buffer's owner (itself, or the slot an alias reads), the last unit that
+  // reads it, and its block while it is live: one array filled in one pass, since a plan of
+  // half a million scalars spends as much on initialising scratch arrays as on the blocks.
+  struct Buf {
+    Buf() {}  // set by the loop below, without a zeroing pass first
+    std::uint32_t owner, last_use;
+    std::size_t offset, length;
+  };
+  detail::big_vector<Buf> buf(slots.size());
+  for (std::size_t p = 0; p < slots.size(); ++p) {
+    slots[p].flags &= static_cast<std::uint8_t>(~kAlias);
+    Buf& b = buf[p];
+    b.owner = static_cast<std::uint32_t>(p);
+    b.last_use = 0;
+    b.offset = b.length = 0;
+  }
+  // What each unit reads, through aliases.
+  auto for_reads = [&](const Unit& u, auto&& f) {
+    if (u.group) {
+      for (std::uint32_t p : group_buffers[u.index].reads) f(buf[p].owner);
+      return;
+    }
+    const Step<T>& st = steps[u.index];
+    for_value_operands(st, step_inputs, *st.traits,
+                       [&](std::uint32_t, std::uint32_t p) { f(buf[p].owner); });
+  };
+  // Copies that need no buffer of their own leave the schedule; each remaining unit is the
+  // last reader of its operands so far (units run in order, so the last one seen stays).
   aliased.clear();
-  for (Slot<T>& sl : slots) sl.flags &= static_cast<std::uint8_t>(~kAlias);
   {
-    std::size_t kept = 0;
+    std::uint32_t kept = 0;
     for (const Unit& u : units) {
       if (!u.group) {
         const Step<T>& st = steps[u.index];
@@ -109,44 +133,28 @@ void Plan<T>::plan_buffers() {
         if (out_index[st.out] < 0 && st.in_count >= 1 &&
             slots[step_inputs[st.in_begin]].size == o.size && st.traits->copy_when_same_size) {
           o.flags |= kAlias;
-          owner[st.out] = owner[step_inputs[st.in_begin]];
+          buf[st.out].owner = buf[step_inputs[st.in_begin]].owner;
           aliased.push_back(u.index);
           continue;
         }
       }
+      for_reads(u, [&](std::uint32_t b) { buf[b].last_use = kept; });
       units[kept++] = u;
     }
     units.resize(kept);
   }
-  // What each unit reads, through aliases.
-  auto for_reads = [&](const Unit& u, auto&& f) {
-    if (u.group) {
-      for (std::uint32_t p : group_buffers[u.index].reads) f(owner[p]);
-      return;
-    }
-    const Step<T>& st = steps[u.index];
-    for_value_operands(st, step_inputs, *st.traits,
-                       [&](std::uint32_t, std::uint32_t p) { f(owner[p]); });
-  };
-  detail::big_vector<std::uint32_t> last_use(slots.size(), 0);
-  for (std::size_t u = 0; u < units.size(); ++u) {
-    for_reads(units[u], [&](std::uint32_t b) {
-      last_use[b] = std::max(last_use[b], static_cast<std::uint32_t>(u));
-    });
-  }
   Arena<T> arena_plan;
-  detail::big_vector<std::size_t> offset(slots.size(), 0);
-  detail::big_vector<std::size_t> length(slots.size(), 0);
   auto define = [&](std::uint32_t o) {
     if (out_index[o] < 0 && !(slots[o].flags & kAlias))
-      offset[o] = arena_plan.allocate(slots[o].size, &length[o]);
+      buf[o].offset = arena_plan.allocate(slots[o].size, &buf[o].length);
   };
-  detail::big_vector<std::size_t> block_offsets;  // of every group's blocks, in order
+  detail::big_vector<std::size_t> block_offsets;            // of every group's blocks, in order
+  std::vector<std::pair<std::size_t, std::size_t>> blocks;  // a group's: offset, length
   for (std::size_t u = 0; u < units.size(); ++u) {
-    std::vector<std::pair<std::size_t, std::size_t>> blocks;  // offset, length
     if (!units[u].group) {
       define(steps[units[u].index].out);
     } else {
+      blocks.clear();
       for (const auto& need : group_buffers[units[u].index].needs) {
         if (need.slot != GroupBuffers<T>::kBlock) {
           define(need.slot);
@@ -156,12 +164,12 @@ void Plan<T>::plan_buffers() {
         blocks.emplace_back(arena_plan.allocate(need.elements, &len), len);
         block_offsets.push_back(blocks.back().first);
       }
+      for (auto [off, len] : blocks) arena_plan.release(len, off);
     }
-    for (auto [off, len] : blocks) arena_plan.release(len, off);
     for_reads(units[u], [&](std::uint32_t b) {
-      if (length[b] && last_use[b] == u) {
-        arena_plan.release(length[b], offset[b]);
-        length[b] = 0;
+      if (buf[b].length && buf[b].last_use == u) {
+        arena_plan.release(buf[b].length, buf[b].offset);
+        buf[b].length = 0;
       }
     });
   }
@@ -191,7 +199,7 @@ void Plan<T>::plan_buffers() {
       }
       o.data = r.data();
     } else if (!(o.flags & kAlias)) {
-      o.data = at(offset[st.out]);
+      o.data = at(buf[st.out].offset);
     }
   }
   std::size_t next_block = 0;
