@@ -330,8 +330,9 @@ template <class T>
 Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs attrs) {
   // Operand shapes go to a reused scratch list, so building a million-node graph does not
   // allocate a list per node. It is only read before simplify(), which may re-enter apply().
-  std::vector<Shape>& shapes = scratch_shapes_;
-  shapes.resize(inputs.size());
+  // It never shrinks: a unary op after a binary one would free the second shape's buffer.
+  if (scratch_shapes_.size() < inputs.size()) scratch_shapes_.resize(inputs.size());
+  const std::span<Shape> shapes(scratch_shapes_.data(), inputs.size());
   bool all_constant = !inputs.empty();
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     const Node<T>& n = node(inputs[k]);
@@ -347,12 +348,13 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
     for (std::size_t k = 0; k < inputs.size(); ++k) s += (k ? ", " : " ") + describe(inputs[k]);
     return s;
   };
-  Shape out;
-  try {
-    out = op.infer_shape(shapes, attrs);
-  } catch (const std::invalid_argument& e) {
-    throw ShapeError(std::string(op.name()) + ": " + e.what() + operands());
-  }
+  Shape out = [&] {
+    try {
+      return op.infer_shape(shapes, attrs);
+    } catch (const std::invalid_argument& e) {
+      throw ShapeError(std::string(op.name()) + ": " + e.what() + operands());
+    }
+  }();
   // Every shape rule's result passes here: an overflowing element count never reaches a
   // kernel or a stride computation.
   if (bad_shape(out)) [[unlikely]] {
