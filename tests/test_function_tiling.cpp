@@ -683,6 +683,21 @@ void check_user_op_tiled(const xgrad::Op<T>& op, std::size_t n, std::size_t k, s
   }
 }
 
+/// TiledHuber whose forward() refuses residuals beyond 1e6: a member that throws inside a
+/// row-tiled group.
+template <class T>
+class CheckedHuber : public TiledHuber<T> {
+ public:
+  CheckedHuber() : TiledHuber<T>(false) {}
+  void forward(std::span<const xgrad::ConstTensor<T>> in, xgrad::Tensor<T> out,
+               const xgrad::Attrs& a) const override {
+    for (std::size_t i = 0; i < in[0].size; ++i) {
+      if (std::abs(in[0].data[i]) > T(1e6)) throw xgrad::ValueError("residual out of range");
+    }
+    PlainHuber<T>::forward(in, out, a);
+  }
+};
+
 // Guards a user op's way into row tiling: without traits() huber ends the group after
 // X @ w - y (matmul and sub) and runs over the whole residual, and so do the 7 steps after
 // it; declaring RowRole::elementwise puts it, the sum and the whole gradient in the group
@@ -699,6 +714,42 @@ TEST(RowTiling, UserOpJoinsGroupsThroughItsTraits) {
     for (const auto* op : {&rows_d, &loop_d}) check_user_op_tiled<double>(*op, 30011, 100, 9);
     for (const auto* op : {&rows_f, &loop_f}) check_user_op_tiled<float>(*op, 5003, 784, 9);
   });
+}
+
+// Guards the name in an error thrown by a member of a row-tiled group: the run fails
+// "while running" that member (the huber node, not the product before it or the sum
+// after it), at one thread and at two, and the Function stays usable.
+TEST(RowTiling, ThrowingMemberIsNamed) {
+  const std::size_t n = 30011, k = 100;
+  Regression<double> d(n, k, 83);
+  const CheckedHuber<double> op;
+  Graph<double> g;
+  auto X = g.input("X", {open, static_cast<xgrad::Dim>(k)});
+  auto y = g.input("y", {open});
+  auto w = g.parameter("w", d.beta);
+  xgrad::Attrs delta;
+  delta.real = 1.0;
+  auto terms = g.apply(op, {(xgrad::matmul(X, w) - y).id()}, delta).named("terms");
+  auto loss = xgrad::sum(terms);
+  auto f = xgrad::compile({loss, xgrad::grad(loss, {w})[0]});
+  xt::xarray<double> bad = d.y;
+  bad(20000) = 1e9;
+  const int old = xgrad::num_threads();
+  for (int threads : {1, 2}) {
+    xgrad::set_num_threads(threads);
+    try {
+      f.run({{X, d.X}, {y, bad}});
+      ADD_FAILURE() << "expected ValueError";
+    } catch (const xgrad::ValueError& e) {
+      const std::string msg = e.what();
+      EXPECT_TRUE(contains(msg, "while running 'terms' (huber")) << msg;
+      EXPECT_TRUE(contains(msg, "residual out of range")) << msg;
+    }
+    EXPECT_EQ(f.tiled_groups(), 1u);
+    const auto& out = f.run({{X, d.X}, {y, d.y}});
+    EXPECT_TRUE(std::isfinite(out[0]()));
+  }
+  xgrad::set_num_threads(old);
 }
 
 // Guards check_finite inside a tiled group: a NaN in row 20000 of X is reported by the

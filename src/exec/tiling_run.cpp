@@ -121,80 +121,86 @@ void resolve_calls(Plan<T>& p, Group<T>& gr, const GroupBuffers<T>& gb) {
   }
 }
 
-/// Part `part` of a group: rows [begin, end), block by block.
-template <class T>
+/// Part `part` of a group: rows [begin, end), block by block. A block of a few rows costs
+/// little more than its members' calls, so the loop keeps to them: the member that threw
+/// is found by the handler, and the finiteness check is compiled in or out.
+template <class T, bool Check>
 void run_part(Plan<T>& p, Group<T>& gr, std::size_t part, std::size_t begin, std::size_t end,
               const Step<T>*& current) {
-  const bool check = p.opts.check_finite;
   const std::size_t ntiles = gr.tiles.size();
-  Call<T>* calls = gr.calls.data() + part * gr.calls_per_part;
-  for (std::size_t r0 = begin; r0 < end; r0 += gr.rows) {
-    const std::size_t rows = std::min(gr.rows, end - r0);
-    if (rows != gr.rows) {  // the part's last block
-      for (std::size_t ti = 0; ti < ntiles; ++ti)
-        gr.dims[part * ntiles + ti][0] = static_cast<Dim>(rows);
-    }
-    for (std::size_t ci = 0; ci < gr.calls_per_part; ++ci) {
-      Call<T>& c = calls[ci];
-      current = c.st;
-      const std::size_t n = c.out.size(rows);
-      switch (c.kernel) {
-        case Kernel::dots:
-          kernels::gemv_dots<T>(c.in[0].at(r0), rows, c.in[0].row, c.in[1].base, T(0),
-                                c.out.at(r0));
-          break;
-        case Kernel::axpys:
-          // The block of A is in cache by now (A @ x read it); when A streams from memory,
-          // its next block is prefetched meanwhile (docs/benchmarks.md, workload 2 on Zen 3).
-          kernels::gemv_axpys<T>(
-              c.in[0].at(r0), rows, c.in[0].row, c.in[1].at(r0), T(1), c.out.base,
-              c.in[0].step && r0 + 2 * rows <= end ? c.in[0].at(r0 + rows) : nullptr);
-          continue;
-        case Kernel::sum: {
-          // In double and in row-major order, as the reduction over the whole array sums
-          // each part: tiled and untiled runs give the same value.
-          c.acc = xgrad::detail::sum_in_order(c.in[0].at(r0), c.in[0].size(rows), c.acc);
-          continue;
-        }
-        case Kernel::sum_rows: {
-          // Row after row, in double, as sum_to over the whole array adds each part's rows;
-          // the result is written once the last block is in.
-          const T* x = c.in[0].at(r0);
-          const std::size_t len = c.in[0].row;
-          double* acc = c.row_acc;
-          for (std::size_t r = 0; r < rows; ++r, x += len) xgrad::detail::accumulate(x, acc, len);
-          continue;
-        }
-        case Kernel::unary:
-          c.map->unary(c.in[0].at(r0), c.out.at(r0), n, *c.st->attrs);
-          break;
-        case Kernel::binary:
-          c.map->binary(c.in[0].at(r0), c.in[1].at(r0), c.out.at(r0), n);
-          break;
-        case Kernel::scalar_a:
-          c.map->scalar_a(c.in[0].base[0], c.in[1].at(r0), c.out.at(r0), n);
-          break;
-        case Kernel::scalar_b:
-          c.map->scalar_b(c.in[0].at(r0), c.in[1].base[0], c.out.at(r0), n);
-          break;
-        case Kernel::forward: {
-          std::array<ConstTensor<T>, 2> a;
-          for (std::uint32_t k = 0; k < c.nin; ++k) {
-            const Ref<T>& r = c.in[k];
-            a[k] = ConstTensor<T>{r.at(r0), {r.dims, r.rank}, r.size(rows)};
-          }
-          Tensor<T> out{c.out.at(r0), {c.out.dims, c.out.rank}, n};
-          if (c.m->role == Role::matmul_acc) {
-            const MatmulAttrs ma = matmul_attrs(*c.st->attrs);
-            kernels::matmul(a[0], a[1], out, ma.transpose_a, ma.transpose_b, T(1));
+  Call<T>* const calls = gr.calls.data() + part * gr.calls_per_part;
+  Call<T>* const last = calls + gr.calls_per_part;
+  Call<T>* c = calls;
+  try {
+    for (std::size_t r0 = begin; r0 < end; r0 += gr.rows) {
+      const std::size_t rows = std::min(gr.rows, end - r0);
+      if (rows != gr.rows) {  // the part's last block
+        for (std::size_t ti = 0; ti < ntiles; ++ti)
+          gr.dims[part * ntiles + ti][0] = static_cast<Dim>(rows);
+      }
+      for (c = calls; c != last; ++c) {
+        switch (c->kernel) {
+          case Kernel::dots:
+            kernels::gemv_dots<T>(c->in[0].at(r0), rows, c->in[0].row, c->in[1].base, T(0),
+                                  c->out.at(r0));
+            break;
+          case Kernel::axpys:
+            // The block of A is in cache by now (A @ x read it); when A streams from memory,
+            // its next block is prefetched meanwhile (docs/benchmarks.md, workload 2 on Zen 3).
+            kernels::gemv_axpys<T>(
+                c->in[0].at(r0), rows, c->in[0].row, c->in[1].at(r0), T(1), c->out.base,
+                c->in[0].step && r0 + 2 * rows <= end ? c->in[0].at(r0 + rows) : nullptr);
+            continue;
+          case Kernel::sum:
+            // In double and in row-major order, as the reduction over the whole array sums
+            // each part: tiled and untiled runs give the same value.
+            c->acc = xgrad::detail::sum_in_order(c->in[0].at(r0), c->in[0].size(rows), c->acc);
+            continue;
+          case Kernel::sum_rows: {
+            // Row after row, in double, as sum_to over the whole array adds each part's rows;
+            // the result is written once the last block is in.
+            const T* x = c->in[0].at(r0);
+            const std::size_t len = c->in[0].row;
+            double* acc = c->row_acc;
+            for (std::size_t r = 0; r < rows; ++r, x += len) xgrad::detail::accumulate(x, acc, len);
             continue;
           }
-          c.st->op->forward(std::span<const ConstTensor<T>>(a.data(), c.nin), out, *c.st->attrs);
-          break;
+          case Kernel::unary:
+            c->map->unary(c->in[0].at(r0), c->out.at(r0), c->out.size(rows), *c->st->attrs);
+            break;
+          case Kernel::binary:
+            c->map->binary(c->in[0].at(r0), c->in[1].at(r0), c->out.at(r0), c->out.size(rows));
+            break;
+          case Kernel::scalar_a:
+            c->map->scalar_a(c->in[0].base[0], c->in[1].at(r0), c->out.at(r0), c->out.size(rows));
+            break;
+          case Kernel::scalar_b:
+            c->map->scalar_b(c->in[0].at(r0), c->in[1].base[0], c->out.at(r0), c->out.size(rows));
+            break;
+          case Kernel::forward: {
+            std::array<ConstTensor<T>, 2> a;
+            for (std::uint32_t k = 0; k < c->nin; ++k) {
+              const Ref<T>& r = c->in[k];
+              a[k] = ConstTensor<T>{r.at(r0), {r.dims, r.rank}, r.size(rows)};
+            }
+            Tensor<T> out{c->out.at(r0), {c->out.dims, c->out.rank}, c->out.size(rows)};
+            if (c->m->role == Role::matmul_acc) {
+              const MatmulAttrs ma = matmul_attrs(*c->st->attrs);
+              kernels::matmul(a[0], a[1], out, ma.transpose_a, ma.transpose_b, T(1));
+              continue;
+            }
+            c->st->op->forward(std::span<const ConstTensor<T>>(a.data(), c->nin), out,
+                               *c->st->attrs);
+            break;
+          }
         }
+        if constexpr (Check)
+          p.check_values(*c->st, c->out.at(r0), c->out.size(rows), r0 * c->out.row);
       }
-      if (check) p.check_values(*c.st, c.out.at(r0), n, r0 * c.out.row);
     }
+  } catch (...) {
+    current = c->st;
+    throw;
   }
 }
 
@@ -209,7 +215,11 @@ void run_group(Plan<T>& p, std::uint32_t group, const Step<T>*& current) {
     exec::parallel_for(gr.n, gr.parts, true, [&](std::size_t b, std::size_t e, std::size_t part) {
       const Step<T>* cur = nullptr;
       try {
-        run_part(p, gr, part, b, e, cur);
+        if (p.opts.check_finite) {
+          run_part<T, true>(p, gr, part, b, e, cur);
+        } else {
+          run_part<T, false>(p, gr, part, b, e, cur);
+        }
       } catch (...) {
         gr.failed[part] = cur;
         throw;
