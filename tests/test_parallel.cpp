@@ -3,6 +3,7 @@
 // concurrent calls run, and every split kernel gives what one thread gives (bit for bit where
 // threads.hpp promises it, within rounding elsewhere), the same bits on every run at a given
 // thread count. Run under ThreadSanitizer by .ci/run.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -170,6 +171,24 @@ TEST(ThreadPool, SetNumThreadsChecksItsArgumentAndTheEnvironment) {
   }
   xgrad::set_num_threads(old);
   EXPECT_EQ(xgrad::num_threads(), old);
+}
+
+// XGRAD_THREADS and set_num_threads are the one setting for OpenBLAS too: at one thread it
+// must not keep the threads OpenBLAS had (OPENBLAS_NUM_THREADS, or all cores by default),
+// and at more xgrad splits the products itself.
+TEST(ThreadPool, OpenBlasRunsOnOneThreadAtEverySetting) {
+  using SetFn = void (*)(int);
+  using GetFn = int (*)();
+  const auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  const auto get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (!set || !get) GTEST_SKIP() << "the BLAS in this process is not OpenBLAS";
+  set(2);
+  if (get() != 2) GTEST_SKIP() << "this OpenBLAS build runs on one thread only";
+  for (int n : {1, 2, 3, 1}) {
+    set(2);  // as OPENBLAS_NUM_THREADS=2, or a call of the program's own, leaves it
+    Threads t(n);
+    EXPECT_EQ(get(), 1) << "at " << n << " xgrad threads";
+  }
 }
 
 // ---------------------------------------------------------------- kernels

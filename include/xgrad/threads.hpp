@@ -5,10 +5,11 @@
 /// xgrad keeps one pool of `num_threads() - 1` worker threads beside the thread that runs a
 /// Function. A kernel splits its work into at most num_threads() parts by a fixed rule of the
 /// thread count and the shape (never by timing), and runs the parts concurrently only when the
-/// work is large enough to pay for waking the workers. While the pool has more than one
-/// thread, OpenBLAS is set to one thread of its own (through `openblas_set_num_threads`,
-/// looked up at run time, so other BLAS libraries are left alone) and xgrad splits the
-/// products itself, so the machine is never oversubscribed.
+/// work is large enough to pay for waking the workers. OpenBLAS is set to one thread of its
+/// own at every setting (through `openblas_set_num_threads`, looked up at run time, so other
+/// BLAS libraries are left alone): with more threads xgrad splits the products itself, so the
+/// machine is never oversubscribed, and at one thread the program runs on one core
+/// whatever OPENBLAS_NUM_THREADS says.
 ///
 /// Determinism. For a given thread count every result is the same to the last bit from run to
 /// run, whether the parts ran concurrently or one after another (a call that finds the pool

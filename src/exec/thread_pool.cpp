@@ -99,9 +99,8 @@ int default_threads() {
   return static_cast<int>(v);
 }
 
-// OpenBLAS's thread setter and getter, when the BLAS in the process is OpenBLAS.
+// OpenBLAS's thread setter, when the BLAS in the process is OpenBLAS.
 using SetThreads = void (*)(int);
-using GetThreads = int (*)();
 
 // The pool's thread count once known, outside the pool: num_threads() is asked on every
 // run (bind.cpp) and the function-local pool's guard costs more than the answer.
@@ -221,6 +220,7 @@ class Pool {
 
   // Holding use_.
   void resize(int n) {
+    set_blas_threads();  // also when n is unchanged: a user may have raised it meanwhile
     if (n == threads_.load(std::memory_order_relaxed) && workers_.size() + 1 == std::size_t(n))
       return;
     stop_workers();
@@ -231,7 +231,6 @@ class Pool {
     for (int i = 1; i < n; ++i) workers_.emplace_back([this, g0] { worker(g0); });
     threads_.store(n, std::memory_order_release);
     known_threads.store(n, std::memory_order_release);
-    set_blas_threads(n);
   }
 
   void stop_workers() {
@@ -243,21 +242,13 @@ class Pool {
     workers_.clear();
   }
 
-  // While the pool has more than one thread, OpenBLAS runs on one (xgrad splits the products);
-  // at one thread it gets back the setting it had before.
-  void set_blas_threads(int n) {
+  // OpenBLAS runs on one thread at every setting: with more, xgrad splits the products itself
+  // (OpenBLAS's threads and xgrad's workers would compete for the same cores), and at one
+  // thread one is what was asked for (XGRAD_THREADS=1 must not leave OpenBLAS on all cores).
+  static void set_blas_threads() {
     static const auto set_fn =
         reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-    static const auto get_fn =
-        reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    if (!set_fn) return;
-    if (n > 1) {
-      if (blas_saved_ == 0) blas_saved_ = get_fn ? std::max(1, get_fn()) : 1;
-      set_fn(1);
-    } else if (blas_saved_ > 0) {
-      set_fn(blas_saved_);
-      blas_saved_ = 0;
-    }
+    if (set_fn) set_fn(1);
   }
 
   std::mutex use_;  // the caller owning the pool, and resizing
@@ -271,7 +262,6 @@ class Pool {
   PartFn fn_{};
   std::size_t count_ = 0;
   std::vector<std::exception_ptr> errors_;
-  int blas_saved_ = 0;
 };
 
 Pool& pool() {
