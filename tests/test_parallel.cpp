@@ -5,10 +5,13 @@
 // thread count. Run under ThreadSanitizer by .ci/run.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -189,6 +192,53 @@ TEST(ThreadPool, OpenBlasRunsOnOneThreadAtEverySetting) {
     Threads t(n);
     EXPECT_EQ(get(), 1) << "at " << n << " xgrad threads";
   }
+}
+
+// The default thread count keeps to a cgroup's CPU quota (a container run with --cpus=2 on
+// a large host): v2 and v1 files, the smallest over the ancestors, rounded up, and no limit
+// where there is none or the files cannot be read.
+TEST(ThreadPool, CgroupCpuQuotaLimitsTheDefault) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("xgrad_cgroup_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  auto put = [&](const std::string& rel, const std::string& text) {
+    fs::create_directories((root / rel).parent_path());
+    std::ofstream(root / rel) << text;
+  };
+  auto put_v1 = [&](const std::string& dir, const std::string& quota) {
+    put(dir + "/cpu.cfs_quota_us", quota + "\n");
+    put(dir + "/cpu.cfs_period_us", "100000\n");
+  };
+  const std::string r = root.string();
+  using exec::cgroup_cpu_limit;
+  // v2: the cgroup's own quota, rounded up; an ancestor's smaller one wins; "max" is none.
+  put("a/b/cpu.max", "150000 100000\n");
+  put("a/cpu.max", "max 100000\n");
+  EXPECT_EQ(cgroup_cpu_limit(r, "0::/a/b\n"), 2);
+  put("a/cpu.max", "100000 100000\n");
+  EXPECT_EQ(cgroup_cpu_limit(r, "0::/a/b\n"), 1);
+  put("a/cpu.max", "max 100000\n");
+  put("a/b/cpu.max", "max 100000\n");
+  EXPECT_EQ(cgroup_cpu_limit(r, "0::/a/b\n"), 0);
+  // A hybrid system mounts the v2 hierarchy at unified/.
+  put("unified/c/cpu.max", "300000 100000\n");
+  EXPECT_EQ(cgroup_cpu_limit(r, "0::/c\n"), 3);
+  // v1, under the joined controller list or under cpu/, beside other controllers' lines.
+  put_v1("cpu,cpuacct/x", "250000");
+  EXPECT_EQ(cgroup_cpu_limit(r, "4:memory:/m\n3:cpu,cpuacct:/x\n0::/\n"), 3);
+  put_v1("cpu/y", "-1");
+  EXPECT_EQ(cgroup_cpu_limit(r, "1:cpu:/y\n"), 0);
+  // A container without a cgroup namespace: the host's path is missing, the mount's own
+  // files hold the container's quota.
+  put_v1("cpu", "50000");
+  EXPECT_EQ(cgroup_cpu_limit(r, "1:cpu:/docker/0123abcd\n"), 1);
+  // Nothing to read, or nothing that parses.
+  EXPECT_EQ(cgroup_cpu_limit(r, ""), 0);
+  EXPECT_EQ(cgroup_cpu_limit(r, "garbage\n2:cpu\n"), 0);
+  put("d/cpu.max", "lots 100000\n");
+  EXPECT_EQ(cgroup_cpu_limit(r, "0::/d\n"), 0);
+  EXPECT_EQ(cgroup_cpu_limit((root / "none").string(), "0::/a/b\n1:cpu:/y\n"), 0);
+  fs::remove_all(root);
 }
 
 // ---------------------------------------------------------------- kernels

@@ -29,9 +29,10 @@ namespace xgrad {
 
 /// Sets the number of threads xgrad runs on (the caller plus n - 1 workers); n = 0 goes back
 /// to the default: the environment variable XGRAD_THREADS when set, else the cores available
-/// to the process. Blocks while another thread is inside a parallel region. Throws ValueError
-/// for n < 0, when called from inside a parallel part, or (n = 0) for an XGRAD_THREADS that is
-/// not a whole number from 1 to 1024.
+/// to the process (its affinity mask, at most its cgroup's CPU quota rounded up: a container
+/// run with `--cpus=2` gets 2). Blocks while another thread is inside a parallel region. Throws
+/// ValueError for n < 0, when called from inside a parallel part, or (n = 0) for an XGRAD_THREADS
+/// that is not a whole number from 1 to 1024.
 void set_num_threads(int n);
 
 /// The number of threads xgrad runs on (at least 1). The first call reads the default (see

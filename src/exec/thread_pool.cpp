@@ -73,15 +73,16 @@ bool spin_until(bool (*done)(const void*), const void* ctx, unsigned us) {
 
 namespace {
 
-/// Cores this process may run on.
+/// Cores this process may run on: those of its affinity mask, at most as many as its cgroup's
+/// CPU quota allows.
 int available_cores() {
+  int n = 0;
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int quota = cgroup_cpu_limit();
+  return quota > 0 ? std::min(n, quota) : n;
 }
 
 /// XGRAD_THREADS when set (and not empty), else the available cores.

@@ -8,11 +8,20 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <type_traits>
 
 #include "xgrad/threads.hpp"
 
 namespace xgrad::exec {
+
+/// CPUs the process's cgroup lets it use: its CPU quota (cgroup v2 `cpu.max`, else v1
+/// `cpu.cfs_quota_us` over `cpu.cfs_period_us`), the smallest of the cgroup's and its
+/// ancestors', rounded up; 0 when no quota applies or none can be read.
+int cgroup_cpu_limit();
+/// cgroup_cpu_limit() for a cgroup file system mounted at cgroup_root and the text of a
+/// /proc/self/cgroup (tests give it a directory of their own).
+int cgroup_cpu_limit(const std::string& cgroup_root, const std::string& proc_self_cgroup);
 
 /// A part's body: f(begin, end, part) over items [begin, end) of the range.
 struct PartFn {
