@@ -36,6 +36,11 @@ long long leading_number(const std::string& s, std::size_t* end = nullptr) {
   return v;
 }
 
+// Keeps the smallest limit seen (0: none yet; a limit of 0 is no limit).
+void keep_smallest(int& best, int n) {
+  if (n > 0 && (best == 0 || n < best)) best = n;
+}
+
 // CPUs a quota of `quota` per `period` allows, rounded up; 0 for no limit.
 int cpus_of(long long quota, long long period) {
   if (quota <= 0 || period <= 0) return 0;
@@ -67,8 +72,7 @@ int smallest_limit(const std::string& mount, std::string path, F&& limit_of) {
   int best = 0;
   for (;;) {
     while (path.size() > 1 && path.back() == '/') path.pop_back();
-    const int n = limit_of(path == "/" ? mount : mount + path);
-    if (n > 0 && (best == 0 || n < best)) best = n;
+    keep_smallest(best, limit_of(path == "/" ? mount : mount + path));
     if (path.empty() || path == "/") return best;
     const std::size_t slash = path.rfind('/');
     path = slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
@@ -79,9 +83,7 @@ int smallest_limit(const std::string& mount, std::string path, F&& limit_of) {
 
 int cgroup_cpu_limit(const std::string& cgroup_root, const std::string& proc_self_cgroup) {
   int best = 0;
-  auto take = [&best](int n) {
-    if (n > 0 && (best == 0 || n < best)) best = n;
-  };
+  auto take = [&best](int n) { keep_smallest(best, n); };
   std::istringstream lines(proc_self_cgroup);
   std::string line;
   while (std::getline(lines, line)) {
