@@ -31,9 +31,15 @@ std::string dims(const S& shape) {
   return s + ")";
 }
 
+// A loop of its own: std::equal on two shapes becomes a call of memcmp, which costs more
+// than comparing the one or two extents of a small parameter (a check of every step).
 template <class A, class B>
 bool equal_shape(const A& a, const B& b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
 }
 
 void check_options(const std::string& who, const Options& o) {

@@ -24,6 +24,11 @@ void GradientDescent<T>::update(xt::xarray<T>& value, const xt::xarray<T>& grad,
   T* v = value.data();
   const T* g = grad.data();
   const T lr = ctx.lr;
+  const std::size_t n = value.size();
+  if (n < xgrad::detail::kShortMap) {  // map2's own short loop, without the split's bookkeeping
+    for (std::size_t i = 0; i < n; ++i) v[i] = v[i] - lr * g[i];
+    return;
+  }
   exec::parallel_for_work(
       value.size(), 2, exec::kMinPartWork, [&](std::size_t b, std::size_t e, std::size_t) {
         xgrad::detail::map2(v + b, g + b, v + b, e - b, [lr](T p, T d) { return p - lr * d; });
