@@ -19,11 +19,13 @@
 
 namespace xgrad::detail {
 
-/// The one instance of an op class; nodes point at it.
+/// The one instance of an op class; nodes point at it. Constant-initialised (op classes
+/// hold no state), so no call checks a guard: builders ask for it on every node.
 template <class O>
-const O& instance() {
-  static const O op;
-  return op;
+inline constexpr O kInstance{};
+template <class O>
+constexpr const O& instance() {
+  return kInstance<O>;
 }
 
 /// Graph both handles belong to, or a GraphError naming the op and both nodes.
