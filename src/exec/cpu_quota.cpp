@@ -48,8 +48,9 @@ int cpus_of(long long quota, long long period) {
   return static_cast<int>(std::min<long long>(n, INT_MAX));
 }
 
-// v2: "max 100000" (no limit) or "200000 100000".
-int cpus_v2(const std::string& text) {
+// v2: cpu.max, "max 100000" (no limit) or "200000 100000".
+int cpus_v2(const std::string& dir) {
+  const std::string text = read_file(dir + "/cpu.max");
   std::size_t end = 0;
   const long long quota = leading_number(text, &end);
   if (quota < 0) return 0;
@@ -83,7 +84,6 @@ int smallest_limit(const std::string& mount, std::string path, F&& limit_of) {
 
 int cgroup_cpu_limit(const std::string& cgroup_root, const std::string& proc_self_cgroup) {
   int best = 0;
-  auto take = [&best](int n) { keep_smallest(best, n); };
   std::istringstream lines(proc_self_cgroup);
   std::string line;
   while (std::getline(lines, line)) {
@@ -97,9 +97,7 @@ int cgroup_cpu_limit(const std::string& cgroup_root, const std::string& proc_sel
     if (line.compare(0, a, "0") == 0 && controllers.empty()) {  // the v2 hierarchy
       // Mounted at the root, or beside the v1 controllers on a hybrid system.
       for (const char* sub : {"", "/unified"}) {
-        take(smallest_limit(cgroup_root + sub, path, [](const std::string& dir) {
-          return cpus_v2(read_file(dir + "/cpu.max"));
-        }));
+        keep_smallest(best, smallest_limit(cgroup_root + sub, path, cpus_v2));
       }
       continue;
     }
@@ -110,7 +108,7 @@ int cgroup_cpu_limit(const std::string& cgroup_root, const std::string& proc_sel
     // A v1 controller is mounted under its own name, or under the joined list of the
     // controllers mounted together ("cpu,cpuacct").
     for (const std::string& dir : {controllers, std::string("cpu"), std::string("cpu,cpuacct")}) {
-      take(smallest_limit(cgroup_root + "/" + dir, path, cpus_v1));
+      keep_smallest(best, smallest_limit(cgroup_root + "/" + dir, path, cpus_v1));
     }
   }
   return best;

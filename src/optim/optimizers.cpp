@@ -24,15 +24,13 @@ void GradientDescent<T>::update(xt::xarray<T>& value, const xt::xarray<T>& grad,
   T* v = value.data();
   const T* g = grad.data();
   const T lr = ctx.lr;
+  const auto rule = [lr](T p, T d) { return p - lr * d; };
   const std::size_t n = value.size();
-  if (n < xgrad::detail::kShortMap) {  // map2's own short loop, without the split's bookkeeping
-    for (std::size_t i = 0; i < n; ++i) v[i] = v[i] - lr * g[i];
-    return;
-  }
-  exec::parallel_for_work(
-      value.size(), 2, exec::kMinPartWork, [&](std::size_t b, std::size_t e, std::size_t) {
-        xgrad::detail::map2(v + b, g + b, v + b, e - b, [lr](T p, T d) { return p - lr * d; });
-      });
+  // A short parameter goes straight to map2's short loop, without the split's bookkeeping.
+  if (n < xgrad::detail::kShortMap) return xgrad::detail::map2(v, g, v, n, rule);
+  exec::parallel_for_work(n, 2, exec::kMinPartWork, [&](std::size_t b, std::size_t e, std::size_t) {
+    xgrad::detail::map2(v + b, g + b, v + b, e - b, rule);
+  });
 }
 
 template <class T>
