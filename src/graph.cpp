@@ -167,18 +167,30 @@ Graph<T>::~Graph() {
 
 template <class T>
 NodeId Graph<T>::reserve_node() {
+  const NodeId id = static_cast<NodeId>(size_);
+  // A new chunk and the size check out of line, so that this path, which every node a
+  // builder makes takes, saves no registers.
+  if (size_ >= std::numeric_limits<NodeId>::max() - 1 || chunk_of(id) == chunks_.size())
+      [[unlikely]] {
+    return reserve_node_slow();
+  }
+  uses_of_.push_back(Uses{});
+  in_begin_.push_back(static_cast<std::uint32_t>(in_ids_.size()));
+  return id;
+}
+
+template <class T>
+NodeId Graph<T>::reserve_node_slow() {
   if (size_ >= std::numeric_limits<NodeId>::max() - 1) {
     throw GraphError("graph is full (" + std::to_string(size_) + " nodes)");
   }
-  NodeId id = static_cast<NodeId>(size_);
-  std::size_t k = chunk_of(id);
-  if (k == chunks_.size()) {
-    // On huge pages from 2 MiB up (huge_alloc), and reused from the graph before.
-    chunks_.reserve(k + 1);
-    chunks_.push_back(static_cast<Node<T>*>(
-        detail::huge_alloc(chunk_bytes<T>(kFirstChunk, k), alignof(Node<T>))));
-  }
-  uses_of_.emplace_back();
+  const NodeId id = static_cast<NodeId>(size_);
+  const std::size_t k = chunk_of(id);
+  // On huge pages from 2 MiB up (huge_alloc), and reused from the graph before.
+  chunks_.reserve(k + 1);
+  chunks_.push_back(
+      static_cast<Node<T>*>(detail::huge_alloc(chunk_bytes<T>(kFirstChunk, k), alignof(Node<T>))));
+  uses_of_.push_back(Uses{});
   in_begin_.push_back(static_cast<std::uint32_t>(in_ids_.size()));
   return id;
 }
@@ -220,8 +232,15 @@ template <class T>
 bool Graph<T>::same_runtime_shape(NodeId a, NodeId b) const {
   const Shape& sa = node(a).shape;
   const Shape& sb = node(b).shape;
-  if (sa != sb) return false;
-  if (std::find(sa.begin(), sa.end(), open) == sa.end()) return true;
+  // One loop, not operator!= (a memcmp call) and then a search: every gradient rule of a
+  // broadcasting op asks this, mostly about equal shapes without open dimensions.
+  if (sa.size() != sb.size()) return false;
+  bool any_open = false;
+  for (std::size_t i = 0; i < sa.size(); ++i) {
+    if (sa[i] != sb[i]) return false;
+    any_open = any_open || sa[i] == open;
+  }
+  if (!any_open) return true;
   auto root = [this](NodeId id) {
     for (;;) {
       const Node<T>& n = at(id);
@@ -410,7 +429,7 @@ Expr<T> Graph<T>::apply(const Op<T>& op, std::span<const NodeId> inputs, Attrs a
   if (in_ids_.size() + inputs.size() >= kNone) {
     throw GraphError("graph is full (too many operand references)");
   }
-  for (NodeId i : inputs) in_ids_.push_back(i);  // (a range insert calls memmove)
+  for (NodeId i : inputs) in_ids_.push_back(i);
   for (NodeId i : inputs) {
     if (uses_.size() >= kNone) throw GraphError("graph is full (too many operand references)");
     uses_.push_back({id, uses_of_[i].first});

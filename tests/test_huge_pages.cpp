@@ -1,7 +1,7 @@
 // The allocator of the library's large internal arrays (src/huge_pages.hpp): arrays of
 // kHugePage and more start on a huge page boundary, smaller ones come from operator new,
-// a vector keeps its contents when it grows across the threshold, and freed blocks of
-// kHugePage and more are reused for a while, then given back.
+// a vector (and a graph's AppendArray) keeps its contents when it grows across the
+// threshold, and freed blocks of kHugePage and more are reused for a while, then given back.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -46,6 +46,33 @@ TEST(HugePages, GrowingAcrossTheThresholdKeepsTheValues) {
   v.shrink_to_fit();  // back to operator new
   EXPECT_EQ(v.size(), 10u);
   EXPECT_EQ(v[9], 27u);
+}
+
+// A graph's bookkeeping arrays: the same growth, and appending one of the array's own values
+// when the append reallocates (the value is read before the old buffer is freed).
+TEST(HugePages, AppendArrayGrowsAcrossTheThresholdAndAppendsItsOwnValues) {
+  xgrad::detail::AppendArray<std::uint64_t> v;
+  EXPECT_EQ(v.size(), 0u);
+  const std::size_t n = 4 * kHugePage / sizeof(std::uint64_t) + 12345;
+  std::size_t self_appends_at_growth = 0;
+  v.push_back(5);
+  for (std::size_t i = 1; i < n; ++i) {
+    if (v.size() == v.capacity()) {
+      ++self_appends_at_growth;
+      v.push_back(v[0]);  // x refers into the buffer being replaced
+      EXPECT_EQ(v[i], 5u) << "at size " << i;
+      v[i] = i * 3;
+      continue;
+    }
+    v.push_back(i * 3);
+  }
+  ASSERT_EQ(v.size(), n);
+  EXPECT_GE(v.capacity(), n);
+  EXPECT_GT(self_appends_at_growth, 5u);  // the aliasing case was exercised repeatedly
+  EXPECT_EQ(address(v.data()) % kHugePage, 0u);
+  std::uint64_t bad = v[0] != 5;
+  for (std::size_t i = 1; i < n; ++i) bad += v[i] != i * 3;
+  EXPECT_EQ(bad, 0u);
 }
 
 TEST(HugePages, OverlongRequestsThrowBadAlloc) {

@@ -233,7 +233,7 @@ class Graph {
     return static_cast<std::size_t>(std::bit_width((std::size_t{id} >> kFirstBits) + 1)) - 1;
   }
   static std::size_t chunk_start(std::size_t k) { return (kFirstChunk << k) - kFirstChunk; }
-  Node<T>& at(NodeId id) {
+  [[gnu::always_inline]] Node<T>& at(NodeId id) {  // a call costs as much as its index math
     std::size_t k = chunk_of(id);
     return chunks_[k][id - chunk_start(k)];
   }
@@ -245,6 +245,7 @@ class Graph {
   // Room and bookkeeping for node size(): the caller constructs it at at(id) and then
   // counts it (++size_), so an op node is built from its fields in place.
   NodeId reserve_node();
+  [[gnu::noinline, gnu::cold]] NodeId reserve_node_slow();  // a new chunk, or "graph is full"
   [[noreturn]] void out_of_range(NodeId id) const;
   // Common-subexpression elimination by use lists: an identical node, if one exists,
   // consumes every operand of the new one, so apply() scans the consumers of the operand
@@ -264,11 +265,11 @@ class Graph {
   friend struct detail::GraphAccess;
   // Operand ids of every node, node after node (a copy of Node::inputs packed for the
   // sweeps of topological ordering, which then never touch the nodes themselves).
-  detail::big_vector<std::uint32_t> in_begin_;  // per node: first operand in in_ids_
-  detail::big_vector<NodeId> in_ids_;
-  detail::big_vector<Uses> uses_of_;  // per node
-  detail::big_vector<Use> uses_;      // use records, appended per operand of each op node
-  std::vector<NodeId> leaf_ops_;      // op nodes without operands
+  detail::AppendArray<std::uint32_t> in_begin_;  // per node: first operand in in_ids_
+  detail::AppendArray<NodeId> in_ids_;
+  detail::AppendArray<Uses> uses_of_;  // per node
+  detail::AppendArray<Use> uses_;      // use records, appended per operand of each op node
+  std::vector<NodeId> leaf_ops_;       // op nodes without operands
   std::unordered_map<std::uint64_t, NodeId> scalars_;  // bit pattern -> interned scalar
   // A direct-mapped cache in front of scalars_, so the few scalars a loop uses are found
   // without hashing.

@@ -4,9 +4,12 @@
 /// kept for reuse. Public only because Graph's members use it.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 namespace xgrad::detail {
@@ -55,5 +58,56 @@ struct HugePageAllocator {
 /// A std::vector whose buffers of kHugePage and more live on huge pages.
 template <class T>
 using big_vector = std::vector<T, HugePageAllocator<T>>;
+
+/// An append-only array of trivially copyable values on HugePageAllocator memory: a graph's
+/// per-node and per-operand bookkeeping. Its push_back is a compare and a store in the
+/// caller; std::vector's, which GCC often leaves out of line, saves and restores six
+/// registers per call, as much as the rest of a node's bookkeeping.
+template <class T>
+class AppendArray {
+  static_assert(std::is_trivially_copyable_v<T>, "AppendArray holds plain values");
+
+ public:
+  AppendArray() = default;
+  AppendArray(const AppendArray&) = delete;
+  AppendArray& operator=(const AppendArray&) = delete;
+  ~AppendArray() {
+    if (data_) HugePageAllocator<T>().deallocate(data_, cap_);
+  }
+  /// Number of values.
+  std::size_t size() const { return size_; }
+  /// Values the array holds before it reallocates.
+  std::size_t capacity() const { return cap_; }
+  /// Value i (< size()).
+  T& operator[](std::size_t i) { return data_[i]; }
+  /// Value i (< size()).
+  const T& operator[](std::size_t i) const { return data_[i]; }
+  /// The first value.
+  const T* data() const { return data_; }
+  /// Appends x (which may be one of the array's values).
+  void push_back(const T& x) {
+    if (size_ == cap_) [[unlikely]] {
+      const T copy = x;  // x may live in the buffer grow() frees
+      grow(size_ + 1);
+      data_[size_++] = copy;
+      return;
+    }
+    data_[size_++] = x;
+  }
+
+ private:
+  // Doubles the capacity, at least to `need`.
+  [[gnu::noinline]] void grow(std::size_t need) {
+    const std::size_t cap = std::max<std::size_t>({need, 2 * cap_, 16});
+    T* p = HugePageAllocator<T>().allocate(cap);
+    if (size_) std::memcpy(static_cast<void*>(p), data_, size_ * sizeof(T));
+    if (data_) HugePageAllocator<T>().deallocate(data_, cap_);
+    data_ = p;
+    cap_ = cap;
+  }
+
+  T* data_ = nullptr;
+  std::size_t size_ = 0, cap_ = 0;
+};
 
 }  // namespace xgrad::detail
