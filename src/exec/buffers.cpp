@@ -21,9 +21,9 @@ constexpr std::size_t kAlign = 64;
 /// churn when blocks of one size are freed and taken in turn). The list of the length last
 /// used is found without a tree search.
 struct Pool {
-  std::map<std::size_t, std::vector<std::size_t>> free_blocks;  // length -> offsets
+  std::map<std::size_t, detail::AppendArray<std::size_t>> free_blocks;  // length -> offsets
   std::size_t hot_len = 0;
-  std::vector<std::size_t>* hot = nullptr;
+  detail::AppendArray<std::size_t>* hot = nullptr;
   std::size_t top = 0;
 
   // The exact fits of the hot length inline, the searches out of line: a plan of a

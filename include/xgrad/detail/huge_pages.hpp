@@ -59,10 +59,10 @@ struct HugePageAllocator {
 template <class T>
 using big_vector = std::vector<T, HugePageAllocator<T>>;
 
-/// An append-only array of trivially copyable values on HugePageAllocator memory: a graph's
-/// per-node and per-operand bookkeeping. Its push_back is a compare and a store in the
-/// caller; std::vector's, which GCC often leaves out of line, saves and restores six
-/// registers per call, as much as the rest of a node's bookkeeping.
+/// A growing array of trivially copyable values on HugePageAllocator memory: a graph's
+/// per-node and per-operand bookkeeping, the free lists of a plan's buffers. Its push_back is a
+/// compare and a store in the caller; std::vector's, which GCC often leaves out of line, saves and
+/// restores six registers per call, as much as the rest of a node's bookkeeping.
 template <class T>
 class AppendArray {
   static_assert(std::is_trivially_copyable_v<T>, "AppendArray holds plain values");
@@ -82,8 +82,14 @@ class AppendArray {
   T& operator[](std::size_t i) { return data_[i]; }
   /// Value i (< size()).
   const T& operator[](std::size_t i) const { return data_[i]; }
+  /// True when the array holds no value.
+  bool empty() const { return size_ == 0; }
   /// The first value.
   const T* data() const { return data_; }
+  /// The last value (the array is not empty).
+  T& back() { return data_[size_ - 1]; }
+  /// Removes the last value (the array is not empty).
+  void pop_back() { --size_; }
   /// Appends x (which may be one of the array's values).
   void push_back(const T& x) {
     if (size_ == cap_) [[unlikely]] {
