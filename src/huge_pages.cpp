@@ -13,13 +13,13 @@
 namespace xgrad::detail {
 namespace {
 
-/// Freed blocks of whole huge pages, kept for reuse. glibc maps blocks of 32 MiB and more
-/// afresh on every allocation and unmaps them on free, and gives smaller ones back to the
-/// kernel when the top of its heap has more free than a threshold, so each graph built
-/// after another would have the kernel fault in and clear much of its memory again (a
-/// quarter of the time of building, differentiating and compiling a graph of scalar ops).
-/// The cache gives a block back to the kernel once it has not been reused for a while, and
-/// never holds more than a bound.
+/// Freed blocks of whole pages (whole huge pages from kHugePage up), kept for reuse. glibc maps
+/// blocks of 32 MiB and more afresh on every allocation and unmaps them on free, and gives smaller
+/// ones back to the kernel when the top of its heap has more free than a threshold, so each graph
+/// built after another would have the kernel fault in and clear much of its memory again (a quarter
+/// of the time of building, differentiating and compiling a graph of scalar ops). The cache gives a
+/// block back to the kernel once it has not been reused for a while, and never holds more than a
+/// bound.
 class BlockCache {
  public:
   BlockCache() { blocks_.reserve(kMaxBlocks); }
@@ -94,33 +94,44 @@ BlockCache& cache() {
   return *c;
 }
 
+constexpr std::size_t kPage = 4096;
+
+// The size of the block kept for `bytes` (kKeptBlock and more): whole huge pages from
+// kHugePage up, whole pages below.
 std::size_t block_size(std::size_t bytes) {
-  if (bytes > static_cast<std::size_t>(-1) - kHugePage) throw std::bad_alloc();
-  return (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  const std::size_t unit = bytes < kHugePage ? kPage : kHugePage;
+  if (bytes > static_cast<std::size_t>(-1) - unit) throw std::bad_alloc();
+  return (bytes + unit - 1) / unit * unit;
 }
 
 }  // namespace
 
 void* huge_alloc(std::size_t bytes, std::size_t align) {
-  if (bytes < kHugePage) {
+  if (bytes < kKeptBlock) {
     if (bytes > static_cast<std::size_t>(-1) - align) throw std::bad_alloc();
     void* p = std::aligned_alloc(align, (bytes + align - 1) / align * align);
     if (!p) throw std::bad_alloc();
     return p;
   }
   const std::size_t size = block_size(bytes);
-  if (void* p = cache().take(size)) return p;
-  void* p = std::aligned_alloc(std::max(align, kHugePage), size);
+  const bool huge = size >= kHugePage;
+  // Kept blocks start on a page (a huge page from kHugePage up), which serves any smaller
+  // alignment.
+  const std::size_t unit = huge ? kHugePage : kPage;
+  if (align <= unit) {
+    if (void* p = cache().take(size)) return p;
+  }
+  void* p = std::aligned_alloc(std::max(align, unit), size);
   if (!p) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE
-  madvise(p, size, MADV_HUGEPAGE);  // a hint: failure is harmless
+  if (huge) madvise(p, size, MADV_HUGEPAGE);  // a hint: failure is harmless
 #endif
   return p;
 }
 
 void huge_free(void* p, std::size_t bytes) noexcept {
   if (!p) return;
-  if (bytes < kHugePage) {
+  if (bytes < kKeptBlock) {
     std::free(p);
     return;
   }

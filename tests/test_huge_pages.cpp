@@ -1,7 +1,7 @@
 // The allocator of the library's large internal arrays (src/huge_pages.hpp): arrays of
 // kHugePage and more start on a huge page boundary, smaller ones come from operator new,
 // a vector (and a graph's AppendArray) keeps its contents when it grows across the
-// threshold, and freed blocks of kHugePage and more are reused for a while, then given back.
+// threshold, and freed blocks of kKeptBlock and more are reused for a while, then given back.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -16,6 +16,7 @@ namespace {
 
 using xgrad::detail::big_vector;
 using xgrad::detail::kHugePage;
+using xgrad::detail::kKeptBlock;
 
 std::uintptr_t address(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
 
@@ -109,10 +110,22 @@ TEST(HugePages, FreedLargeBlocksAreReusedThenGivenBack) {
   EXPECT_EQ(huge_cached_bytes(), 0u);
   huge_free(s, kHugePage);
   EXPECT_EQ(huge_cached_bytes(), kHugePage);
-  // Blocks below kHugePage are never kept.
-  void* t = huge_alloc(kHugePage / 2, 8);
-  huge_free(t, kHugePage / 2);
-  EXPECT_EQ(huge_cached_bytes(), kHugePage);
+  // Blocks from kKeptBlock to kHugePage are kept in whole 4 KiB pages, and come back for
+  // the same number of pages.
+  const std::size_t mid = 25 * 4096 + 100;
+  void* t = huge_alloc(mid, 64);
+  EXPECT_EQ(address(t) % 4096, 0u);
+  std::memset(t, 2, mid);
+  huge_free(t, mid);
+  EXPECT_EQ(huge_cached_bytes(), kHugePage + 26 * 4096);
+  void* u = huge_alloc(26 * 4096, 8);
+  EXPECT_EQ(u, t);
+  EXPECT_EQ(static_cast<unsigned char*>(u)[mid - 1], 2);
+  huge_free(u, 26 * 4096);
+  // Blocks below kKeptBlock are never kept.
+  void* v = huge_alloc(kKeptBlock - 1, 8);
+  huge_free(v, kKeptBlock - 1);
+  EXPECT_EQ(huge_cached_bytes(), kHugePage + 26 * 4096);
   xgrad::detail::set_huge_cache_keep(std::chrono::seconds(10));
 }
 

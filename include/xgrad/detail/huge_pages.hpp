@@ -15,21 +15,26 @@
 namespace xgrad::detail {
 
 /// The huge page size of x86-64 and of arm64 with 4 KiB base pages. Arrays from this size
-/// up go on huge pages, smaller ones stay with operator new.
+/// up go on huge pages.
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
-/// `bytes` of memory aligned to `align`; from kHugePage up, aligned to and rounded up to
-/// whole huge pages and offered to the kernel as huge pages (a hint: where transparent
-/// huge pages are off it is plain memory), or a block of that size freed shortly before.
-/// Throws std::bad_alloc; released by huge_free with the same `bytes`.
+/// Arrays from this size up are kept for reuse when freed (huge_free); smaller ones stay
+/// with operator new, whose free lists already reuse them.
+inline constexpr std::size_t kKeptBlock = std::size_t{64} << 10;
+
+/// `bytes` of memory aligned to `align`. From kHugePage up: aligned to and rounded up to
+/// whole huge pages and offered to the kernel as huge pages (a hint: where transparent huge
+/// pages are off it is plain memory). From kKeptBlock up: rounded up to whole 4 KiB pages.
+/// Either is a block of that size freed shortly before when there is one. Throws
+/// std::bad_alloc; released by huge_free with the same `bytes`.
 void* huge_alloc(std::size_t bytes, std::size_t align);
 
-/// Releases huge_alloc's memory. Blocks from kHugePage up are kept for a later huge_alloc
+/// Releases huge_alloc's memory. Blocks from kKeptBlock up are kept for a later huge_alloc
 /// of the same size for a while (ten seconds, at most 1 GiB in all), so that a graph built
 /// after another does not have the kernel fault in and clear its memory again.
 void huge_free(void* p, std::size_t bytes) noexcept;
 
-/// std::allocator for arrays that grow with the graph: huge_alloc's memory from kHugePage
+/// std::allocator for arrays that grow with the graph: huge_alloc's memory from kKeptBlock
 /// up, std::allocator's below.
 template <class T>
 struct HugePageAllocator {
@@ -39,11 +44,11 @@ struct HugePageAllocator {
   HugePageAllocator(const HugePageAllocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
   T* allocate(std::size_t n) {
     if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
-    if (n * sizeof(T) < kHugePage) return std::allocator<T>().allocate(n);
+    if (n * sizeof(T) < kKeptBlock) return std::allocator<T>().allocate(n);
     return static_cast<T*>(huge_alloc(n * sizeof(T), alignof(T)));
   }
   void deallocate(T* p, std::size_t n) noexcept {
-    if (n * sizeof(T) < kHugePage) {
+    if (n * sizeof(T) < kKeptBlock) {
       std::allocator<T>().deallocate(p, n);
     } else {
       huge_free(p, n * sizeof(T));
