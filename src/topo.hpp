@@ -192,8 +192,15 @@ big_vector<NodeId> execution_order(const Graph<T>& g, std::span<const NodeId> ro
   const OperandGraph<T> og{&g, &reach, static_cast<NodeId>(reach.back() + 1)};
   // Colours indexed by id, left uninitialised: the search whitens every vertex of `reach`
   // (and the root) before it starts, and no edge leads anywhere else.
-  std::unique_ptr<boost::default_color_type[]> colors(
-      new boost::default_color_type[static_cast<std::size_t>(og.root) + 1]);
+  // On the allocator of the graph's arrays: a block this size comes back from the graph
+  // compiled before instead of being faulted in afresh.
+  using Colors = HugePageAllocator<boost::default_color_type>;
+  const std::size_t n_colors = static_cast<std::size_t>(og.root) + 1;
+  const auto free_colors = [n_colors](boost::default_color_type* p) {
+    Colors().deallocate(p, n_colors);
+  };
+  std::unique_ptr<boost::default_color_type[], decltype(free_colors)> colors(
+      Colors().allocate(n_colors), free_colors);
   auto color =
       boost::make_iterator_property_map(colors.get(), boost::typed_identity_property_map<NodeId>());
   big_vector<NodeId> finished;

@@ -118,6 +118,7 @@ void Plan<T>::plan() {
 
 template <class T>
 void Plan<T>::schedule_steps() {
+  units.reserve(steps.size());
   for (std::size_t st = 0; st < steps.size(); ++st)
     units.push_back({false, static_cast<std::uint32_t>(st)});
 }

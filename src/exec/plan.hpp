@@ -191,7 +191,7 @@ struct Plan {
   detail::big_vector<int> out_index;   // per slot: the first result it is, or -1
 
   // Schedule (plan_groups or schedule_steps, then plan_buffers).
-  std::vector<Unit> units;                     // what execute() runs, in order
+  detail::big_vector<Unit> units;              // what execute() runs, in order
   std::vector<GroupBuffers<T>> group_buffers;  // per row-tiled group
   RowGroupsPtr<T> row_groups;                  // tiling.cpp's own state
   std::size_t tiled_steps = 0;                 // members of the row-tiled groups
