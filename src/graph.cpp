@@ -184,15 +184,12 @@ NodeId Graph<T>::reserve_node_slow() {
   if (size_ >= std::numeric_limits<NodeId>::max() - 1) {
     throw GraphError("graph is full (" + std::to_string(size_) + " nodes)");
   }
-  const NodeId id = static_cast<NodeId>(size_);
-  const std::size_t k = chunk_of(id);
+  const std::size_t k = chunk_of(static_cast<NodeId>(size_));
   // On huge pages from 2 MiB up (huge_alloc), and reused from the graph before.
   chunks_.reserve(k + 1);
   chunks_.push_back(
       static_cast<Node<T>*>(detail::huge_alloc(chunk_bytes<T>(kFirstChunk, k), alignof(Node<T>))));
-  uses_of_.push_back(Uses{});
-  in_begin_.push_back(static_cast<std::uint32_t>(in_ids_.size()));
-  return id;
+  return reserve_node();  // which now finds the chunk
 }
 
 template <class T>

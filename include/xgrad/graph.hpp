@@ -245,7 +245,7 @@ class Graph {
   // Room and bookkeeping for node size(): the caller constructs it at at(id) and then
   // counts it (++size_), so an op node is built from its fields in place.
   NodeId reserve_node();
-  [[gnu::noinline, gnu::cold]] NodeId reserve_node_slow();  // a new chunk, or "graph is full"
+  [[gnu::noinline, gnu::cold]] NodeId reserve_node_slow();  // adds a chunk, or "graph is full"
   [[noreturn]] void out_of_range(NodeId id) const;
   // Common-subexpression elimination by use lists: an identical node, if one exists,
   // consumes every operand of the new one, so apply() scans the consumers of the operand
