@@ -170,10 +170,11 @@ NodeId Graph<T>::reserve_node() {
   const NodeId id = static_cast<NodeId>(size_);
   // A new chunk and the size check out of line, so that this path, which every node a
   // builder makes takes, saves no registers.
-  if (size_ >= std::numeric_limits<NodeId>::max() - 1 || chunk_of(id) == chunks_.size())
-      [[unlikely]] {
+  const std::size_t k = chunk_of(id);
+  if (size_ >= std::numeric_limits<NodeId>::max() - 1 || k == chunks_.size()) [[unlikely]] {
     return reserve_node_slow();
   }
+  node_at_.push_back(chunks_[k] + (id - chunk_start(k)));
   uses_of_.push_back(Uses{});
   in_begin_.push_back(static_cast<std::uint32_t>(in_ids_.size()));
   return id;

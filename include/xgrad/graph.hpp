@@ -233,14 +233,10 @@ class Graph {
     return static_cast<std::size_t>(std::bit_width((std::size_t{id} >> kFirstBits) + 1)) - 1;
   }
   static std::size_t chunk_start(std::size_t k) { return (kFirstChunk << k) - kFirstChunk; }
-  [[gnu::always_inline]] Node<T>& at(NodeId id) {  // a call costs as much as its index math
-    std::size_t k = chunk_of(id);
-    return chunks_[k][id - chunk_start(k)];
-  }
-  const Node<T>& at(NodeId id) const {
-    std::size_t k = chunk_of(id);
-    return chunks_[k][id - chunk_start(k)];
-  }
+  // Through the table of node addresses: one load, where the chunk arithmetic took a dozen
+  // instructions, and the builders look up several nodes for each node they make.
+  Node<T>& at(NodeId id) { return *node_at_[id]; }
+  const Node<T>& at(NodeId id) const { return *node_at_[id]; }
   Node<T>& new_node();  // default-constructed, appended; its id is size() - 1
   // Room and bookkeeping for node size(): the caller constructs it at at(id) and then
   // counts it (++size_), so an op node is built from its fields in place.
@@ -265,6 +261,7 @@ class Graph {
   friend struct detail::GraphAccess;
   // Operand ids of every node, node after node (a copy of Node::inputs packed for the
   // sweeps of topological ordering, which then never touch the nodes themselves).
+  detail::AppendArray<Node<T>*> node_at_;        // per node: its address in its chunk
   detail::AppendArray<std::uint32_t> in_begin_;  // per node: first operand in in_ids_
   detail::AppendArray<NodeId> in_ids_;
   detail::AppendArray<Uses> uses_of_;  // per node
